@@ -1,1 +1,33 @@
-export const x: Array<number> = [1]
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as SmtpClient from "./SmtpClient.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmtpConnection from "./SmtpConnection.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmtpError from "./SmtpError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmtpReply from "./SmtpReply.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmtpTransport from "./SmtpTransport.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as NodeSmtpTransport from "./NodeSmtpTransport.js"

@@ -1,0 +1,227 @@
+/**
+ * The Node.js transport: TCP (`node:net`) or a Unix domain socket, TLS (`node:tls`) for implicit
+ * TLS and STARTTLS, each wrapped as an `@effect/platform` Socket with `NodeSocket.fromDuplex`.
+ *
+ * @since 0.1.0
+ */
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Dns from "node:dns/promises"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Tls from "node:tls"
+import { SmtpConnectError, SmtpTimeout, SmtpTlsError, type TlsFailureReason } from "./SmtpError.js"
+import * as SmtpTransport from "./SmtpTransport.js"
+
+const untrusted = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_REJECTED",
+  "INVALID_CA"
+])
+const expired = new Set(["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"])
+
+/**
+ * Maps a Node TLS error to a reason a caller can act on.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const classifyTlsError = (error: unknown): SmtpTlsError => {
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : ""
+  const text = error instanceof Error ? error.message : String(error)
+  let reason: TlsFailureReason = "other"
+  let detail = text
+  if (untrusted.has(code)) {
+    reason = "untrusted"
+    detail = `the server's certificate is not trusted (${code}): ${text}`
+  } else if (expired.has(code)) {
+    reason = "expired"
+    detail = `the server's certificate is expired or not yet valid (${code}): ${text}`
+  } else if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    reason = "hostname-mismatch"
+    detail = `the server's certificate is for another name: ${text}`
+  } else if (code.startsWith("ERR_SSL_") || /alert|protocol|wrong version/i.test(text)) {
+    reason = "protocol"
+    detail = `TLS protocol failure (${code || "no code"}): ${text}`
+  }
+  return new SmtpTlsError({ reason, detail, cause: error })
+}
+
+const isIp = (host: string) => Net.isIP(host.replace(/^\[|\]$/g, "")) !== 0
+
+const keyValue = (key: Redacted.Redacted<string | Uint8Array> | undefined) =>
+  key === undefined ? undefined : Redacted.value(key)
+
+const handshake = (
+  raw: Net.Socket,
+  host: string,
+  options: SmtpTransport.TlsOptions
+): Effect.Effect<Tls.TLSSocket, SmtpTlsError | SmtpTimeout> => {
+  const timeout = Duration.decode(options.handshakeTimeout ?? Duration.seconds(30))
+  const servername = options.servername ?? host.replace(/^\[|\]$/g, "")
+  return Effect.async<Tls.TLSSocket, SmtpTlsError>((resume) => {
+    const ca = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca]
+    const socket = Tls.connect({
+      socket: raw,
+      host: servername,
+      // SNI is for DNS names only (RFC 6066 §3)
+      ...(isIp(servername) ? {} : { servername }),
+      ...(ca === undefined ? {} : { ca: ca.map((c) => typeof c === "string" ? c : Buffer.from(c)) }),
+      ...(options.cert === undefined ? {} : { cert: options.cert }),
+      ...(options.key === undefined ? {} : { key: keyValue(options.key) }),
+      minVersion: options.minVersion ?? "TLSv1.2",
+      rejectUnauthorized: options.rejectUnauthorized ?? true
+    } as Tls.ConnectionOptions)
+    const onError = (error: Error) => {
+      socket.destroy()
+      resume(Effect.fail(classifyTlsError(error)))
+    }
+    socket.once("error", onError)
+    socket.once("secureConnect", () => {
+      socket.off("error", onError)
+      socket.on("error", () => {})
+      socket.setNoDelay(true)
+      resume(Effect.succeed(socket))
+    })
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.timeoutFail({
+      duration: timeout,
+      onTimeout: () =>
+        new SmtpTlsError({
+          reason: "handshake-timeout",
+          detail: `the TLS handshake took longer than ${Duration.toMillis(timeout)} ms`
+        })
+    })
+  )
+}
+
+const wrap = (
+  duplex: Net.Socket,
+  raw: Net.Socket,
+  host: string,
+  secure: boolean
+): Effect.Effect<SmtpTransport.Connection> =>
+  Effect.map(NodeSocket.fromDuplex(Effect.succeed(duplex)), (socket) => ({
+    socket,
+    secure,
+    upgradeTls: (options) => Effect.flatMap(handshake(raw, host, options), (tls) => wrap(tls, raw, host, true)),
+    close: Effect.sync(() => {
+      duplex.destroy()
+      raw.destroy()
+    })
+  }))
+
+/**
+ * Opens a TCP or Unix socket connection (and the TLS handshake for implicit TLS), closed with
+ * the Scope. TCP_NODELAY is on.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect = (
+  options: SmtpTransport.ConnectOptions
+): Effect.Effect<
+  SmtpTransport.Connection,
+  SmtpConnectError | SmtpTimeout | SmtpTlsError,
+  import("effect/Scope").Scope
+> =>
+  Effect.gen(function*() {
+    const address = options.path ?? `${options.host}:${options.port}`
+    let raw: Net.Socket | undefined
+    yield* Effect.addFinalizer(() => Effect.sync(() => raw?.destroy()))
+    const socket = yield* Effect.async<Net.Socket, SmtpConnectError>((resume) => {
+      const s = options.path !== undefined ?
+        Net.createConnection({ path: options.path }) :
+        Net.createConnection({
+          host: options.host.replace(/^\[|\]$/g, ""),
+          port: options.port,
+          noDelay: true,
+          ...(options.sourceAddress === undefined ? {} : {
+            localAddress: options.sourceAddress.host,
+            ...(options.sourceAddress.port === undefined ? {} : { localPort: options.sourceAddress.port })
+          })
+        })
+      raw = s
+      const onError = (cause: Error) => {
+        s.destroy()
+        resume(Effect.fail(new SmtpConnectError({ address, cause })))
+      }
+      s.once("error", onError)
+      s.once("connect", () => {
+        s.off("error", onError)
+        // errors surface through the Socket's run; this keeps an error between runs from crashing
+        s.on("error", () => {})
+        resume(Effect.succeed(s))
+      })
+      return Effect.sync(() => s.destroy())
+    }).pipe(
+      Effect.timeoutFail({
+        duration: options.timeout,
+        onTimeout: () =>
+          new SmtpTimeout({ phase: `connecting to ${address}`, timeoutMillis: Duration.toMillis(options.timeout) })
+      })
+    )
+    if (options.tls !== undefined) {
+      const tls = yield* handshake(socket, options.host, options.tls)
+      return yield* wrap(tls, socket, options.host, true)
+    }
+    return yield* wrap(socket, socket, options.host, false)
+  })
+
+let fqdn: Promise<string> | undefined
+
+const lookupFqdn = async (): Promise<string> => {
+  const name = Os.hostname()
+  let address: string | undefined
+  try {
+    address = (await Dns.lookup(name)).address
+    const reverse = (await Dns.lookupService(address, 0)).hostname
+    if (reverse.includes(".")) return reverse
+  } catch {
+    // no resolver answer: fall through to the literal, as smtplib does
+  }
+  if (name.includes(".")) return name
+  const literal = address ?? "127.0.0.1"
+  return Net.isIPv6(literal) ? `[IPv6:${literal}]` : `[${literal}]`
+}
+
+/**
+ * smtplib's default `local_hostname`: the fully qualified domain name of this host when it has
+ * one (a name with a dot, from the resolver), else an address literal such as `[127.0.0.1]`.
+ * Looked up once per process.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const localHostname: Effect.Effect<string> = Effect.promise(() => {
+  fqdn ??= lookupFqdn()
+  return fqdn
+}).pipe(
+  Effect.timeoutTo({ duration: Duration.seconds(5), onTimeout: () => "[127.0.0.1]", onSuccess: (name) => name })
+)
+
+/**
+ * The transport as a service.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: SmtpTransport.Service = { connect, localHostname }
+
+/**
+ * Provides `SmtpTransport` over Node's network stack.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<SmtpTransport.SmtpTransport> = Layer.succeed(SmtpTransport.SmtpTransport, make)

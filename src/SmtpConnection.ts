@@ -1,0 +1,127 @@
+/**
+ * One SMTP/LMTP session: smtplib's `SMTP` methods as Effect values. Get one from
+ * `SmtpClient.connect` (scoped: closing the Scope sends QUIT and closes the socket) or provide
+ * it with `SmtpClient.layer`.
+ *
+ * Operations on one connection are serialised: concurrent callers take turns, a whole
+ * `sendmail` transaction at a time.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
+import type { SmtpError } from "./SmtpError.js"
+import type { SmtpReply } from "./SmtpReply.js"
+
+/**
+ * A message to send: a string (ASCII only; lone CR and LF become CRLF), bytes (sent unchanged
+ * but for dot-stuffing) or a Stream of bytes (likewise, never held whole in memory).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MessageInput<E = never, R = never> = string | Uint8Array | Stream.Stream<Uint8Array, E, R>
+
+/**
+ * Options of `sendmail`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SendmailOptions {
+  /** ESMTP parameters for MAIL FROM (`"BODY=8BITMIME"`, `"SMTPUTF8"`); sent only to ESMTP servers. */
+  readonly mailOptions?: ReadonlyArray<string> | undefined
+  /** ESMTP parameters for every RCPT TO (`"NOTIFY=SUCCESS,FAILURE"`). */
+  readonly rcptOptions?: ReadonlyArray<string> | undefined
+  /**
+   * The message size for `SIZE=` when the server advertises SIZE. Known for strings and bytes;
+   * give it for a Stream, or no SIZE parameter is sent.
+   */
+  readonly size?: number | undefined
+}
+
+/**
+ * The recipients refused at RCPT, address to reply (smtplib's `sendmail` return value).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RefusedRecipients = Readonly<Record<string, SmtpReply>>
+
+/**
+ * The session operations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** The server's greeting (smtplib's `connect()` return value). */
+  readonly greeting: SmtpReply
+  /** HELO with `name` or the local host name; the reply is returned whatever its code. */
+  readonly helo: (name?: string) => Effect.Effect<SmtpReply, SmtpError>
+  /** EHLO (LHLO in LMTP); on 250 the extensions are read. The reply is returned whatever its code. */
+  readonly ehlo: (name?: string) => Effect.Effect<SmtpReply, SmtpError>
+  /** EHLO, falling back to HELO, unless one was done already; `SmtpHeloError` when both fail. */
+  readonly ehloOrHeloIfNeeded: Effect.Effect<void, SmtpError>
+  /** Whether the server advertised an extension (case-insensitive). */
+  readonly hasExtn: (name: string) => Effect.Effect<boolean>
+  /** The parameters of an advertised extension (`"10485760"` for SIZE). */
+  readonly extnParams: (name: string) => Effect.Effect<Option.Option<string>>
+  /** The extensions from the last EHLO: lower-case keyword to parameters. */
+  readonly esmtpFeatures: Effect.Effect<ReadonlyMap<string, string>>
+  /** Whether the last EHLO succeeded. */
+  readonly doesEsmtp: Effect.Effect<boolean>
+  /** The text of the last EHLO reply. */
+  readonly ehloResp: Effect.Effect<Option.Option<string>>
+  /** The text of the last HELO reply. */
+  readonly heloResp: Effect.Effect<Option.Option<string>>
+  /** Any command; the reply whatever its code. */
+  readonly docmd: (command: string, args?: string) => Effect.Effect<SmtpReply, SmtpError>
+  /** NOOP. */
+  readonly noop: Effect.Effect<SmtpReply, SmtpError>
+  /** RSET: ends the mail transaction. */
+  readonly rset: Effect.Effect<SmtpReply, SmtpError>
+  /** VRFY. */
+  readonly verify: (address: string) => Effect.Effect<SmtpReply, SmtpError>
+  /** EXPN. */
+  readonly expn: (address: string) => Effect.Effect<SmtpReply, SmtpError>
+  /** HELP. */
+  readonly help: (args?: string) => Effect.Effect<SmtpReply, SmtpError>
+  /** MAIL FROM with ESMTP parameters (sent only to ESMTP servers); the reply whatever its code. */
+  readonly mail: (sender: string, options?: ReadonlyArray<string>) => Effect.Effect<SmtpReply, SmtpError>
+  /** RCPT TO with ESMTP parameters; the reply whatever its code. */
+  readonly rcpt: (recipient: string, options?: ReadonlyArray<string>) => Effect.Effect<SmtpReply, SmtpError>
+  /**
+   * DATA, then the message (dot-stuffed, ended with `CRLF.CRLF`). `SmtpDataError` if DATA is not
+   * answered 354; the reply to the end of data is returned whatever its code.
+   */
+  readonly data: <E = never, R = never>(message: MessageInput<E, R>) => Effect.Effect<SmtpReply, SmtpError | E, R>
+  /**
+   * smtplib's `sendmail`: EHLO/HELO if needed, MAIL (with SIZE when advertised), RCPT for each
+   * recipient, DATA and the message. With PIPELINING, MAIL, every RCPT and DATA go in one write.
+   * Returns the recipients refused; fails with `SmtpSenderRefused`, `SmtpRecipientsRefused` (all
+   * refused) or `SmtpDataError`, after an RSET (or closing, on 421).
+   */
+  readonly sendmail: <E = never, R = never>(
+    from: string,
+    to: string | ReadonlyArray<string>,
+    message: MessageInput<E, R>,
+    options?: SendmailOptions
+  ) => Effect.Effect<RefusedRecipients, SmtpError | E, R>
+  /** QUIT, then close. The Scope does this too when it closes. */
+  readonly quit: Effect.Effect<SmtpReply, SmtpError>
+  /** Closes the socket without QUIT. */
+  readonly close: Effect.Effect<void>
+  /** Whether the connection is closed. */
+  readonly isClosed: Effect.Effect<boolean>
+  /** Whether the connection is encrypted (implicit TLS or after STARTTLS). */
+  readonly isSecure: Effect.Effect<boolean>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class SmtpConnection extends Context.Tag("effect-smtp/SmtpConnection")<SmtpConnection, Service>() {}

@@ -1,0 +1,98 @@
+/**
+ * The seam between the protocol and the network: a transport opens a byte stream (an
+ * `@effect/platform` `Socket`) to a server and can upgrade it to TLS. The Node implementation is
+ * `NodeSmtpTransport`; the in-memory one, for tests, is in `effect-smtp/testing`.
+ *
+ * @since 0.1.0
+ */
+import type * as Socket from "@effect/platform/Socket"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import type { SmtpConnectError, SmtpTimeout, SmtpTlsError } from "./SmtpError.js"
+
+/**
+ * TLS settings. Certificates and host names are verified unless `rejectUnauthorized` is `false`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TlsOptions {
+  /** Trusted CA certificates (PEM); the system's store when absent. */
+  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined
+  /** Client certificate chain (PEM), for servers that authenticate clients by certificate. */
+  readonly cert?: string | Uint8Array | undefined
+  /** Client private key (PEM). */
+  readonly key?: Redacted.Redacted<string | Uint8Array> | undefined
+  /** The name to verify the certificate against and send as SNI; the connect host by default. */
+  readonly servername?: string | undefined
+  /** The oldest protocol accepted; TLSv1.2 by default. */
+  readonly minVersion?: "TLSv1.2" | "TLSv1.3" | undefined
+  /** `false` turns certificate verification off. Only for tests and servers you control. */
+  readonly rejectUnauthorized?: boolean | undefined
+  /** How long the handshake may take; 30 seconds by default. */
+  readonly handshakeTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Where and how to connect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectOptions {
+  readonly host: string
+  readonly port: number
+  /** A Unix domain socket path; when set, host and port are only used for names. */
+  readonly path?: string | undefined
+  /** Bind the local end to this address (smtplib's `source_address`). */
+  readonly sourceAddress?: { readonly host: string; readonly port?: number | undefined } | undefined
+  /** How long the connection may take. */
+  readonly timeout: Duration.Duration
+  /** Implicit TLS (smtplib's `SMTP_SSL`): the handshake runs before the greeting. */
+  readonly tls?: TlsOptions | undefined
+}
+
+/**
+ * An open connection: the socket to speak over, and the TLS upgrade.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  readonly socket: Socket.Socket
+  /** Whether the socket is encrypted now. */
+  readonly secure: boolean
+  /**
+   * Upgrades to TLS (STARTTLS). The caller must have stopped reading from `socket`; the returned
+   * socket replaces it. Bytes the server sent before the handshake are never delivered.
+   */
+  readonly upgradeTls: (options: TlsOptions) => Effect.Effect<Connection, SmtpTlsError | SmtpTimeout>
+  /** Closes the connection now, without a goodbye. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * The transport service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /**
+   * The name to greet with when the caller gives none: the fully qualified domain name of this
+   * host, else an address literal (`[192.0.2.1]`), as smtplib does.
+   */
+  readonly localHostname: Effect.Effect<string>
+  readonly connect: (
+    options: ConnectOptions
+  ) => Effect.Effect<Connection, SmtpConnectError | SmtpTimeout | SmtpTlsError, Scope.Scope>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class SmtpTransport extends Context.Tag("effect-smtp/SmtpTransport")<SmtpTransport, Service>() {}

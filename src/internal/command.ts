@@ -1,0 +1,76 @@
+/**
+ * Command encoding. Pure.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import { SmtpInvalidInput } from "../SmtpError.js"
+
+const encoder = new TextEncoder()
+
+/** One encoded command: the bytes for the wire and a display form for the transcript. */
+export interface Command {
+  /** The verb, upper-case (`"MAIL"`): what errors and spans name. */
+  readonly verb: string
+  readonly bytes: Uint8Array
+  /** The line as the debug transcript shows it (secrets replaced). */
+  readonly display: string
+}
+
+const nonAscii = /[^\x00-\x7f]/
+const lineBreak = /[\r\n]/
+
+/**
+ * Encodes `VERB args\r\n`. CR or LF anywhere is refused (smtplib raises ValueError), as is a
+ * non-ASCII character unless `utf8` (an SMTPUTF8 transaction).
+ */
+export const encode = (
+  verb: string,
+  args?: string | undefined,
+  options?: { readonly utf8?: boolean | undefined; readonly display?: string | undefined }
+): Either.Either<Command, SmtpInvalidInput> => {
+  const line = args === undefined || args === "" ? verb : `${verb} ${args}`
+  if (lineBreak.test(line)) {
+    return Either.left(
+      new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${JSON.stringify(verb)} (nothing was sent)` })
+    )
+  }
+  if (line.includes("\0")) {
+    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain NUL: ${JSON.stringify(verb)}` }))
+  }
+  if (options?.utf8 !== true && nonAscii.test(line)) {
+    return Either.left(
+      new SmtpInvalidInput({
+        reason: `Non-ASCII characters in ${verb.toUpperCase()}: they need SMTPUTF8 (pass it in the mail options)`
+      })
+    )
+  }
+  return Either.right({
+    verb: verb.split(" ")[0].toUpperCase(),
+    bytes: encoder.encode(`${line}\r\n`),
+    display: options?.display ?? line
+  })
+}
+
+/**
+ * smtplib's `quoteaddr`: `<>` stays; `"Name <a@b>"` becomes `<a@b>`; a bare address is wrapped.
+ */
+export const quoteAddress = (address: string): string => {
+  const trimmed = address.trim()
+  if (trimmed === "<>" || trimmed === "") return "<>"
+  return `<${addressOnly(trimmed)}>`
+}
+
+/**
+ * smtplib's `_addr_only`: the address inside angle brackets when there are any, else the string.
+ */
+export const addressOnly = (address: string): string => {
+  const trimmed = address.trim()
+  const open = trimmed.lastIndexOf("<")
+  const close = trimmed.lastIndexOf(">")
+  if (open !== -1 && close > open) return trimmed.slice(open + 1, close).trim()
+  return trimmed
+}
+
+/** Whether a string needs SMTPUTF8 to be sent in a command. */
+export const isAscii = (s: string): boolean => !nonAscii.test(s)

@@ -1,0 +1,339 @@
+/**
+ * The engine: writes batches of commands and hands back one reply per command, in order
+ * (RFC 2920 pipelining is the only mode; without PIPELINING a batch has one command).
+ *
+ * Writing and reading are decoupled. A write registers the replies it is owed in a FIFO; the
+ * reader fiber decodes replies from the socket and settles the oldest owed reply. So a later
+ * step can write while earlier replies are still owed. It knows a `Socket`, never `node:*`.
+ *
+ * @internal
+ */
+import type * as Socket from "@effect/platform/Socket"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import {
+  type SmtpError,
+  SmtpProtocolError,
+  SmtpResponseException,
+  SmtpServerDisconnected,
+  SmtpTimeout,
+  type SmtpTlsError
+} from "../SmtpError.js"
+import * as SmtpReply from "../SmtpReply.js"
+import type * as SmtpTransport from "../SmtpTransport.js"
+import type { Command } from "./command.js"
+import * as ReplyDecoder from "./replyDecoder.js"
+
+export interface EngineOptions {
+  /** 0: quiet; 1: `C:`/`S:` transcript at Debug level; 2: the same with timestamps. */
+  readonly debug: 0 | 1 | 2
+  /** How long to wait for the reply to a command (by verb, `"<greeting>"`, `"<data>"`). */
+  readonly replyTimeout: (verb: string) => Duration.Duration
+  /** How long one write may take to be accepted by the socket. */
+  readonly writeTimeout: Duration.Duration
+  /** For spans: `server.address` and `server.port`. */
+  readonly serverAddress: string
+  readonly serverPort: number
+}
+
+/** Awaits one owed reply: applies its timeout and writes the `S:` transcript. */
+export type Awaiter = Effect.Effect<SmtpReply.SmtpReply, SmtpError>
+
+export interface Engine {
+  /** Writes the commands in one flush; returns one awaiter per command, in order. */
+  readonly pipeline: (commands: ReadonlyArray<Command>) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError>
+  /** Writes one command and waits for its reply. */
+  readonly command: (command: Command) => Effect.Effect<SmtpReply.SmtpReply, SmtpError>
+  /** An owed reply that no command asks for: the greeting. */
+  readonly expect: (verb: string) => Effect.Effect<Awaiter, SmtpError>
+  /**
+   * Writes message data (already dot-stuffed, or BDAT chunks) under the write lock, then
+   * `after` commands in the same flush as the last chunk; returns awaiters for the `owed` replies
+   * the data draws followed by those of `after`.
+   */
+  readonly writeData: <E, R>(
+    data: Stream.Stream<Uint8Array, E, R>,
+    options: { readonly owed: ReadonlyArray<string>; readonly label: string }
+  ) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R>
+  /**
+   * Swaps the socket for a TLS one. Refuses (and closes) if the server sent anything after the
+   * reply to STARTTLS: those bytes must never be read as replies (CVE-2011-0411).
+   */
+  readonly startTls: (
+    upgrade: (
+      connection: SmtpTransport.Connection
+    ) => Effect.Effect<SmtpTransport.Connection, SmtpTlsError | SmtpTimeout>
+  ) => Effect.Effect<void, SmtpError>
+  /** Closes the connection now (no QUIT); owed replies fail with `SmtpServerDisconnected`. */
+  readonly close: Effect.Effect<void>
+  /** Whether the connection is closed (by either side, a timeout or a protocol error). */
+  readonly isClosed: () => boolean
+  /** Whether the socket is encrypted now. */
+  readonly isSecure: () => boolean
+  /** Replies still owed. */
+  readonly owed: () => number
+}
+
+interface Owed {
+  readonly verb: string
+  readonly deferred: Deferred.Deferred<SmtpReply.SmtpReply, SmtpError>
+}
+
+const encoder = new TextEncoder()
+
+const concatBytes = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
+  if (chunks.length === 1) return chunks[0]
+  let length = 0
+  for (const c of chunks) length += c.length
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const c of chunks) {
+    out.set(c, offset)
+    offset += c.length
+  }
+  return out
+}
+
+export const make = (
+  initial: SmtpTransport.Connection,
+  options: EngineOptions
+): Effect.Effect<Engine, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const writeLock = yield* Effect.makeSemaphore(1)
+    let connection = initial
+    let decoder = ReplyDecoder.make()
+    const owed: Array<Owed> = []
+    const unsolicited: Array<SmtpReply.SmtpReply> = []
+    /** Set once the connection is unusable: makes the error for an operation that needs it. */
+    let closedWith: ((during: string) => SmtpError) | undefined
+    let reader: Fiber.RuntimeFiber<void, never> | undefined
+    let writerScope: Scope.CloseableScope | undefined
+    let write: ((chunk: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
+    let stopping = false
+
+    const transcript = (line: string): Effect.Effect<void> =>
+      options.debug === 0 ? Effect.void : options.debug === 1 ?
+        Effect.logDebug(line) :
+        Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.logDebug(`${new Date(now).toISOString()} ${line}`))
+
+    const disconnected = (cause?: unknown) => (during: string) =>
+      new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
+
+    /** Marks the connection unusable, fails every owed reply, destroys the socket. Idempotent. */
+    const terminate = (error: (during: string) => SmtpError): void => {
+      if (closedWith !== undefined) return
+      closedWith = error
+      for (const o of owed.splice(0)) {
+        Deferred.unsafeDone(o.deferred, Exit.fail(error(`waiting for the reply to ${o.verb}`)))
+      }
+      stopping = true
+      Effect.runFork(connection.close)
+    }
+
+    const deliver = (reply: SmtpReply.SmtpReply): void => {
+      const o = owed.shift()
+      if (o === undefined) unsolicited.push(reply)
+      else Deferred.unsafeDone(o.deferred, Exit.succeed(reply))
+    }
+
+    const onChunk = (chunk: Uint8Array): void => {
+      if (closedWith !== undefined) return
+      const result = decoder.push(chunk)
+      for (const raw of result.replies) {
+        const reply = SmtpReply.fromLines(raw)
+        if (Either.isLeft(reply)) {
+          const line = raw.find((l) => !/^\d{3}[ -]?/.test(l)) ?? raw[raw.length - 1] ?? ""
+          const error = new SmtpProtocolError({ reason: `Malformed reply: ${reply.left}`, line: line.slice(0, 120) })
+          return terminate(() => error)
+        }
+        deliver(reply.right)
+        if (closedWith !== undefined) return
+      }
+      if (result.failure !== undefined) {
+        const failure = result.failure
+        const error = failure._tag === "LineTooLong" ?
+          new SmtpResponseException({ code: 500, text: "Line too long." }) :
+          new SmtpProtocolError({
+            reason: `Reply has more than ${ReplyDecoder.MAX_LINES} lines`,
+            line: failure.line
+          })
+        terminate(() => error)
+      }
+    }
+
+    const startReader = Effect.gen(function*() {
+      const socket = connection.socket
+      const ws = yield* Scope.fork(scope, { _tag: "Sequential" } as any)
+      writerScope = ws
+      write = yield* Scope.extend(socket.writer, ws)
+      stopping = false
+      reader = yield* socket.run(onChunk).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) =>
+          Effect.sync(() => {
+            if (stopping) return
+            terminate(
+              Exit.isSuccess(exit) ? disconnected() : disconnected(Exit.isFailure(exit) ? exit.cause : undefined)
+            )
+          })
+        ),
+        Effect.forkIn(scope)
+      )
+    })
+
+    yield* startReader
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.sync(() => {
+        stopping = true
+        terminate(disconnected())
+      })
+    )
+
+    const register = (verb: string): Effect.Effect<Owed, SmtpError> =>
+      Effect.suspend(() => {
+        if (closedWith !== undefined) return Effect.fail(closedWith(`sending ${verb}`))
+        const o: Owed = { verb, deferred: Deferred.unsafeMake(FiberId.none) }
+        const early = unsolicited.shift()
+        if (early !== undefined) Deferred.unsafeDone(o.deferred, Exit.succeed(early))
+        else owed.push(o)
+        return Effect.succeed(o)
+      })
+
+    const awaiter = (o: Owed): Awaiter => {
+      const timeout = options.replyTimeout(o.verb)
+      return Deferred.await(o.deferred).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => {
+            const error = new SmtpTimeout({
+              phase: `waiting for the reply to ${o.verb}`,
+              timeoutMillis: Duration.toMillis(timeout)
+            })
+            terminate(() => error)
+            return error
+          }
+        }),
+        Effect.tap((reply) =>
+          options.debug === 0
+            ? Effect.void
+            : Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`))
+        )
+      )
+    }
+
+    const rawWrite = (bytes: Uint8Array, what: string): Effect.Effect<void, SmtpError> =>
+      Effect.suspend(() => {
+        if (closedWith !== undefined || write === undefined) return Effect.fail((closedWith ?? disconnected())(what))
+        return write(bytes).pipe(
+          Effect.timeoutFail({
+            duration: options.writeTimeout,
+            onTimeout: () => new SmtpTimeout({ phase: what, timeoutMillis: Duration.toMillis(options.writeTimeout) })
+          }),
+          Effect.catchAll((error) => {
+            const failure = error._tag === "SmtpTimeout" ? () => error : disconnected(error)
+            terminate(failure)
+            return Effect.fail(failure(what))
+          })
+        )
+      })
+
+    const span = (verbs: string) =>
+      Effect.withSpan("smtplib.send", {
+        kind: "client",
+        attributes: {
+          "server.address": options.serverAddress,
+          "server.port": options.serverPort,
+          "smtp.commands": verbs
+        }
+      })
+
+    const pipeline = (commands: ReadonlyArray<Command>): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError> =>
+      writeLock.withPermits(1)(
+        Effect.gen(function*() {
+          const registered: Array<Owed> = []
+          for (const c of commands) registered.push(yield* register(c.verb))
+          if (options.debug !== 0) yield* Effect.forEach(commands, (c) => transcript(`C: ${c.display}`))
+          yield* rawWrite(
+            concatBytes(commands.map((c) => c.bytes)),
+            `sending ${commands.map((c) => c.verb).join(", ")}`
+          )
+          return registered.map(awaiter)
+        })
+      ).pipe(span(commands.map((c) => c.verb).join(" ")))
+
+    const command = (c: Command) => Effect.flatMap(pipeline([c]), (awaiters) => awaiters[0])
+
+    const expect = (verb: string) => Effect.map(register(verb), awaiter)
+
+    const writeData = <E, R>(
+      data: Stream.Stream<Uint8Array, E, R>,
+      opts: { readonly owed: ReadonlyArray<string>; readonly label: string }
+    ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
+      writeLock.withPermits(1)(
+        Effect.gen(function*() {
+          const registered: Array<Owed> = []
+          for (const verb of opts.owed) registered.push(yield* register(verb))
+          let bytes = 0
+          yield* Stream.runForEachChunk(data, (chunk) => {
+            const parts = Array.from(chunk)
+            const joined = concatBytes(parts)
+            bytes += joined.length
+            return joined.length === 0 ? Effect.void : rawWrite(joined, `writing ${opts.label}`)
+          })
+          if (options.debug !== 0) yield* transcript(`C: <${opts.label}: ${bytes} bytes>`)
+          return registered.map(awaiter)
+        })
+      ).pipe(span(opts.label))
+
+    const startTls = (
+      upgrade: (c: SmtpTransport.Connection) => Effect.Effect<SmtpTransport.Connection, SmtpTlsError | SmtpTimeout>
+    ): Effect.Effect<void, SmtpError> =>
+      writeLock.withPermits(1)(
+        Effect.gen(function*() {
+          if (closedWith !== undefined) return yield* Effect.fail(closedWith("starting TLS"))
+          if (owed.length > 0 || unsolicited.length > 0 || decoder.buffered() > 0) {
+            const error = new SmtpProtocolError({
+              reason: "The server sent data after its reply to STARTTLS (possible STARTTLS command injection)"
+            })
+            terminate(() => error)
+            return yield* Effect.fail(error)
+          }
+          stopping = true
+          if (reader !== undefined) yield* Fiber.interrupt(reader)
+          // after the reader: closing the writer while it runs would end() the socket (FIN)
+          if (writerScope !== undefined) yield* Scope.close(writerScope, Exit.void)
+          write = undefined
+          const upgraded = yield* upgrade(connection).pipe(
+            Effect.tapError((error) => Effect.sync(() => terminate(() => error)))
+          )
+          connection = upgraded
+          decoder = ReplyDecoder.make()
+          yield* startReader
+        })
+      )
+
+    return {
+      pipeline,
+      command,
+      expect,
+      writeData,
+      startTls,
+      close: Effect.sync(() => terminate(disconnected())),
+      isClosed: () => closedWith !== undefined,
+      isSecure: () => connection.secure,
+      owed: () => owed.length
+    } satisfies Engine
+  })
+
+/** Bytes for a literal, for tests and the data terminator. */
+export const bytes = (s: string): Uint8Array => encoder.encode(s)

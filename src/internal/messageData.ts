@@ -1,0 +1,120 @@
+/**
+ * Message data transforms: smtplib's end-of-line fix for string messages, dot-stuffing and the
+ * final `CRLF.CRLF`, as pure state machines and as Stream transforms that never hold the whole
+ * message. Pure: only `effect`.
+ *
+ * @internal
+ */
+import * as Chunk from "effect/Chunk"
+import * as Either from "effect/Either"
+import * as Stream from "effect/Stream"
+import { SmtpInvalidInput } from "../SmtpError.js"
+
+const CR = 13
+const LF = 10
+const DOT = 46
+
+/** smtplib's `_fix_eols`: CRLF, lone LF and lone CR all become CRLF. */
+export const fixEols = (s: string): string => s.replace(/\r\n|\n|\r(?!\n)/g, "\r\n")
+
+const nonAscii = /[^\x00-\x7f]/
+
+/**
+ * A string message as smtplib sends it: line endings fixed, ASCII only (smtplib raises
+ * UnicodeEncodeError; a caller with non-ASCII text encodes it to bytes themselves).
+ */
+export const encodeStringMessage = (s: string): Either.Either<Uint8Array, SmtpInvalidInput> => {
+  const m = nonAscii.exec(s)
+  if (m !== null) {
+    return Either.left(
+      new SmtpInvalidInput({
+        reason: `A string message must be ASCII (non-ASCII character at index ${m.index}); ` +
+          "encode it to bytes (for example UTF-8 with BODY=8BITMIME) to send it unchanged"
+      })
+    )
+  }
+  const fixed = fixEols(s)
+  const out = new Uint8Array(fixed.length)
+  for (let i = 0; i < fixed.length; i++) out[i] = fixed.charCodeAt(i)
+  return Either.right(out)
+}
+
+/** A dot-stuffer: doubles a `.` at the start of every line, then ends the data. */
+export interface DotStuffer {
+  readonly push: (chunk: Uint8Array) => Uint8Array
+  /** The end of data: `CRLF.CRLF`, or `.CRLF` when the data already ended with CRLF. */
+  readonly end: () => Uint8Array
+}
+
+const END_AFTER_CRLF = new Uint8Array([DOT, CR, LF])
+const END = new Uint8Array([CR, LF, DOT, CR, LF])
+
+export const makeDotStuffer = (): DotStuffer => {
+  let atLineStart = true
+  let prev1 = -1
+  let prev2 = -1
+  const push = (chunk: Uint8Array): Uint8Array => {
+    if (chunk.length === 0) return chunk
+    let out = chunk
+    if (chunk.indexOf(DOT) !== -1) {
+      const dots: Array<number> = []
+      if (atLineStart && chunk[0] === DOT) dots.push(0)
+      let lf = chunk.indexOf(LF)
+      while (lf !== -1 && lf + 1 < chunk.length) {
+        if (chunk[lf + 1] === DOT) dots.push(lf + 1)
+        lf = chunk.indexOf(LF, lf + 1)
+      }
+      if (dots.length > 0) {
+        out = new Uint8Array(chunk.length + dots.length)
+        let from = 0
+        let to = 0
+        for (const d of dots) {
+          out.set(chunk.subarray(from, d), to)
+          to += d - from
+          out[to++] = DOT
+          from = d
+        }
+        out.set(chunk.subarray(from), to)
+      }
+    }
+    atLineStart = chunk[chunk.length - 1] === LF
+    if (chunk.length >= 2) {
+      prev2 = chunk[chunk.length - 2]
+      prev1 = chunk[chunk.length - 1]
+    } else {
+      prev2 = prev1
+      prev1 = chunk[0]
+    }
+    return out
+  }
+  const end = () => (prev2 === CR && prev1 === LF ? END_AFTER_CRLF : END)
+  return { push, end }
+}
+
+/** Dot-stuffs a whole buffer and appends the end of data (smtplib's `data()` on bytes). */
+export const dotStuffBytes = (data: Uint8Array): Uint8Array => {
+  const stuffer = makeDotStuffer()
+  const body = stuffer.push(data)
+  const end = stuffer.end()
+  const out = new Uint8Array(body.length + end.length)
+  out.set(body)
+  out.set(end, body.length)
+  return out
+}
+
+/** Dot-stuffing and the end of data as a Stream transform; state is fresh for every run. */
+export const dotStuff = <E, R>(data: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
+  Stream.suspend(() => {
+    const stuffer = makeDotStuffer()
+    return data.pipe(
+      Stream.mapChunks(Chunk.map(stuffer.push)),
+      Stream.concat(Stream.sync(stuffer.end))
+    )
+  })
+
+/** Reverses dot-stuffing and strips the end of data: what a server stores. For tests. */
+export const unstuff = (wire: string): string => {
+  if (!wire.endsWith("\r\n.\r\n") && wire !== ".\r\n") throw new Error("data does not end with CRLF.CRLF")
+  const body = wire === ".\r\n" ? "" : wire.slice(0, -3)
+  return body.replace(/(^|\n)\.\./g, "$1.")
+}

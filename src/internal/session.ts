@@ -1,0 +1,291 @@
+/**
+ * Session state and the operations built on the engine (smtplib's SMTP methods).
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type * as SmtpConnection from "../SmtpConnection.js"
+import {
+  SmtpDataError,
+  type SmtpError,
+  SmtpHeloError,
+  SmtpInvalidInput,
+  SmtpNotSupportedError,
+  SmtpRecipientsRefused,
+  SmtpSenderRefused,
+  replyFields
+} from "../SmtpError.js"
+import type { SmtpReply } from "../SmtpReply.js"
+import * as Codec from "./command.js"
+import { parseFeatures } from "./ehlo.js"
+import type { Awaiter, Engine } from "./engine.js"
+import * as MessageData from "./messageData.js"
+
+export interface SessionOptions {
+  readonly localHostname: string
+  readonly lmtp: boolean
+}
+
+export interface SessionState {
+  features: Map<string, string>
+  doesEsmtp: boolean
+  ehloResp: string | undefined
+  heloResp: string | undefined
+  /** Commands may carry UTF-8: a MAIL with SMTPUTF8 started the transaction (until RSET). */
+  utf8: boolean
+}
+
+const encodeOrFail = (verb: string, args?: string, utf8?: boolean) => Codec.encode(verb, args, { utf8 })
+
+/** A message as a byte stream and its size when known. */
+const messageStream = <E, R>(
+  message: SmtpConnection.MessageInput<E, R>
+): Effect.Effect<
+  { readonly stream: Stream.Stream<Uint8Array, E, R>; readonly size: number | undefined },
+  SmtpInvalidInput
+> => {
+  if (typeof message === "string") {
+    return Effect.map(MessageData.encodeStringMessage(message), (bytes) => ({
+      stream: Stream.succeed(bytes),
+      size: bytes.length
+    }))
+  }
+  if (message instanceof Uint8Array) return Effect.succeed({ stream: Stream.succeed(message), size: message.length })
+  return Effect.succeed({ stream: message, size: undefined })
+}
+
+const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
+
+export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
+  Effect.gen(function*() {
+    const lock = yield* Effect.makeSemaphore(1)
+    const state: SessionState = {
+      features: new Map(),
+      doesEsmtp: false,
+      ehloResp: undefined,
+      heloResp: undefined,
+      utf8: false
+    }
+    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
+
+    const cmd = (verb: string, args?: string): Effect.Effect<SmtpReply, SmtpError> =>
+      Effect.flatMap(encodeOrFail(verb, args, state.utf8), engine.command).pipe(
+        Effect.tap(() => {
+          if (verb === "RSET") state.utf8 = false
+        })
+      )
+
+    const resetState = () => {
+      state.features = new Map()
+      state.doesEsmtp = false
+      state.ehloResp = undefined
+      state.heloResp = undefined
+    }
+
+    const ehlo = (name?: string) =>
+      Effect.gen(function*() {
+        state.features = new Map()
+        const reply = yield* cmd(options.lmtp ? "LHLO" : "EHLO", name ?? options.localHostname)
+        state.ehloResp = reply.text
+        if (reply.code !== 250) return reply
+        state.doesEsmtp = true
+        state.features = new Map(parseFeatures(reply.lines))
+        return reply
+      })
+
+    const helo = (name?: string) =>
+      Effect.gen(function*() {
+        const reply = yield* cmd("HELO", name ?? options.localHostname)
+        state.heloResp = reply.text
+        return reply
+      })
+
+    const ehloOrHeloIfNeeded = Effect.gen(function*() {
+      if (state.heloResp !== undefined || state.ehloResp !== undefined) return
+      const e = yield* ehlo()
+      if (e.isPositive) return
+      if (options.lmtp) return yield* Effect.fail(new SmtpHeloError(replyFields(e, "LHLO")))
+      const h = yield* helo()
+      if (!h.isPositive) return yield* Effect.fail(new SmtpHeloError(replyFields(h, "HELO")))
+    })
+
+    const hasExtn = (name: string) => state.features.has(name.toLowerCase())
+
+    const mailCommand = (sender: string, mailOptions: ReadonlyArray<string>) =>
+      Effect.gen(function*() {
+        const utf8 = mailOptions.some(isSmtpUtf8)
+        if (utf8 && !hasExtn("smtputf8")) {
+          return yield* Effect.fail(
+            new SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "the mail options ask for SMTPUTF8" })
+          )
+        }
+        const list = mailOptions.length > 0 && state.doesEsmtp ? ` ${mailOptions.join(" ")}` : ""
+        return yield* encodeOrFail("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, utf8)
+      })
+
+    const rcptCommand = (recipient: string, rcptOptions: ReadonlyArray<string>, utf8: boolean) => {
+      const list = rcptOptions.length > 0 && state.doesEsmtp ? ` ${rcptOptions.join(" ")}` : ""
+      return encodeOrFail("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, utf8)
+    }
+
+    /** RSET after a failed transaction; like smtplib's `_rset`, failures are ignored. */
+    const quietRset = Effect.ignore(Effect.suspend(() => engine.isClosed() ? Effect.void : cmd("RSET")))
+
+    const data = <E, R>(message: SmtpConnection.MessageInput<E, R>) =>
+      Effect.gen(function*() {
+        const { stream } = yield* messageStream(message)
+        const reply = yield* cmd("DATA")
+        if (reply.code !== 354) return yield* Effect.fail(new SmtpDataError(replyFields(reply, "DATA")))
+        const [final] = yield* engine.writeData(MessageData.dotStuff(stream), {
+          owed: ["<end of data>"],
+          label: "message data"
+        })
+        return yield* final
+      })
+
+    /** Ends a DATA that was accepted (354) although the transaction had failed: an empty message. */
+    const abandonData = engine.writeData(Stream.empty, { owed: ["<end of data>"], label: "empty message" }).pipe(
+      Effect.flatMap(([a]) => a),
+      Effect.ignore
+    )
+
+    const sendmail = <E, R>(
+      from: string,
+      to: string | ReadonlyArray<string>,
+      message: SmtpConnection.MessageInput<E, R>,
+      sendOptions?: SmtpConnection.SendmailOptions
+    ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
+      Effect.gen(function*() {
+        const recipients = typeof to === "string" ? [to] : to
+        if (recipients.length === 0) {
+          return yield* Effect.fail(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
+        }
+        const { size: knownSize, stream } = yield* messageStream(message)
+        yield* ehloOrHeloIfNeeded
+        const mailOptions: Array<string> = []
+        if (state.doesEsmtp) {
+          const size = sendOptions?.size ?? knownSize
+          if (hasExtn("size") && size !== undefined) mailOptions.push(`SIZE=${size}`)
+          mailOptions.push(...(sendOptions?.mailOptions ?? []))
+        }
+        const utf8 = mailOptions.some(isSmtpUtf8)
+        // every command is encoded before anything is written: an invalid one writes nothing
+        const commands: Array<Codec.Command> = [yield* mailCommand(from, mailOptions)]
+        for (const r of recipients) commands.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
+        commands.push(yield* encodeOrFail("DATA"))
+
+        const replies = yield* replySource(commands, hasExtn("pipelining"))
+        const failAfterRset = <X>(error: X) =>
+          Effect.zipRight(
+            replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => accepted ? abandonData : Effect.void)),
+            quietRset
+          ).pipe(
+            Effect.zipRight(Effect.fail(error))
+          )
+
+        const mail = yield* replies.next
+        if (mail.code !== 250) {
+          const error = new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: from })
+          return yield* (mail.code === 421 ? Effect.fail(error) : failAfterRset(error))
+        }
+        const refused: Record<string, SmtpReply> = {}
+        let refusedCount = 0
+        for (const r of recipients) {
+          const reply = yield* replies.next
+          if (reply.code !== 250 && reply.code !== 251) {
+            refused[r] = reply
+            refusedCount++
+          }
+          if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
+        }
+        if (refusedCount === recipients.length) {
+          return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
+        }
+        const dataReply = yield* replies.next
+        if (dataReply.code !== 354) {
+          const error = new SmtpDataError(replyFields(dataReply, "DATA"))
+          return yield* (dataReply.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
+        }
+        const [final] = yield* engine.writeData(MessageData.dotStuff(stream), {
+          owed: ["<end of data>"],
+          label: "message data"
+        })
+        const end = yield* final
+        if (end.code !== 250) {
+          const error = new SmtpDataError(replyFields(end, "<end of data>"))
+          return yield* (end.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
+        }
+        return refused
+      }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
+
+    /**
+     * The replies to a transaction's commands, one at a time. Pipelined: every command is written
+     * at once; otherwise each is written when its reply is asked for. Either way the caller sees
+     * the same replies in the same order, so one code path serves both.
+     */
+    const replySource = (commands: ReadonlyArray<Codec.Command>, pipelined: boolean) =>
+      Effect.gen(function*() {
+        let index = 0
+        const awaiters: ReadonlyArray<Awaiter> | undefined = pipelined ? yield* engine.pipeline(commands) : undefined
+        const next: Effect.Effect<SmtpReply, SmtpError> = Effect.suspend(() => {
+          const i = index++
+          return awaiters !== undefined ? awaiters[i] : engine.command(commands[i])
+        })
+        /** Reads the replies still owed (pipelined); true when the last, DATA, was accepted. */
+        const drainDataAccepted: Effect.Effect<boolean> = Effect.suspend(() => {
+          if (awaiters === undefined || index >= awaiters.length) return Effect.succeed(false)
+          const rest = awaiters.slice(index)
+          index = awaiters.length
+          return Effect.forEach(rest, (a) => Effect.option(a)).pipe(
+            Effect.map((replies) => {
+              const last = replies[replies.length - 1]
+              return Option.isSome(last) && last.value.code === 354
+            })
+          )
+        })
+        return { next, drainDataAccepted }
+      })
+
+    const quit = Effect.gen(function*() {
+      const reply = yield* cmd("QUIT")
+      resetState()
+      state.utf8 = false
+      yield* engine.close
+      return reply
+    })
+
+    const service: SmtpConnection.Service = {
+      greeting,
+      helo: (name) => serialised(helo(name)),
+      ehlo: (name) => serialised(ehlo(name)),
+      ehloOrHeloIfNeeded: serialised(ehloOrHeloIfNeeded),
+      hasExtn: (name) => Effect.sync(() => hasExtn(name)),
+      extnParams: (name) => Effect.sync(() => Option.fromNullable(state.features.get(name.toLowerCase()))),
+      esmtpFeatures: Effect.sync(() => new Map(state.features)),
+      doesEsmtp: Effect.sync(() => state.doesEsmtp),
+      ehloResp: Effect.sync(() => Option.fromNullable(state.ehloResp)),
+      heloResp: Effect.sync(() => Option.fromNullable(state.heloResp)),
+      docmd: (command, args) => serialised(cmd(command, args)),
+      noop: serialised(cmd("NOOP")),
+      rset: serialised(cmd("RSET")),
+      verify: (address) => serialised(cmd("VRFY", Codec.addressOnly(address))),
+      expn: (address) => serialised(cmd("EXPN", Codec.addressOnly(address))),
+      help: (args) => serialised(cmd("HELP", args)),
+      mail: (sender, mailOptions = []) =>
+        serialised(Effect.flatMap(mailCommand(sender, mailOptions), (command) => {
+          if (mailOptions.some(isSmtpUtf8)) state.utf8 = true
+          return engine.command(command)
+        })),
+      rcpt: (recipient, rcptOptions = []) =>
+        serialised(Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command)),
+      data: (message) => serialised(data(message)),
+      sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions)),
+      quit: serialised(quit),
+      close: engine.close,
+      isClosed: Effect.sync(() => engine.isClosed()),
+      isSecure: Effect.sync(() => engine.isSecure())
+    }
+    return { service, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn }
+  })

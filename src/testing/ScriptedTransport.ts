@@ -1,0 +1,397 @@
+/**
+ * An in-memory SMTP transport that plays a scripted server and records every byte the client
+ * writes: the test layer for code that sends mail, and for the exact-bytes and fault cases of
+ * this library's own tests.
+ *
+ * ```ts
+ * const server = yield* ScriptedTransport.make({
+ *   steps: [
+ *     { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" },
+ *     { expect: "MAIL FROM:<a@x.test>", reply: "250 OK" },
+ *     ...
+ *   ]
+ * })
+ * yield* program.pipe(Effect.provide(server.layer))
+ * assert.strictEqual(yield* server.written(0), "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\n...")
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import { SmtpConnectError, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
+import * as SmtpTransport from "../SmtpTransport.js"
+
+/**
+ * What the server sends: a string is one chunk and gets CRLF appended when it does not end with
+ * LF; an array is sent exactly as given, one socket chunk per element (for split and merged
+ * replies).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Reply = string | ReadonlyArray<string | Uint8Array>
+
+/**
+ * One step of the script: answers one unit from the client, a command line (without CRLF) or a
+ * whole block of message data (after a 354 reply, terminator included; after `BDAT n`, the line
+ * and its n bytes).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Step {
+  /** What the client must send; a mismatch is recorded and answered `500`. */
+  readonly expect?: string | RegExp | undefined
+  /** The reply; none means the server stays silent (a stall). */
+  readonly reply?: Reply | undefined
+  /** Close the connection after the reply. */
+  readonly close?: boolean | undefined
+  /** After the reply the client is expected to start TLS (STARTTLS); `fail` makes the handshake fail. */
+  readonly tls?: true | { readonly fail: TlsFailureReason } | undefined
+}
+
+/**
+ * One scripted connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Script {
+  /** Default `"220 mx.test ESMTP scripted"`. */
+  readonly greeting?: Reply | undefined
+  readonly steps: ReadonlyArray<Step>
+  /** Refuse the connection, as a closed port would. */
+  readonly refuse?: boolean | undefined
+  /** Implicit TLS on connect fails with this reason. */
+  readonly tlsFailure?: TlsFailureReason | undefined
+}
+
+/**
+ * What a scripted connection saw.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectionRecord {
+  /** Everything the client wrote, in order. */
+  readonly bytes: () => Uint8Array
+  /** The same decoded as UTF-8. */
+  readonly written: () => string
+  /** Each unit the server read: command lines (no CRLF) and data blocks. */
+  readonly units: () => ReadonlyArray<string>
+  /** Expectations that did not hold and units beyond the script. */
+  readonly mismatches: () => ReadonlyArray<string>
+  /** Steps not reached. */
+  readonly remaining: () => number
+  /** Whether the client closed its side. */
+  readonly clientClosed: () => boolean
+  /** Whether the connection is encrypted (implicit TLS or after STARTTLS). */
+  readonly secure: () => boolean
+  /** The options of each TLS handshake. */
+  readonly tlsOptions: () => ReadonlyArray<SmtpTransport.TlsOptions>
+  /** The options the client connected with. */
+  readonly connectOptions: SmtpTransport.ConnectOptions
+}
+
+/**
+ * The scripted transport and what it recorded.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ScriptedTransport {
+  readonly layer: Layer.Layer<SmtpTransport.SmtpTransport>
+  readonly service: SmtpTransport.Service
+  /** Connection `i` (in connect order); throws if there was none. */
+  readonly connection: (i: number) => ConnectionRecord
+  readonly connections: () => ReadonlyArray<ConnectionRecord>
+  /** What the client wrote on connection `i`. */
+  readonly written: (i?: number) => string
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+const toChunks = (reply: Reply): ReadonlyArray<Uint8Array> =>
+  typeof reply === "string" ?
+    [encoder.encode(reply.endsWith("\n") ? reply : `${reply}\r\n`)] :
+    reply.map((c) => (typeof c === "string" ? encoder.encode(c) : c))
+
+const concat = (a: Uint8Array, b: Uint8Array) => {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a)
+  out.set(b, a.length)
+  return out
+}
+
+const endsWith = (buffer: Uint8Array, tail: string) => {
+  if (buffer.length < tail.length) return false
+  for (let i = 0; i < tail.length; i++) {
+    if (buffer[buffer.length - tail.length + i] !== tail.charCodeAt(i)) return false
+  }
+  return true
+}
+
+type Event = Uint8Array | "close"
+
+class ServerSession implements ConnectionRecord {
+  private all: Array<Uint8Array> = []
+  private readonly unitLog: Array<string> = []
+  private readonly mismatchLog: Array<string> = []
+  private pending = new Uint8Array(0)
+  private mode: { readonly _tag: "command" } | { readonly _tag: "data" } | {
+    readonly _tag: "bdat"
+    need: number
+    line: string
+  } = {
+    _tag: "command"
+  }
+  private next = 0
+  closed = false
+  private closedByClient = false
+  isSecure: boolean
+  awaitingTls: Step["tls"] = undefined
+  private readonly tlsLog: Array<SmtpTransport.TlsOptions> = []
+
+  constructor(
+    readonly script: Script,
+    readonly outbox: Queue.Queue<Event>,
+    readonly connectOptions: SmtpTransport.ConnectOptions
+  ) {
+    this.isSecure = connectOptions.tls !== undefined
+    if (connectOptions.tls !== undefined) this.tlsLog.push(connectOptions.tls)
+  }
+
+  bytes = () => {
+    const total = this.all.reduce((n, c) => n + c.length, 0)
+    const out = new Uint8Array(total)
+    let o = 0
+    for (const c of this.all) {
+      out.set(c, o)
+      o += c.length
+    }
+    return out
+  }
+  written = () => decoder.decode(this.bytes())
+  units = () => this.unitLog.slice()
+  mismatches = () => this.mismatchLog.slice()
+  remaining = () => this.script.steps.length - this.next
+  clientClosed = () => this.closedByClient
+  secure = () => this.isSecure
+  tlsOptions = () => this.tlsLog.slice()
+
+  start() {
+    this.send(this.script.greeting ?? "220 mx.test ESMTP scripted")
+  }
+
+  recordTls(options: SmtpTransport.TlsOptions) {
+    this.tlsLog.push(options)
+    this.isSecure = true
+  }
+
+  send(reply: Reply) {
+    for (const chunk of toChunks(reply)) Queue.unsafeOffer(this.outbox, chunk)
+  }
+
+  close() {
+    if (this.closed) return
+    this.closed = true
+    Queue.unsafeOffer(this.outbox, "close")
+  }
+
+  clientEnd() {
+    this.closedByClient = true
+    this.close()
+  }
+
+  receive(chunk: Uint8Array) {
+    this.all.push(chunk.slice())
+    this.pending = concat(this.pending, chunk)
+    for (;;) {
+      if (this.closed) return
+      if (this.mode._tag === "command") {
+        const lf = this.pending.indexOf(10)
+        if (lf === -1) return
+        const line = decoder.decode(this.pending.subarray(0, lf + 1))
+        this.pending = this.pending.slice(lf + 1)
+        const text = line.replace(/\r?\n$/, "")
+        const bdat = /^BDAT (\d+)( LAST)?$/i.exec(text)
+        if (bdat !== null) {
+          this.mode = { _tag: "bdat", need: Number(bdat[1]), line: text }
+          continue
+        }
+        this.unit(text)
+      } else if (this.mode._tag === "data") {
+        const end = this.pending.length === 3 && endsWith(this.pending, ".\r\n") ? 3 : this.findDataEnd()
+        if (end === -1) return
+        const data = decoder.decode(this.pending.subarray(0, end))
+        this.pending = this.pending.slice(end)
+        this.mode = { _tag: "command" }
+        this.unit(data)
+      } else {
+        if (this.pending.length < this.mode.need) return
+        const data = decoder.decode(this.pending.subarray(0, this.mode.need))
+        this.pending = this.pending.slice(this.mode.need)
+        const line = this.mode.line
+        this.mode = { _tag: "command" }
+        this.unit(`${line}\r\n${data}`)
+      }
+    }
+  }
+
+  private findDataEnd(): number {
+    if (this.pending.length >= 3 && this.pending[0] === 46 && this.pending[1] === 13 && this.pending[2] === 10) return 3
+    const marker = [13, 10, 46, 13, 10]
+    outer: for (let i = 0; i + 5 <= this.pending.length; i++) {
+      for (let j = 0; j < 5; j++) if (this.pending[i + j] !== marker[j]) continue outer
+      return i + 5
+    }
+    return -1
+  }
+
+  private unit(text: string) {
+    this.unitLog.push(text)
+    const step = this.script.steps[this.next]
+    if (step === undefined) {
+      this.mismatchLog.push(`unexpected ${JSON.stringify(text)} after the end of the script`)
+      this.send("500 5.5.0 unexpected command (end of script)")
+      return
+    }
+    this.next++
+    const ok = step.expect === undefined ||
+      (typeof step.expect === "string" ? step.expect === text : step.expect.test(text))
+    if (!ok) {
+      this.mismatchLog.push(
+        `step ${this.next}: expected ${String(JSON.stringify(step.expect))}, got ${JSON.stringify(text)}`
+      )
+    }
+    if (step.reply !== undefined) {
+      this.send(step.reply)
+      const first = typeof step.reply === "string"
+        ? step.reply
+        : decoder.decode(toChunks(step.reply)[0] ?? new Uint8Array(0))
+      if (first.startsWith("354")) this.mode = { _tag: "data" }
+    }
+    if (step.tls !== undefined) this.awaitingTls = step.tls
+    if (step.close === true) this.close()
+  }
+}
+
+const makeSocket = (session: ServerSession): Socket.Socket => {
+  const run = <_, E, R>(handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void) =>
+    Effect.gen(function*() {
+      for (;;) {
+        const event = yield* Queue.take(session.outbox)
+        if (event === "close") {
+          // a closed peer stays closed for the next reader too
+          Queue.unsafeOffer(session.outbox, "close")
+          return
+        }
+        const result = handler(event)
+        if (Effect.isEffect(result)) yield* result
+      }
+    })
+  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
+    Effect.suspend(() => {
+      if (Socket.isCloseEvent(chunk)) {
+        session.clientEnd()
+        return Effect.void
+      }
+      if (session.closed) {
+        return Effect.fail(
+          new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE (scripted server closed)") })
+        )
+      }
+      session.receive(typeof chunk === "string" ? encoder.encode(chunk) : chunk)
+      return Effect.void
+    })
+  return Socket.Socket.of({
+    [Socket.TypeId]: Socket.TypeId,
+    run,
+    runRaw: run,
+    writer: Effect.acquireRelease(Effect.succeed(write), () => Effect.sync(() => session.clientEnd()))
+  })
+}
+
+const makeConnection = (session: ServerSession): SmtpTransport.Connection => ({
+  socket: makeSocket(session),
+  secure: session.isSecure,
+  close: Effect.sync(() => session.clientEnd()),
+  upgradeTls: (options) =>
+    Effect.gen(function*() {
+      const expected = session.awaitingTls
+      session.awaitingTls = undefined
+      if (expected === undefined) {
+        return yield* new SmtpTlsError({
+          reason: "protocol",
+          detail: "the scripted server did not expect a TLS handshake"
+        })
+      }
+      if (!(yield* Queue.isEmpty(session.outbox))) {
+        return yield* new SmtpTlsError({
+          reason: "protocol",
+          detail: "plaintext bytes arrived before the TLS handshake (the handshake would read them as TLS records)"
+        })
+      }
+      if (expected !== true) {
+        session.close()
+        return yield* new SmtpTlsError({
+          reason: expected.fail,
+          detail: `scripted handshake failure: ${expected.fail}`
+        })
+      }
+      session.recordTls(options)
+      return makeConnection(session)
+    })
+})
+
+/**
+ * Builds a scripted transport; connection `i` plays `scripts[i]`, and a connection beyond the
+ * last script is refused.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedTransport> =>
+  Effect.sync(() => {
+    const sessions: Array<ServerSession> = []
+    const service: SmtpTransport.Service = {
+      localHostname: Effect.succeed("client.test"),
+      connect: (options) =>
+        Effect.gen(function*() {
+          const address = options.path ?? `${options.host}:${options.port}`
+          const script = scripts[sessions.length]
+          if (script === undefined || script.refuse === true) {
+            if (script !== undefined) sessions.push(new ServerSession(script, yield* Queue.unbounded<Event>(), options))
+            return yield* new SmtpConnectError({ address, cause: new Error("ECONNREFUSED (scripted)") })
+          }
+          if (options.tls !== undefined && script.tlsFailure !== undefined) {
+            return yield* new SmtpTlsError({
+              reason: script.tlsFailure,
+              detail: `scripted handshake failure: ${script.tlsFailure}`
+            })
+          }
+          const outbox = yield* Queue.unbounded<Event>()
+          const session = new ServerSession(script, outbox, options)
+          sessions.push(session)
+          yield* Effect.addFinalizer(() => Effect.sync(() => session.clientEnd()))
+          session.start()
+          return makeConnection(session)
+        })
+    }
+    const connection = (i: number) => {
+      const s = sessions[i]
+      if (s === undefined) throw new Error(`no scripted connection ${i} (there were ${sessions.length})`)
+      return s
+    }
+    return {
+      service,
+      layer: Layer.succeed(SmtpTransport.SmtpTransport, service),
+      connection,
+      connections: () => sessions.slice(),
+      written: (i = 0) => connection(i).written()
+    }
+  })
