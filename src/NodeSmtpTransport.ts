@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as Dns from "node:dns/promises"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -133,7 +134,7 @@ export const connect = (
 ): Effect.Effect<
   SmtpTransport.Connection,
   SmtpConnectError | SmtpTimeout | SmtpTlsError,
-  import("effect/Scope").Scope
+  Scope.Scope
 > =>
   Effect.gen(function*() {
     const address = options.path ?? `${options.host}:${options.port}`

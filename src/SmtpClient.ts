@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -175,5 +176,5 @@ export const layer = (options: Options = {}): Layer.Layer<SmtpConnection, SmtpEr
  */
 export const layerConfig = (
   config: Config.Config.Wrap<Options>
-): Layer.Layer<SmtpConnection, SmtpError | import("effect/ConfigError").ConfigError, SmtpTransport> =>
+): Layer.Layer<SmtpConnection, SmtpError | ConfigError.ConfigError, SmtpTransport> =>
   Layer.scoped(SmtpConnection, Effect.flatMap(Config.unwrap(config), connect))

@@ -8,14 +8,14 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import {
+  replyFields,
   SmtpDataError,
   type SmtpError,
   SmtpHeloError,
   SmtpInvalidInput,
   SmtpNotSupportedError,
   SmtpRecipientsRefused,
-  SmtpSenderRefused,
-  replyFields
+  SmtpSenderRefused
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import * as Codec from "./command.js"
