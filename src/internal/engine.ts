@@ -14,6 +14,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
@@ -136,13 +137,15 @@ export const make = (
         Deferred.unsafeDone(o.deferred, Exit.fail(error(`waiting for the reply to ${o.verb}`)))
       }
       stopping = true
-      Effect.runFork(connection.close)
+      Effect.runSync(connection.close)
     }
 
     const deliver = (reply: SmtpReply.SmtpReply): void => {
       const o = owed.shift()
       if (o === undefined) unsolicited.push(reply)
       else Deferred.unsafeDone(o.deferred, Exit.succeed(reply))
+      // 421: the server is closing the channel (RFC 5321 §3.8); nothing more will come
+      if (reply.code === 421) terminate(disconnected())
     }
 
     const onChunk = (chunk: Uint8Array): void => {
@@ -172,7 +175,7 @@ export const make = (
 
     const startReader = Effect.gen(function*() {
       const socket = connection.socket
-      const ws = yield* Scope.fork(scope, { _tag: "Sequential" } as any)
+      const ws = yield* Scope.fork(scope, ExecutionStrategy.sequential)
       writerScope = ws
       write = yield* Scope.extend(socket.writer, ws)
       stopping = false
@@ -247,6 +250,13 @@ export const make = (
         )
       })
 
+    /** A write that stopped half-way (failure or interruption) leaves the stream unusable. */
+    const closeOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.onExit(
+        effect,
+        (exit) => Exit.isFailure(exit) ? Effect.sync(() => terminate(disconnected(exit.cause))) : Effect.void
+      )
+
     const span = (verbs: string) =>
       Effect.withSpan("smtplib.send", {
         kind: "client",
@@ -284,12 +294,21 @@ export const make = (
           const registered: Array<Owed> = []
           for (const verb of opts.owed) registered.push(yield* register(verb))
           let bytes = 0
+          let writeFailed = false
           yield* Stream.runForEachChunk(data, (chunk) => {
-            const parts = Array.from(chunk)
-            const joined = concatBytes(parts)
+            if (writeFailed) return Effect.void
+            const joined = concatBytes(Array.from(chunk))
             bytes += joined.length
-            return joined.length === 0 ? Effect.void : rawWrite(joined, `writing ${opts.label}`)
-          })
+            return joined.length === 0 ? Effect.void : rawWrite(joined, `writing ${opts.label}`).pipe(
+              // the connection is closed now; a reply the server sent before closing (552 too big)
+              // is still delivered through the awaiters, else they fail with the disconnection
+              Effect.catchAll(() =>
+                Effect.sync(() => {
+                  writeFailed = true
+                })
+              )
+            )
+          }).pipe(closeOnFailure)
           if (options.debug !== 0) yield* transcript(`C: <${opts.label}: ${bytes} bytes>`)
           return registered.map(awaiter)
         })

@@ -35,6 +35,8 @@ export interface SessionState {
   heloResp: string | undefined
   /** Commands may carry UTF-8: a MAIL with SMTPUTF8 started the transaction (until RSET). */
   utf8: boolean
+  /** A transaction was interrupted half-way: RSET before the next one. */
+  dirty: boolean
 }
 
 const encodeOrFail = (verb: string, args?: string, utf8?: boolean) => Codec.encode(verb, args, { utf8 })
@@ -66,7 +68,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       doesEsmtp: false,
       ehloResp: undefined,
       heloResp: undefined,
-      utf8: false
+      utf8: false,
+      dirty: false
     }
     const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
 
@@ -164,6 +167,10 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         }
         const { size: knownSize, stream } = yield* messageStream(message)
         yield* ehloOrHeloIfNeeded
+        if (state.dirty) {
+          state.dirty = false
+          yield* quietRset
+        }
         const mailOptions: Array<string> = []
         if (state.doesEsmtp) {
           const size = sendOptions?.size ?? knownSize
@@ -218,7 +225,14 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           return yield* (end.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
         }
         return refused
-      }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
+      }).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            state.dirty = true
+          })
+        ),
+        Effect.withSpan("SmtpConnection.sendmail", { kind: "client" })
+      )
 
     /**
      * The replies to a transaction's commands, one at a time. Pipelined: every command is written
