@@ -148,7 +148,7 @@ export const FromLines: Schema.Schema<SmtpReply, ReadonlyArray<string>> = Schema
         if (m[2] === "" && m[3] !== "") {
           return ParseResult.fail(new ParseResult.Type(ast, raw, `line ${i + 1} has no separator after the code`))
         }
-        lines.push(m[3].replace(/^[ \t]+|[ \t]+$/g, ""))
+        lines.push(m[3].replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""))
       }
       const n = Number(code)
       if (n < 200 || n > 599) {

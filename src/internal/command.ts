@@ -30,13 +30,13 @@ export const encode = (
   options?: { readonly utf8?: boolean | undefined; readonly display?: string | undefined }
 ): Either.Either<Command, SmtpInvalidInput> => {
   const line = args === undefined || args === "" ? verb : `${verb} ${args}`
+  // only the first word of the verb is named: the rest could be a secret given to docmd
+  const name = JSON.stringify(verb.split(/[\s\0]/)[0].slice(0, 16))
   if (lineBreak.test(line)) {
-    return Either.left(
-      new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${JSON.stringify(verb)} (nothing was sent)` })
-    )
+    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${name} (nothing was sent)` }))
   }
   if (line.includes("\0")) {
-    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain NUL: ${JSON.stringify(verb)}` }))
+    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain NUL: ${name} (nothing was sent)` }))
   }
   if (options?.utf8 !== true && nonAscii.test(line)) {
     return Either.left(
@@ -66,6 +66,7 @@ export const quoteAddress = (address: string): string => {
  */
 export const addressOnly = (address: string): string => {
   const trimmed = address.trim()
+  if (trimmed === "<>") return trimmed
   const open = trimmed.lastIndexOf("<")
   const close = trimmed.lastIndexOf(">")
   if (open !== -1 && close > open) return trimmed.slice(open + 1, close).trim()

@@ -87,7 +87,7 @@ export const makeDotStuffer = (): DotStuffer => {
     }
     return out
   }
-  const end = () => (prev2 === CR && prev1 === LF ? END_AFTER_CRLF : END)
+  const end = () => (prev2 === CR && prev1 === LF ? END_AFTER_CRLF : END).slice()
   return { push, end }
 }
 

@@ -39,7 +39,7 @@ const preview = (bytes: Uint8Array): string => new TextDecoder().decode(bytes.su
 export const make = (options?: { readonly maxLine?: number; readonly maxLines?: number }): ReplyDecoder => {
   const maxLine = options?.maxLine ?? MAX_LINE
   const maxLines = options?.maxLines ?? MAX_LINES
-  const decoder = new TextDecoder("utf-8")
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
   let partial: Array<Uint8Array> = []
   let partialLength = 0
   let lines: Array<string> = []

@@ -1,0 +1,36 @@
+/**
+ * CRAM-MD5 (RFC 2195): the response to the server's challenge is `username SP hex(HMAC-MD5(password, challenge))`.
+ *
+ * @internal
+ */
+import { hmac } from "@noble/hashes/hmac.js"
+import { md5 } from "@noble/hashes/legacy.js"
+import * as Either from "effect/Either"
+import { toHex, utf8 } from "./bytes.js"
+import type { SaslSession } from "./types.js"
+
+/** The mechanism name. */
+export const mechanism = "CRAM-MD5"
+
+/** Credentials for CRAM-MD5. */
+export interface Options {
+  readonly username: string
+  readonly password: string
+}
+
+/** Starts a CRAM-MD5 exchange (no initial response). An empty or a second challenge aborts. */
+export const make = (options: Options): SaslSession => {
+  let answered = false
+  return {
+    initial: () => undefined,
+    respond: (challenge) => {
+      if (answered) return Either.left("CRAM-MD5: unexpected second server challenge")
+      if (challenge.length === 0) return Either.left("CRAM-MD5: empty server challenge")
+      answered = true
+      const digest = toHex(hmac(md5, utf8(options.password), challenge))
+      return Either.right(utf8(`${options.username} ${digest}`))
+    },
+    complete: () => Either.void,
+    serverError: () => undefined
+  }
+}

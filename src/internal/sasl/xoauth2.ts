@@ -1,0 +1,43 @@
+/**
+ * Google's XOAUTH2: `user=<user>^Aauth=Bearer <token>^A^A` as the initial response. A challenge is the
+ * server's error JSON; it is recorded and answered with an empty response so the server ends with 535.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import { empty, utf8 } from "./bytes.js"
+import { parseOAuthError } from "./oauthError.js"
+import type { OAuthError, SaslSession } from "./types.js"
+
+/** The mechanism name. */
+export const mechanism = "XOAUTH2"
+
+/** Credentials for XOAUTH2: the user and an OAuth 2.0 access token. */
+export interface Options {
+  readonly username: string
+  readonly token: string
+}
+
+/** Starts an XOAUTH2 exchange. */
+export const make = (options: Options): SaslSession => {
+  const message = () => utf8(`user=${options.username}\u0001auth=Bearer ${options.token}\u0001\u0001`)
+  let sent = false
+  let error: OAuthError | undefined = undefined
+  return {
+    initial: () => {
+      sent = true
+      return message()
+    },
+    respond: (challenge) => {
+      if (!sent && challenge.length === 0) {
+        sent = true
+        return Either.right(message())
+      }
+      if (error !== undefined) return Either.left("XOAUTH2: unexpected server challenge after the error")
+      error = parseOAuthError(challenge)
+      return Either.right(empty())
+    },
+    complete: () => Either.void,
+    serverError: () => error
+  }
+}
