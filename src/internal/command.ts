@@ -33,7 +33,9 @@ export const encode = (
   // only the first word of the verb is named: the rest could be a secret given to docmd
   const name = JSON.stringify(verb.split(/[\s\0]/)[0].slice(0, 16))
   if (lineBreak.test(line)) {
-    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${name} (nothing was sent)` }))
+    return Either.left(
+      new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${name} (nothing was sent)` })
+    )
   }
   if (line.includes("\0")) {
     return Either.left(new SmtpInvalidInput({ reason: `A command may not contain NUL: ${name} (nothing was sent)` }))
