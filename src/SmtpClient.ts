@@ -13,8 +13,8 @@ import * as Engine from "./internal/engine.js"
 import * as Session from "./internal/session.js"
 import { SmtpConnection } from "./SmtpConnection.js"
 import type * as SmtpConnectionNs from "./SmtpConnection.js"
-import { SmtpConnectError, type SmtpError, SmtpInvalidInput } from "./SmtpError.js"
-import { SmtpTransport } from "./SmtpTransport.js"
+import { SmtpConnectError, type SmtpError, SmtpInvalidInput, SmtpTlsError } from "./SmtpError.js"
+import { SmtpTransport, type TlsOptions } from "./SmtpTransport.js"
 
 /**
  * Connection options (smtplib's `SMTP(host, port, local_hostname, timeout, source_address)`).
@@ -44,6 +44,28 @@ export interface Options {
   readonly debug?: 0 | 1 | 2 | undefined
   /** How long the QUIT sent when the Scope closes may take. Default 5 s (or `timeout` if shorter). */
   readonly closeTimeout?: Duration.DurationInput | undefined
+  /**
+   * How the connection is protected:
+   * - `"tls"`: implicit TLS from the first byte (smtplib's `SMTP_SSL`); port 465 by default.
+   * - `"starttls"`: STARTTLS is required. `connect` fails with `SmtpTlsError` (reason
+   *   `"downgrade"`) when the server does not offer it or refuses it, before any MAIL or AUTH.
+   * - `"opportunistic"`: STARTTLS when the server offers it; plaintext when it does not or answers
+   *   454. A failed handshake still fails (it is not silently retried in plaintext).
+   * - `"none"`: plaintext, as smtplib's `SMTP` (call `starttls()` yourself).
+   *
+   * Default: `"tls"` on port 465, `"none"` on a Unix socket, else `"opportunistic"` (what
+   * nodemailer and aiosmtplib do: encrypt whenever the server can).
+   */
+  readonly security?: "tls" | "starttls" | "opportunistic" | "none" | undefined
+  /** TLS settings for implicit TLS and STARTTLS. Certificates and host names are verified by default. */
+  readonly tls?: TlsOptions | undefined
+  /**
+   * `"lmtp"` speaks LMTP (RFC 2033; smtplib's `LMTP`): LHLO, port 2003 by default, one reply
+   * per recipient after the data. An absolute path as `host` (or `path`) is a Unix socket.
+   */
+  readonly protocol?: "smtp" | "lmtp" | undefined
+  /** A Unix domain socket to connect to instead of host and port. */
+  readonly path?: string | undefined
 }
 
 const rfcReplyTimeouts: Record<string, Duration.Duration> = {
@@ -57,10 +79,13 @@ const rfcReplyTimeouts: Record<string, Duration.Duration> = {
 interface Resolved {
   readonly host: string
   readonly port: number
+  readonly path: string | undefined
+  readonly security: "tls" | "starttls" | "opportunistic" | "none"
   readonly connectTimeout: Duration.Duration
   readonly replyTimeout: (verb: string) => Duration.Duration
   readonly writeTimeout: Duration.Duration
   readonly closeTimeout: Duration.Duration
+  readonly timeoutGiven: Duration.Duration | undefined
 }
 
 const invalid = (reason: string) => Effect.fail(new SmtpInvalidInput({ reason }))
@@ -69,14 +94,22 @@ const resolve = (options: Options): Effect.Effect<Resolved, SmtpInvalidInput> =>
   Effect.gen(function*() {
     let host = options.host ?? "localhost"
     let port = options.port
-    if (port === undefined && host.indexOf(":") !== -1 && host.indexOf(":") === host.lastIndexOf(":")) {
+    const lmtp = options.protocol === "lmtp"
+    const path = options.path ?? (host.startsWith("/") ? host : undefined)
+    if (path !== undefined && options.path === undefined) host = "localhost"
+    if (
+      path === undefined && port === undefined && host.indexOf(":") !== -1 &&
+      host.indexOf(":") === host.lastIndexOf(":")
+    ) {
       const i = host.lastIndexOf(":")
       const text = host.slice(i + 1)
       if (!/^\d+$/.test(text)) return yield* invalid(`Non-numeric port in ${JSON.stringify(host)}`)
       port = Number(text)
       host = host.slice(0, i)
     }
-    port ??= 25
+    const security = options.security ??
+      (path !== undefined ? "none" : (port ?? 0) === 465 ? "tls" : "opportunistic")
+    port ??= lmtp ? 2003 : security === "tls" ? 465 : 25
     if (!Number.isInteger(port) || port < 0 || port > 65535) return yield* invalid(`Invalid port ${port}`)
     let timeout: Duration.Duration | undefined
     if (options.timeout !== undefined) {
@@ -93,10 +126,13 @@ const resolve = (options: Options): Effect.Effect<Resolved, SmtpInvalidInput> =>
     return {
       host,
       port,
+      path,
+      security,
       connectTimeout: timeout ?? Duration.seconds(30),
       replyTimeout: (verb) => timeout ?? rfcReplyTimeouts[verb] ?? Duration.minutes(5),
       writeTimeout: timeout ?? Duration.minutes(3),
-      closeTimeout
+      closeTimeout,
+      timeoutGiven: timeout
     }
   })
 
@@ -113,20 +149,32 @@ export const connect = (
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const transport = yield* SmtpTransport
-    const address = `${resolved.host}:${resolved.port}`
+    const address = resolved.path ?? `${resolved.host}:${resolved.port}`
+    const tls: TlsOptions = {
+      ...(resolved.timeoutGiven === undefined ? {} : { handshakeTimeout: resolved.timeoutGiven }),
+      ...options.tls
+    }
     const connection = yield* transport.connect({
       host: resolved.host,
       port: resolved.port,
+      path: resolved.path,
       timeout: resolved.connectTimeout,
-      sourceAddress: options.sourceAddress
-    })
+      sourceAddress: options.sourceAddress,
+      tls: resolved.security === "tls" ? tls : undefined
+    }).pipe(
+      Effect.withSpan("smtplib.connect", {
+        kind: "client",
+        attributes: { "server.address": resolved.path ?? resolved.host, "server.port": resolved.port }
+      })
+    )
     const engine = yield* Engine.make(connection, {
       debug: options.debug ?? 0,
       replyTimeout: resolved.replyTimeout,
       writeTimeout: resolved.writeTimeout,
-      serverAddress: resolved.host,
+      serverAddress: resolved.path ?? resolved.host,
       serverPort: resolved.port
     })
+    yield* Effect.addFinalizer(() => engine.close)
     const greeting = yield* Effect.flatten(engine.expect("<greeting>"))
     if (greeting.code !== 220) {
       yield* engine.close
@@ -140,24 +188,54 @@ export const connect = (
       )
     }
     const localHostname = options.localHostname ?? (yield* transport.localHostname)
-    const session = yield* Session.make(engine, greeting, { localHostname, lmtp: false })
+    const session = yield* Session.make(engine, greeting, {
+      localHostname,
+      lmtp: options.protocol === "lmtp",
+      tls
+    })
     yield* Effect.addFinalizer(() =>
       engine.isClosed() ? Effect.void : session.service.quit.pipe(
+        // finalizers run uninterruptibly: the QUIT must be interruptible for its timeout to work
+        Effect.interruptible,
         Effect.timeout(resolved.closeTimeout),
         Effect.ignore,
         Effect.ensuring(engine.close)
       )
     )
+    if (resolved.security === "starttls" || resolved.security === "opportunistic") {
+      yield* negotiateStartTls(session, resolved.security === "starttls")
+    }
     return session.service
-  }).pipe(
-    Effect.withSpan("smtplib.connect", {
-      kind: "client",
-      attributes: {
-        "server.address": options.host ?? "localhost",
-        ...(options.port === undefined ? {} : { "server.port": options.port })
-      }
-    })
-  )
+  })
+
+/** The STARTTLS policy at connect time: upgrade when offered; when required, never go on without. */
+const negotiateStartTls = (
+  session: Effect.Effect.Success<ReturnType<typeof Session.make>>,
+  required: boolean
+): Effect.Effect<void, SmtpError> =>
+  Effect.gen(function*() {
+    yield* session.ehloOrHeloIfNeeded
+    if (!session.hasExtn("starttls")) {
+      if (!required) return
+      return yield* Effect.fail(
+        new SmtpTlsError({
+          reason: "downgrade",
+          detail: "STARTTLS is required (security: \"starttls\") but the server does not offer it; nothing was sent"
+        })
+      )
+    }
+    yield* session.starttls().pipe(
+      Effect.catchTag("SmtpResponseException", (e) =>
+        required ?
+          Effect.fail(
+            new SmtpTlsError({
+              reason: "downgrade",
+              detail: `STARTTLS is required but the server refused it: ${e.code} ${e.text}`
+            })
+          ) :
+          Effect.void)
+    )
+  })
 
 /**
  * A layer holding one session for its lifetime.

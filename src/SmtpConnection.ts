@@ -14,6 +14,7 @@ import type * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
 import type { SmtpError } from "./SmtpError.js"
 import type { SmtpReply } from "./SmtpReply.js"
+import type * as SmtpTransport from "./SmtpTransport.js"
 
 /**
  * A message to send: a string (ASCII only; lone CR and LF become CRLF), bytes (sent unchanged
@@ -110,6 +111,14 @@ export interface Service {
     message: MessageInput<E, R>,
     options?: SendmailOptions
   ) => Effect.Effect<RefusedRecipients, SmtpError | E, R>
+  /**
+   * smtplib's `starttls`: EHLO if needed; `SmtpNotSupportedError` when the server does not
+   * advertise STARTTLS; `SmtpResponseException` unless it answers 220; then the TLS handshake
+   * (`SmtpTlsError` on failure, and the connection is closed). Afterwards all session knowledge
+   * is dropped (extensions, EHLO/HELO replies, authentication) and the next operation EHLOs again.
+   * The options default to those given to `connect`.
+   */
+  readonly starttls: (tls?: SmtpTransport.TlsOptions) => Effect.Effect<SmtpReply, SmtpError>
   /** QUIT, then close. The Scope does this too when it closes. */
   readonly quit: Effect.Effect<SmtpReply, SmtpError>
   /** Closes the socket without QUIT. */

@@ -26,7 +26,7 @@ import {
   SmtpResponseException,
   SmtpServerDisconnected,
   SmtpTimeout,
-  type SmtpTlsError
+  SmtpTlsError
 } from "../SmtpError.js"
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
@@ -108,7 +108,9 @@ export const make = (
   options: EngineOptions
 ): Effect.Effect<Engine, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const scope = yield* Effect.scope
+    // a child scope made now, so that what the engine forks later (the reader after STARTTLS)
+    // is closed after finalizers added by the caller after this point (the QUIT on close)
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const writeLock = yield* Effect.makeSemaphore(1)
     let connection = initial
     let decoder = ReplyDecoder.make()
@@ -321,8 +323,10 @@ export const make = (
         Effect.gen(function*() {
           if (closedWith !== undefined) return yield* Effect.fail(closedWith("starting TLS"))
           if (owed.length > 0 || unsolicited.length > 0 || decoder.buffered() > 0) {
-            const error = new SmtpProtocolError({
-              reason: "The server sent data after its reply to STARTTLS (possible STARTTLS command injection)"
+            const error = new SmtpTlsError({
+              reason: "injection",
+              detail: "the server sent data after its reply to STARTTLS, before the handshake " +
+                "(STARTTLS command injection, CVE-2011-0411); the connection was closed"
             })
             terminate(() => error)
             return yield* Effect.fail(error)

@@ -15,9 +15,11 @@ import {
   SmtpInvalidInput,
   SmtpNotSupportedError,
   SmtpRecipientsRefused,
+  SmtpResponseException,
   SmtpSenderRefused
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
+import type * as SmtpTransport from "../SmtpTransport.js"
 import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Awaiter, Engine } from "./engine.js"
@@ -26,6 +28,8 @@ import * as MessageData from "./messageData.js"
 export interface SessionOptions {
   readonly localHostname: string
   readonly lmtp: boolean
+  /** TLS settings for STARTTLS when the caller gives none (servername defaults to the host). */
+  readonly tls: SmtpTransport.TlsOptions
 }
 
 export interface SessionState {
@@ -262,6 +266,26 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         return { next, drainDataAccepted }
       })
 
+    /**
+     * smtplib's `starttls`: EHLO if needed, `SmtpNotSupportedError` without the extension,
+     * `SmtpResponseException` unless 220, then the handshake; all session knowledge is dropped.
+     */
+    const starttls = (tls?: SmtpTransport.TlsOptions) =>
+      Effect.gen(function*() {
+        yield* ehloOrHeloIfNeeded
+        if (!hasExtn("starttls")) {
+          return yield* Effect.fail(
+            new SmtpNotSupportedError({ feature: "STARTTLS", detail: "the server did not advertise it" })
+          )
+        }
+        const reply = yield* cmd("STARTTLS")
+        if (reply.code !== 220) return yield* Effect.fail(new SmtpResponseException(replyFields(reply, "STARTTLS")))
+        const tlsOptions = { ...options.tls, ...tls }
+        yield* engine.startTls((connection) => connection.upgradeTls(tlsOptions))
+        resetState()
+        return reply
+      })
+
     const quit = Effect.gen(function*() {
       const reply = yield* cmd("QUIT")
       resetState()
@@ -296,10 +320,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         serialised(Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command)),
       data: (message) => serialised(data(message)),
       sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions)),
+      starttls: (tls) => serialised(starttls(tls)),
       quit: serialised(quit),
       close: engine.close,
       isClosed: Effect.sync(() => engine.isClosed()),
       isSecure: Effect.sync(() => engine.isSecure())
     }
-    return { service, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn }
+    return { service, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn, starttls }
   })

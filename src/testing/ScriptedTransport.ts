@@ -281,6 +281,8 @@ class ServerSession implements ConnectionRecord {
 }
 
 const makeSocket = (session: ServerSession): Socket.Socket => {
+  // like NodeSocket.fromDuplex: closing the writer ends the connection only while a run is active
+  let running = 0
   const run = <_, E, R>(handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void) =>
     Effect.gen(function*() {
       for (;;) {
@@ -293,7 +295,11 @@ const makeSocket = (session: ServerSession): Socket.Socket => {
         const result = handler(event)
         if (Effect.isEffect(result)) yield* result
       }
-    })
+    }).pipe(
+      Effect.ensuring(Effect.sync(() => running--)),
+      Effect.zipLeft(Effect.void),
+      (effect) => Effect.zipRight(Effect.sync(() => running++), effect)
+    )
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
     Effect.suspend(() => {
       if (Socket.isCloseEvent(chunk)) {
@@ -312,7 +318,10 @@ const makeSocket = (session: ServerSession): Socket.Socket => {
     [Socket.TypeId]: Socket.TypeId,
     run,
     runRaw: run,
-    writer: Effect.acquireRelease(Effect.succeed(write), () => Effect.sync(() => session.clientEnd()))
+    writer: Effect.acquireRelease(Effect.succeed(write), () =>
+      Effect.sync(() => {
+        if (running > 0) session.clientEnd()
+      }))
   })
 }
 

@@ -27,7 +27,8 @@ describe("in-process smtp-server", () => {
             const smtp = yield* SmtpClient.connect({
               host: server.host,
               port: server.port,
-              localHostname: "client.test"
+              localHostname: "client.test",
+              security: "none"
             })
             assert.strictEqual(yield* smtp.hasExtn("PIPELINING"), false, "nothing is known before EHLO")
             const refused = yield* smtp.sendmail("a@example.test", [

@@ -1,0 +1,96 @@
+/**
+ * Address lists: parsed with `email-addresses` (RFC 5322 with RFC 6532 UTF-8: display names,
+ * quoted strings, comments, groups), display names decoded from RFC 2047 encoded words with
+ * `libmime`; and formatted back for the composer.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import emailAddresses from "email-addresses"
+import libmime from "libmime"
+import type * as Message from "../../Message.js"
+import { SmtpInvalidInput } from "../../SmtpError.js"
+import { isAscii } from "./bytes.js"
+
+type Address = Message.Address
+
+const decodeName = (name: string | null): string | undefined => {
+  if (name === null) return undefined
+  return name.includes("=?") ? libmime.decodeWords(name) : name
+}
+
+/**
+ * Parses an unfolded address-list value. Groups are flattened to their mailboxes; an empty
+ * value is an empty list; a value that is not an address list is `SmtpInvalidInput`.
+ *
+ * @internal
+ */
+export const parseAddressList = (value: string, field: string): Either.Either<Array<Address>, SmtpInvalidInput> => {
+  const input = value.trim()
+  if (input.length === 0) return Either.right([])
+  const parsed = emailAddresses.parseAddressList({ input, rfc6532: true })
+  if (parsed === null) {
+    return Either.left(new SmtpInvalidInput({ reason: `The ${field} header is not a valid address list` }))
+  }
+  const out: Array<Address> = []
+  for (const entry of parsed) {
+    const mailboxes = entry.type === "group" ? entry.addresses : [entry]
+    for (const m of mailboxes) out.push({ name: decodeName(m.name), address: m.address })
+  }
+  return Either.right(out)
+}
+
+/**
+ * Parses one mailbox given by a caller (`"a@example.com"`, `"Ann <a@example.com>"`). With
+ * `addressOnly` the input must be a bare address (no display name).
+ *
+ * @internal
+ */
+export const parseMailbox = (
+  input: string,
+  field: string,
+  addressOnly: boolean
+): Either.Either<Address, SmtpInvalidInput> => {
+  const parsed = emailAddresses.parseOneAddress({ input: input.trim(), rfc6532: true })
+  if (parsed === null || parsed.type !== "mailbox" || (addressOnly && parsed.name !== null)) {
+    return Either.left(new SmtpInvalidInput({ reason: `${field} is not a valid email address` }))
+  }
+  return Either.right({ name: decodeName(parsed.name), address: parsed.address })
+}
+
+const ATEXT_PHRASE = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/
+
+/** Printable US-ASCII and SP only: no control characters, no HTAB. @internal */
+export const isPrintableAscii = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c > 0x7e) return false
+  }
+  return true
+}
+
+const quote = (s: string) => `"${s.replace(/(["\\])/g, "\\$1")}"`
+
+/**
+ * A display name as an RFC 5322 phrase: atoms as they are, a quoted string when it holds
+ * specials, RFC 2047 encoded words (Q, which libmime restricts to the characters allowed in a
+ * phrase) when it is not printable ASCII, or a quoted UTF-8 string with `utf8Headers` (RFC 6532).
+ *
+ * @internal
+ */
+export const formatPhrase = (name: string, utf8Headers: boolean): string => {
+  if (isPrintableAscii(name) && !name.includes("=?")) {
+    return ATEXT_PHRASE.test(name) ? name : quote(name)
+  }
+  if (utf8Headers && !/[\x00-\x1f\x7f]/.test(name) && !name.includes("=?")) return quote(name)
+  return libmime.encodeWord(name, "Q", 52)
+}
+
+/** `name <address>`, or the bare address when there is no name. @internal */
+export const formatMailbox = (mailbox: Address, utf8Headers: boolean): string =>
+  mailbox.name === undefined || mailbox.name.length === 0
+    ? mailbox.address
+    : `${formatPhrase(mailbox.name, utf8Headers)} <${mailbox.address}>`
+
+/** Whether an address needs SMTPUTF8 (any non-ASCII character). @internal */
+export const isInternational = (address: string): boolean => !isAscii(address)

@@ -1,0 +1,65 @@
+/**
+ * Non-ASCII text in header fields, for the composer: RFC 2047 encoded words for unstructured
+ * text (libmime), RFC 2231 parameters for file names (libmime), or raw UTF-8 (RFC 6532) when
+ * the message goes out with SMTPUTF8. Either way no word is left too long to fold.
+ *
+ * @internal
+ */
+import libmime from "libmime"
+import { isPrintableAscii } from "./addresses.js"
+import { isAscii } from "./bytes.js"
+import { longestWord } from "./fold.js"
+
+/** A word longer than this is encoded, so that it can be split across lines. */
+const LONG_WORD = 900
+
+const hasControl = (s: string) => /[\x00-\x08\x0a-\x1f\x7f]/.test(s)
+
+/**
+ * Unstructured text (Subject, extra headers): kept as it is when it is printable ASCII (or
+ * UTF-8 with `utf8Headers`) with no over-long word; otherwise the non-ASCII words become
+ * encoded words; when the text holds something that reads as an encoded word (`=?`, with
+ * `literalEncodedWords` false) or a word too long for a line, all of it is encoded.
+ *
+ * @internal
+ */
+export const encodeUnstructured = (value: string, utf8Headers: boolean, literalEncodedWords = false): string => {
+  const looksEncoded = !literalEncodedWords && value.includes("=?")
+  const longWord = longestWord(value) > LONG_WORD
+  if (!looksEncoded && !longWord && !hasControl(value)) {
+    if (isPrintableAscii(value.replace(/\t/g, " "))) return value
+    if (utf8Headers) return value
+    return libmime.encodeWords(value, "Q", 52)
+  }
+  return libmime.encodeWord(value, "Q", 52)
+}
+
+const isToken = (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s)
+
+/**
+ * `value; key=param; ...` with RFC 2231 continuations and percent-encoding for non-ASCII or
+ * long parameters (libmime's `buildHeaderValue`), or a quoted UTF-8 string with `utf8Headers`.
+ *
+ * @internal
+ */
+export const parameterized = (
+  value: string,
+  params: ReadonlyArray<readonly [string, string]>,
+  utf8Headers: boolean
+): string => {
+  let out = value
+  for (const [key, param] of params) {
+    if (
+      utf8Headers && !isAscii(param) && !hasControl(param) && !param.includes("\t") &&
+      longestWord(param) <= LONG_WORD
+    ) {
+      out += `; ${key}="${param.replace(/(["\\])/g, "\\$1")}"`
+    } else if (isToken(param) && param.length <= 60) {
+      out += `; ${key}=${param}`
+    } else {
+      // buildHeaderValue returns "; key=..." pieces after the value; give it a dummy value
+      out += libmime.buildHeaderValue({ value: "", params: { [key]: param } })
+    }
+  }
+  return out
+}

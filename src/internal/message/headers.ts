@@ -1,0 +1,143 @@
+/**
+ * Header fields: parsing a header section, unfolding, case-insensitive lookup, validation of
+ * names and values, and the functional updates. Pure.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import type * as Message from "../../Message.js"
+import { SmtpInvalidInput } from "../../SmtpError.js"
+import { hasLineBreak } from "./bytes.js"
+import { foldField } from "./fold.js"
+
+type Header = Message.Header
+
+/** A field name: printable US-ASCII except the colon (RFC 5322 §2.2, ftext). @internal */
+export const isFieldName = (name: string): boolean => {
+  if (name.length === 0) return false
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c < 33 || c > 126 || c === 58) return false
+  }
+  return true
+}
+
+const isWsp = (c: string | undefined) => c === " " || c === "\t"
+
+/**
+ * Splits a header section (the text before the blank line, or up to the first blank line) into
+ * fields. Lines end with CRLF or LF (a bare CR is refused: the end of the header section is
+ * found by CRLF CRLF or LF LF only). Continuation lines are kept in the raw value, joined with
+ * CRLF. A first line that is an mbox `From ` separator is dropped, as Python's parser does.
+ *
+ * @internal
+ */
+export const parseHeaderSection = (text: string): Either.Either<Array<Header>, SmtpInvalidInput> => {
+  const lines = text.split(/\r?\n/)
+  const headers: Array<{ name: string; value: string }> = []
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n]!
+    if (line.length === 0) break
+    if (line.includes("\r")) {
+      return Either.left(new SmtpInvalidInput({ reason: `Malformed header section: a bare CR on line ${n + 1}` }))
+    }
+    if (n === 0 && line.startsWith("From ")) continue
+    if (isWsp(line[0])) {
+      const last = headers[headers.length - 1]
+      if (last === undefined) {
+        return Either.left(new SmtpInvalidInput({ reason: "Malformed header section: line 1 is a continuation line" }))
+      }
+      last.value += "\r\n" + line
+      continue
+    }
+    const colon = line.indexOf(":")
+    const name = colon === -1 ? "" : line.slice(0, colon).replace(/[ \t]+$/, "")
+    if (!isFieldName(name)) {
+      return Either.left(
+        new SmtpInvalidInput({ reason: `Malformed header section: line ${n + 1} is not a header field` })
+      )
+    }
+    headers.push({ name, value: line.slice(colon + 1) })
+  }
+  return Either.right(headers)
+}
+
+/**
+ * Unfolds a raw value (RFC 5322 §2.2.3: a line break followed by white space is removed, the
+ * white space stays) and trims it.
+ *
+ * @internal
+ */
+export const unfold = (raw: string): string => raw.replace(/\r\n|\r|\n/g, "").trim()
+
+const sameName = (a: string, b: string) => a.length === b.length && a.toLowerCase() === b.toLowerCase()
+
+/** @internal */
+export const has = (headers: ReadonlyArray<Header>, name: string): boolean =>
+  headers.some((h) => sameName(h.name, name))
+
+/** @internal */
+export const get = (headers: ReadonlyArray<Header>, name: string): Option.Option<string> => {
+  const found = headers.find((h) => sameName(h.name, name))
+  return found === undefined ? Option.none() : Option.some(unfold(found.value))
+}
+
+/** @internal */
+export const getAll = (headers: ReadonlyArray<Header>, name: string): Array<string> =>
+  headers.filter((h) => sameName(h.name, name)).map((h) => unfold(h.value))
+
+/** @internal */
+export const remove = (headers: ReadonlyArray<Header>, name: string): Array<Header> =>
+  headers.filter((h) => !sameName(h.name, name))
+
+/**
+ * Builds a field from a name and an unfolded value given by a caller: the name must be a valid
+ * field name, the value must hold no CR or LF (header injection); long values are folded at
+ * white space.
+ *
+ * @internal
+ */
+export const makeField = (name: string, value: string, what = `header ${JSON.stringify(name)}`) =>
+  Either.gen(function*() {
+    if (!isFieldName(name)) {
+      return yield* Either.left(
+        new SmtpInvalidInput({ reason: `Invalid header field name ${JSON.stringify(name)}` })
+      )
+    }
+    if (hasLineBreak(value)) {
+      return yield* Either.left(new SmtpInvalidInput({ reason: `CR or LF in ${what} (header injection)` }))
+    }
+    const folded = foldField(name, value)
+    if (folded === undefined) {
+      return yield* Either.left(
+        new SmtpInvalidInput({
+          reason: `${what} has a word too long to fold into lines of at most 998 octets`
+        })
+      )
+    }
+    return { name, value: folded } satisfies Header
+  })
+
+/**
+ * Checks a field before it goes on the wire: a valid name, and every line break inside the raw
+ * value followed by white space (a fold), so that no value can start a new field.
+ *
+ * @internal
+ */
+export const validateField = (header: Header): Either.Either<void, SmtpInvalidInput> => {
+  if (!isFieldName(header.name)) {
+    return Either.left(new SmtpInvalidInput({ reason: `Invalid header field name ${JSON.stringify(header.name)}` }))
+  }
+  const parts = header.value.split(/\r\n|\r|\n/)
+  for (let i = 1; i < parts.length; i++) {
+    if (!isWsp(parts[i]![0])) {
+      return Either.left(
+        new SmtpInvalidInput({
+          reason: `Header ${JSON.stringify(header.name)} holds a line break that is not a fold (header injection)`
+        })
+      )
+    }
+  }
+  return Either.void
+}
