@@ -88,6 +88,13 @@ interface Resolved {
   readonly timeoutGiven: Duration.Duration | undefined
 }
 
+/** localhost, 127.0.0.0/8 and ::1. */
+const isLoopback = (host: string): boolean => {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase()
+  return h === "localhost" || h.endsWith(".localhost") || /^127(\.\d{1,3}){3}$/.test(h) || h === "::1" ||
+    h === "0:0:0:0:0:0:0:1"
+}
+
 const invalid = (reason: string) => Effect.fail(new SmtpInvalidInput({ reason }))
 
 const resolve = (options: Options): Effect.Effect<Resolved, SmtpInvalidInput> =>
@@ -191,7 +198,10 @@ export const connect = (
     const session = yield* Session.make(engine, greeting, {
       localHostname,
       lmtp: options.protocol === "lmtp",
-      tls
+      tls,
+      host: resolved.host,
+      port: resolved.port,
+      loopback: resolved.path !== undefined || isLoopback(resolved.host)
     })
     yield* Effect.addFinalizer(() =>
       engine.isClosed() ? Effect.void : session.service.quit.pipe(

@@ -11,7 +11,9 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import type * as Stream from "effect/Stream"
+import type * as SmtpAuth from "./SmtpAuth.js"
 import type { SmtpError } from "./SmtpError.js"
 import type { SmtpReply } from "./SmtpReply.js"
 import type * as SmtpTransport from "./SmtpTransport.js"
@@ -119,6 +121,37 @@ export interface Service {
    * The options default to those given to `connect`.
    */
   readonly starttls: (tls?: SmtpTransport.TlsOptions) => Effect.Effect<SmtpReply, SmtpError>
+  /**
+   * smtplib's `login`: EHLO if needed; `SmtpNotSupportedError` without AUTH; then the advertised
+   * mechanisms in preference order (SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN), moving on
+   * when one is refused, failing with the last `SmtpAuthenticationError`. PLAIN and LOGIN are not
+   * used over an unencrypted connection to a non-loopback host unless `allowInsecure` is set.
+   */
+  readonly login: (
+    user: string,
+    password: Redacted.Redacted<string>,
+    options?: SmtpAuth.LoginOptions
+  ) => Effect.Effect<SmtpReply, SmtpError>
+  /**
+   * OAuth 2.0 (OAUTHBEARER, RFC 7628, or XOAUTH2) with a token from `token`; when the server
+   * rejects it, `token` runs once more for a fresh one and the exchange is retried.
+   */
+  readonly loginOAuth2: <E = never, R = never>(
+    user: string,
+    token: SmtpAuth.TokenProvider<E, R>,
+    options?: SmtpAuth.OAuth2Options
+  ) => Effect.Effect<SmtpReply, SmtpError | E, R>
+  /**
+   * smtplib's `auth`: AUTH with any mechanism through an authenticator (challenge in, response
+   * out). At most 5 challenges; 235 (or 503, already authenticated) is success.
+   */
+  readonly auth: <E = never, R = never>(
+    mechanism: string,
+    authenticator: SmtpAuth.Authenticator<E, R>,
+    options?: { readonly initialResponseOk?: boolean | undefined }
+  ) => Effect.Effect<SmtpReply, SmtpError | E, R>
+  /** Whether AUTH succeeded on this session (reset by STARTTLS). */
+  readonly isAuthenticated: Effect.Effect<boolean>
   /** QUIT, then close. The Scope does this too when it closes. */
   readonly quit: Effect.Effect<SmtpReply, SmtpError>
   /** Closes the socket without QUIT. */

@@ -5,6 +5,16 @@
 /**
  * @since 0.1.0
  */
+export * as Message from "./Message.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as SmtpAuth from "./SmtpAuth.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as SmtpClient from "./SmtpClient.js"
 
 /**

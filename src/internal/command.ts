@@ -54,11 +54,18 @@ export const encode = (
   })
 }
 
+/** Refuses an address with CR, LF or NUL anywhere (before any bracket extraction hides it). */
+export const checkAddress = (what: string, address: string): Either.Either<string, SmtpInvalidInput> =>
+  /[\r\n\0]/.test(address) ?
+    Either.left(new SmtpInvalidInput({ reason: `The ${what} address contains CR, LF or NUL (nothing was sent)` })) :
+    Either.right(address)
+
 /**
  * smtplib's `quoteaddr`: `<>` stays; `"Name <a@b>"` becomes `<a@b>`; a bare address is wrapped.
  */
 export const quoteAddress = (address: string): string => {
-  const trimmed = address.trim()
+  // blanks only: a CR or LF must stay, for the encoder to refuse it
+  const trimmed = address.replace(/^[ \t]+|[ \t]+$/g, "")
   if (trimmed === "<>" || trimmed === "") return "<>"
   return `<${addressOnly(trimmed)}>`
 }
@@ -67,7 +74,7 @@ export const quoteAddress = (address: string): string => {
  * smtplib's `_addr_only`: the address inside angle brackets when there are any, else the string.
  */
 export const addressOnly = (address: string): string => {
-  const trimmed = address.trim()
+  const trimmed = address.replace(/^[ \t]+|[ \t]+$/g, "")
   if (trimmed === "<>") return trimmed
   const open = trimmed.lastIndexOf("<")
   const close = trimmed.lastIndexOf(">")
@@ -77,3 +84,14 @@ export const addressOnly = (address: string): string => {
 
 /** Whether a string needs SMTPUTF8 to be sent in a command. */
 export const isAscii = (s: string): boolean => !nonAscii.test(s)
+
+/**
+ * A line that is not a command (an AUTH response): `verb` names it in errors and spans, `display`
+ * in the transcript, so the line itself (a credential) appears nowhere but on the wire.
+ */
+export const secretLine = (verb: string, line: string, display: string): Either.Either<Command, SmtpInvalidInput> =>
+  lineBreak.test(line) || line.includes("\0") || nonAscii.test(line) ?
+    Either.left(
+      new SmtpInvalidInput({ reason: `An ${verb} line may not contain CR, LF, NUL or non-ASCII characters` })
+    ) :
+    Either.right({ verb, bytes: encoder.encode(`${line}\r\n`), display })

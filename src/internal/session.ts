@@ -20,6 +20,7 @@ import {
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
+import * as Auth from "./auth.js"
 import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Awaiter, Engine } from "./engine.js"
@@ -30,6 +31,10 @@ export interface SessionOptions {
   readonly lmtp: boolean
   /** TLS settings for STARTTLS when the caller gives none (servername defaults to the host). */
   readonly tls: SmtpTransport.TlsOptions
+  readonly host: string
+  readonly port: number
+  /** The server is this machine (loopback address or Unix socket): password mechanisms are fine in clear. */
+  readonly loopback: boolean
 }
 
 export interface SessionState {
@@ -39,8 +44,7 @@ export interface SessionState {
   heloResp: string | undefined
   /** Commands may carry UTF-8: a MAIL with SMTPUTF8 started the transaction (until RSET). */
   utf8: boolean
-  /** A transaction was interrupted half-way: RSET before the next one. */
-  dirty: boolean
+  authenticated: boolean
 }
 
 const encodeOrFail = (verb: string, args?: string, utf8?: boolean) => Codec.encode(verb, args, { utf8 })
@@ -64,6 +68,9 @@ const messageStream = <E, R>(
 
 const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
 
+/** The end of an empty message: what ends a DATA accepted although the transaction failed. */
+const emptyData = new TextEncoder().encode(".\r\n")
+
 export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
   Effect.gen(function*() {
     const lock = yield* Effect.makeSemaphore(1)
@@ -73,7 +80,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       ehloResp: undefined,
       heloResp: undefined,
       utf8: false,
-      dirty: false
+      authenticated: false
     }
     const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
 
@@ -85,6 +92,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       )
 
     const resetState = () => {
+      state.authenticated = false
       state.features = new Map()
       state.doesEsmtp = false
       state.ehloResp = undefined
@@ -129,12 +137,16 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           )
         }
         const list = mailOptions.length > 0 && state.doesEsmtp ? ` ${mailOptions.join(" ")}` : ""
+        yield* Codec.checkAddress("sender", sender)
         return yield* encodeOrFail("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, utf8)
       })
 
     const rcptCommand = (recipient: string, rcptOptions: ReadonlyArray<string>, utf8: boolean) => {
       const list = rcptOptions.length > 0 && state.doesEsmtp ? ` ${rcptOptions.join(" ")}` : ""
-      return encodeOrFail("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, utf8)
+      return Effect.flatMap(
+        Codec.checkAddress("recipient", recipient),
+        () => encodeOrFail("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, utf8)
+      )
     }
 
     /** RSET after a failed transaction; like smtplib's `_rset`, failures are ignored. */
@@ -153,10 +165,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       })
 
     /** Ends a DATA that was accepted (354) although the transaction had failed: an empty message. */
-    const abandonData = engine.writeData(Stream.empty, { owed: ["<end of data>"], label: "empty message" }).pipe(
-      Effect.flatMap(([a]) => a),
-      Effect.ignore
-    )
+    const abandonData = engine.writeData(Stream.succeed(emptyData), { owed: ["<end of data>"], label: "empty message" })
+      .pipe(
+        Effect.flatMap(([a]) => a),
+        Effect.ignore
+      )
 
     const sendmail = <E, R>(
       from: string,
@@ -164,79 +177,76 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions?: SmtpConnection.SendmailOptions
     ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
-      Effect.gen(function*() {
-        const recipients = typeof to === "string" ? [to] : to
-        if (recipients.length === 0) {
-          return yield* Effect.fail(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
-        }
-        const { size: knownSize, stream } = yield* messageStream(message)
-        yield* ehloOrHeloIfNeeded
-        if (state.dirty) {
-          state.dirty = false
-          yield* quietRset
-        }
-        const mailOptions: Array<string> = []
-        if (state.doesEsmtp) {
-          const size = sendOptions?.size ?? knownSize
-          if (hasExtn("size") && size !== undefined) mailOptions.push(`SIZE=${size}`)
-          mailOptions.push(...(sendOptions?.mailOptions ?? []))
-        }
-        const utf8 = mailOptions.some(isSmtpUtf8)
-        // every command is encoded before anything is written: an invalid one writes nothing
-        const commands: Array<Codec.Command> = [yield* mailCommand(from, mailOptions)]
-        for (const r of recipients) commands.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
-        commands.push(yield* encodeOrFail("DATA"))
-
-        const replies = yield* replySource(commands, hasExtn("pipelining"))
-        const failAfterRset = <X>(error: X) =>
-          Effect.zipRight(
-            replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => accepted ? abandonData : Effect.void)),
-            quietRset
-          ).pipe(
-            Effect.zipRight(Effect.fail(error))
-          )
-
-        const mail = yield* replies.next
-        if (mail.code !== 250) {
-          const error = new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: from })
-          return yield* (mail.code === 421 ? Effect.fail(error) : failAfterRset(error))
-        }
-        const refused: Record<string, SmtpReply> = {}
-        let refusedCount = 0
-        for (const r of recipients) {
-          const reply = yield* replies.next
-          if (reply.code !== 250 && reply.code !== 251) {
-            refused[r] = reply
-            refusedCount++
+      Effect.suspend(() => {
+        let started = false
+        return Effect.gen(function*() {
+          const recipients = typeof to === "string" ? [to] : to
+          if (recipients.length === 0) {
+            return yield* Effect.fail(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
           }
-          if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
-        }
-        if (refusedCount === recipients.length) {
-          return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
-        }
-        const dataReply = yield* replies.next
-        if (dataReply.code !== 354) {
-          const error = new SmtpDataError(replyFields(dataReply, "DATA"))
-          return yield* (dataReply.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
-        }
-        const [final] = yield* engine.writeData(MessageData.dotStuff(stream), {
-          owed: ["<end of data>"],
-          label: "message data"
-        })
-        const end = yield* final
-        if (end.code !== 250) {
-          const error = new SmtpDataError(replyFields(end, "<end of data>"))
-          return yield* (end.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
-        }
-        return refused
-      }).pipe(
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            state.dirty = true
+          const { size: knownSize, stream } = yield* messageStream(message)
+          yield* ehloOrHeloIfNeeded
+          const mailOptions: Array<string> = []
+          if (state.doesEsmtp) {
+            const size = sendOptions?.size ?? knownSize
+            if (hasExtn("size") && size !== undefined) mailOptions.push(`SIZE=${size}`)
+            mailOptions.push(...(sendOptions?.mailOptions ?? []))
+          }
+          const utf8 = mailOptions.some(isSmtpUtf8)
+          // every command is encoded before anything is written: an invalid one writes nothing
+          const commands: Array<Codec.Command> = [yield* mailCommand(from, mailOptions)]
+          for (const r of recipients) commands.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
+          commands.push(yield* encodeOrFail("DATA"))
+
+          started = true
+          const replies = yield* replySource(commands, hasExtn("pipelining"))
+          const failAfterRset = <X>(error: X) =>
+            Effect.zipRight(
+              replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => accepted ? abandonData : Effect.void)),
+              quietRset
+            ).pipe(
+              Effect.zipRight(Effect.fail(error))
+            )
+
+          const mail = yield* replies.next
+          if (mail.code !== 250) {
+            const error = new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: from })
+            return yield* (mail.code === 421 ? Effect.fail(error) : failAfterRset(error))
+          }
+          const refused: Record<string, SmtpReply> = {}
+          let refusedCount = 0
+          for (const r of recipients) {
+            const reply = yield* replies.next
+            if (reply.code !== 250 && reply.code !== 251) {
+              refused[r] = reply
+              refusedCount++
+            }
+            if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
+          }
+          if (refusedCount === recipients.length) {
+            return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
+          }
+          const dataReply = yield* replies.next
+          if (dataReply.code !== 354) {
+            const error = new SmtpDataError(replyFields(dataReply, "DATA"))
+            return yield* (dataReply.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
+          }
+          const [final] = yield* engine.writeData(MessageData.dotStuff(stream), {
+            owed: ["<end of data>"],
+            label: "message data"
           })
-        ),
-        Effect.withSpan("SmtpConnection.sendmail", { kind: "client" })
-      )
+          const end = yield* final
+          if (end.code !== 250) {
+            const error = new SmtpDataError(replyFields(end, "<end of data>"))
+            return yield* (end.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
+          }
+          return refused
+        }).pipe(
+          // interrupted half-way through a transaction: replies may be owed and DATA may be open,
+          // so the session cannot be trusted any more; it is closed (a pool replaces it)
+          Effect.onInterrupt(() => started ? engine.close : Effect.void)
+        )
+      }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
 
     /**
      * The replies to a transaction's commands, one at a time. Pipelined: every command is written
@@ -294,6 +304,18 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       return reply
     })
 
+    const authContext: Auth.AuthContext = {
+      engine,
+      ehloOrHeloIfNeeded,
+      features: () => state.features,
+      loopback: options.loopback,
+      host: options.host,
+      port: options.port,
+      authenticated: () => {
+        state.authenticated = true
+      }
+    }
+
     const service: SmtpConnection.Service = {
       greeting,
       helo: (name) => serialised(helo(name)),
@@ -308,8 +330,10 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       docmd: (command, args) => serialised(cmd(command, args)),
       noop: serialised(cmd("NOOP")),
       rset: serialised(cmd("RSET")),
-      verify: (address) => serialised(cmd("VRFY", Codec.addressOnly(address))),
-      expn: (address) => serialised(cmd("EXPN", Codec.addressOnly(address))),
+      verify: (address) =>
+        serialised(Effect.flatMap(Codec.checkAddress("VRFY", address), (a) => cmd("VRFY", Codec.addressOnly(a)))),
+      expn: (address) =>
+        serialised(Effect.flatMap(Codec.checkAddress("EXPN", address), (a) => cmd("EXPN", Codec.addressOnly(a)))),
       help: (args) => serialised(cmd("HELP", args)),
       mail: (sender, mailOptions = []) =>
         serialised(Effect.flatMap(mailCommand(sender, mailOptions), (command) => {
@@ -321,6 +345,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       data: (message) => serialised(data(message)),
       sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions)),
       starttls: (tls) => serialised(starttls(tls)),
+      login: (user, password, loginOptions) => serialised(Auth.login(authContext, user, password, loginOptions)),
+      loginOAuth2: (user, token, oauthOptions) => serialised(Auth.loginOAuth2(authContext, user, token, oauthOptions)),
+      auth: (mechanism, authenticator, authOptions) =>
+        serialised(Auth.auth(authContext, mechanism, authenticator, authOptions)),
+      isAuthenticated: Effect.sync(() => state.authenticated),
       quit: serialised(quit),
       close: engine.close,
       isClosed: Effect.sync(() => engine.isClosed()),

@@ -1,0 +1,72 @@
+/**
+ * Authentication: the options of `login` and `loginOAuth2`, and the authenticator type of
+ * `auth`, the hook for mechanisms this library does not ship.
+ *
+ * @since 0.1.0
+ */
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+
+/**
+ * A custom SASL mechanism, smtplib's `authobject`: called with `None` for the initial response
+ * (return `undefined` when the mechanism has none) and then with each server challenge, decoded
+ * from base64. The response is base64-encoded for you.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Authenticator<E = never, R = never> = (
+  challenge: Option.Option<Uint8Array>
+) => Effect.Effect<string | Uint8Array | undefined, E, R>
+
+/**
+ * The password mechanisms `login` knows, strongest first: the default order it tries them in.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMechanisms: ReadonlyArray<string> = ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN"]
+
+/**
+ * Options of `login`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LoginOptions {
+  /** Send the initial response with AUTH (RFC 4954) where the mechanism has one. Default true, as smtplib. */
+  readonly initialResponseOk?: boolean | undefined
+  /** The mechanisms to try, in order (those the server does not advertise are skipped). */
+  readonly mechanisms?: ReadonlyArray<string> | undefined
+  /** An authorization identity (PLAIN and SCRAM only). */
+  readonly authzid?: string | undefined
+  /**
+   * Allow PLAIN and LOGIN (which send the password itself) over an unencrypted connection to a
+   * host that is not loopback. Off by default, as in Go's net/smtp.
+   */
+  readonly allowInsecure?: boolean | undefined
+}
+
+/**
+ * Options of `loginOAuth2`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OAuth2Options {
+  /** Default: OAUTHBEARER when advertised, else XOAUTH2. */
+  readonly mechanism?: "XOAUTH2" | "OAUTHBEARER" | undefined
+  /** Allow sending the token over an unencrypted connection to a non-loopback host. Off by default. */
+  readonly allowInsecure?: boolean | undefined
+}
+
+/**
+ * Where an OAuth 2.0 access token comes from. It is run once per attempt: when the server
+ * rejects a token it runs again, once, and must then give a fresh token (refresh it, bypass your
+ * cache).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TokenProvider<E = never, R = never> = Effect.Effect<Redacted.Redacted<string>, E, R>

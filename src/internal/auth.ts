@@ -1,0 +1,258 @@
+/**
+ * SMTP AUTH (RFC 4954) over the engine: one SASL exchange, and `login` / `loginOAuth2` / `auth`
+ * built on it. Credentials only ever reach the wire: the transcript shows `<redacted>`, errors
+ * carry server replies and mechanism names.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as SmtpAuth from "../SmtpAuth.js"
+import {
+  replyFields,
+  SmtpAuthenticationError,
+  type SmtpError,
+  SmtpInvalidInput,
+  SmtpNotSupportedError
+} from "../SmtpError.js"
+import type { SmtpReply } from "../SmtpReply.js"
+import * as Codec from "./command.js"
+import type { Engine } from "./engine.js"
+import { fromBase64, toBase64, utf8 } from "./sasl/bytes.js"
+import * as Sasl from "./sasl/index.js"
+
+/** smtplib's `_MAXCHALLENGE`: how many 334 challenges one exchange may have. */
+export const MAX_CHALLENGES = 5
+
+export interface AuthContext {
+  readonly engine: Engine
+  readonly ehloOrHeloIfNeeded: Effect.Effect<void, SmtpError>
+  readonly features: () => ReadonlyMap<string, string>
+  /** The connection goes to this machine (loopback address or Unix socket). */
+  readonly loopback: boolean
+  readonly host: string
+  readonly port: number
+  readonly authenticated: () => void
+}
+
+/** A step failed on the client side: the exchange is cancelled with `*` and fails with this reason. */
+class Abort {
+  readonly _tag = "Abort"
+  constructor(readonly reason: string) {}
+}
+
+interface Mechanism<E, R> {
+  readonly name: string
+  readonly step: (challenge: Option.Option<Uint8Array>) => Effect.Effect<Uint8Array | undefined, Abort | E, R>
+  /** After 235: a mechanism with something left to verify fails here (SCRAM's server signature). */
+  readonly complete: Either.Either<void, string>
+}
+
+const authError = (reply: SmtpReply, mechanisms: ReadonlyArray<string>, detail?: string) =>
+  new SmtpAuthenticationError({
+    ...replyFields(reply, "AUTH"),
+    mechanisms,
+    ...(detail === undefined ? {} : { detail })
+  })
+
+const send = (engine: Engine, line: string, display: string) =>
+  Effect.flatMap(Codec.secretLine("AUTH", line, display), engine.command)
+
+/** Runs one exchange. Fails with `SmtpAuthenticationError` on a refusal; E from a custom step. */
+const exchange = <E, R>(
+  ctx: AuthContext,
+  mechanism: Mechanism<E, R>,
+  initialResponseOk: boolean,
+  tried: ReadonlyArray<string>
+): Effect.Effect<SmtpReply, SmtpError | E, R> =>
+  Effect.gen(function*() {
+    const { engine } = ctx
+    const cancel = (reason: string) =>
+      Effect.flatMap(send(engine, "*", "*"), (reply) => Effect.fail(authError(reply, tried, reason)))
+    const initial = initialResponseOk ? yield* Effect.either(mechanism.step(Option.none())) : Either.right(undefined)
+    if (Either.isLeft(initial)) {
+      if (initial.left instanceof Abort) {
+        return yield* Effect.fail(new SmtpInvalidInput({ reason: initial.left.reason }))
+      }
+      return yield* Effect.fail(initial.left as E)
+    }
+    let reply = initial.right === undefined ?
+      yield* Effect.flatMap(Codec.encode("AUTH", mechanism.name), engine.command) :
+      yield* send(
+        engine,
+        `AUTH ${mechanism.name} ${initial.right.length === 0 ? "=" : toBase64(initial.right)}`,
+        `AUTH ${mechanism.name} <redacted>`
+      )
+    let challenges = 0
+    while (reply.code === 334) {
+      if (++challenges > MAX_CHALLENGES) {
+        return yield* cancel(`more than ${MAX_CHALLENGES} challenges: the exchange was cancelled`)
+      }
+      const challenge = fromBase64(reply.text.trim())
+      if (challenge === undefined) return yield* cancel("the server's challenge is not valid base64")
+      const response = yield* Effect.either(mechanism.step(Option.some(challenge)))
+      if (Either.isLeft(response)) {
+        if (response.left instanceof Abort) return yield* cancel(response.left.reason)
+        // a custom authenticator failed: cancel the exchange, then report its own error
+        yield* Effect.ignore(send(engine, "*", "*"))
+        return yield* Effect.fail(response.left as E)
+      }
+      reply = yield* send(engine, toBase64(response.right ?? new Uint8Array(0)), "<redacted>")
+    }
+    if (reply.code === 235 || reply.code === 503) {
+      if (Either.isLeft(mechanism.complete)) {
+        // the server may be an impostor: do not keep a session it "authenticated"
+        yield* engine.close
+        return yield* Effect.fail(authError(reply, tried, mechanism.complete.left))
+      }
+      ctx.authenticated()
+      return reply
+    }
+    return yield* Effect.fail(authError(reply, tried))
+  })
+
+const fromSasl = (name: string, session: Sasl.SaslSession): Mechanism<never, never> => ({
+  name,
+  step: (challenge) =>
+    Option.match(challenge, {
+      onNone: () => Effect.succeed(session.initial()),
+      onSome: (bytes) =>
+        Either.match(session.respond(bytes), { onLeft: (r) => Effect.fail(new Abort(r)), onRight: Effect.succeed })
+    }),
+  get complete() {
+    return session.complete()
+  }
+})
+
+const isPasswordInClear = (name: string) => name === "PLAIN" || name === "LOGIN"
+
+const advertised = (ctx: AuthContext) =>
+  Effect.gen(function*() {
+    yield* ctx.ehloOrHeloIfNeeded
+    const auth = ctx.features().get("auth")
+    if (auth === undefined) {
+      return yield* Effect.fail(
+        new SmtpNotSupportedError({ feature: "AUTH", detail: "the server does not advertise SMTP AUTH" })
+      )
+    }
+    return auth.split(/\s+/).filter((m) => m !== "").map((m) => m.toUpperCase())
+  })
+
+const insecureRefusal = (what: string, option: string) =>
+  new SmtpInvalidInput({
+    reason: `Refusing to send ${what} over an unencrypted connection to a host that is not loopback: ` +
+      `connect with security "starttls" or "tls", or pass { ${option}: true } to opt in`
+  })
+
+/** smtplib's `login`: the advertised mechanisms in preference order, the last error if all fail. */
+export const login = (
+  ctx: AuthContext,
+  user: string,
+  password: Redacted.Redacted<string>,
+  options: SmtpAuth.LoginOptions = {}
+): Effect.Effect<SmtpReply, SmtpError> =>
+  Effect.gen(function*() {
+    const offered = yield* advertised(ctx)
+    const candidates = Sasl.choose(offered, options.mechanisms ?? Sasl.preferenceOrder)
+    const insecure = !ctx.engine.isSecure() && !ctx.loopback && options.allowInsecure !== true
+    const usable = insecure ? candidates.filter((m) => !isPasswordInClear(m.toUpperCase())) : candidates
+    if (usable.length === 0) {
+      if (candidates.length > 0) return yield* Effect.fail(insecureRefusal("a password", "allowInsecure"))
+      return yield* Effect.fail(
+        new SmtpNotSupportedError({
+          feature: "AUTH",
+          detail: `no suitable authentication mechanism (the server offers: ${offered.join(" ") || "none"})`
+        })
+      )
+    }
+    const tried: Array<string> = []
+    let last: SmtpAuthenticationError | undefined
+    for (const name of usable) {
+      const session = Sasl.forPassword(name, {
+        username: user,
+        password: Redacted.value(password),
+        authzid: options.authzid
+      })
+      if (Either.isLeft(session)) return yield* Effect.fail(new SmtpInvalidInput({ reason: session.left }))
+      tried.push(name)
+      const result = yield* Effect.either(
+        exchange(ctx, fromSasl(name, session.right), options.initialResponseOk ?? true, tried.slice())
+      )
+      if (Either.isRight(result)) return result.right
+      if (result.left._tag !== "SmtpAuthenticationError" || ctx.engine.isClosed()) {
+        return yield* Effect.fail(result.left)
+      }
+      last = result.left
+    }
+    return yield* Effect.fail(last!)
+  })
+
+/** XOAUTH2 / OAUTHBEARER with a token from the caller, fetched again once if the server rejects it. */
+export const loginOAuth2 = <E, R>(
+  ctx: AuthContext,
+  user: string,
+  token: SmtpAuth.TokenProvider<E, R>,
+  options: SmtpAuth.OAuth2Options = {}
+): Effect.Effect<SmtpReply, SmtpError | E, R> =>
+  Effect.gen(function*() {
+    const offered = yield* advertised(ctx)
+    const name = options.mechanism ??
+      (offered.includes("OAUTHBEARER") ? "OAUTHBEARER" : offered.includes("XOAUTH2") ? "XOAUTH2" : undefined)
+    if (name === undefined) {
+      return yield* Effect.fail(
+        new SmtpNotSupportedError({
+          feature: "AUTH XOAUTH2/OAUTHBEARER",
+          detail: `the server offers: ${offered.join(" ") || "none"}`
+        })
+      )
+    }
+    if (!ctx.engine.isSecure() && !ctx.loopback && options.allowInsecure !== true) {
+      return yield* Effect.fail(insecureRefusal("an OAuth token", "allowInsecure"))
+    }
+    const attempt = Effect.gen(function*() {
+      const t = Redacted.value(yield* token)
+      const session = name === "XOAUTH2" ?
+        Sasl.XOAuth2.make({ username: user, token: t }) :
+        Sasl.OAuthBearer.make({ username: user, token: t, host: ctx.host, port: ctx.port })
+      return yield* exchange(ctx, fromSasl(name, session), true, [name]).pipe(
+        Effect.mapError((e) => {
+          const json = session.serverError()
+          if (e._tag !== "SmtpAuthenticationError" || json === undefined) return e
+          const status = [json.status && `status ${json.status}`, json.scope && `scope ${json.scope}`]
+            .filter(Boolean).join(", ")
+          return new SmtpAuthenticationError({ ...e, detail: `token rejected${status ? ` (${status})` : ""}` })
+        })
+      )
+    })
+    return yield* attempt.pipe(
+      Effect.catchIf(
+        (e): e is SmtpAuthenticationError =>
+          typeof e === "object" && e !== null && (e as { _tag?: unknown })._tag === "SmtpAuthenticationError" &&
+          !ctx.engine.isClosed(),
+        // rejected: one more try with a fresh token (an expired token is the common case)
+        () => attempt
+      )
+    )
+  })
+
+/** smtplib's `auth`: any mechanism, through a caller's authenticator. */
+export const auth = <E, R>(
+  ctx: AuthContext,
+  name: string,
+  authenticator: SmtpAuth.Authenticator<E, R>,
+  options: { readonly initialResponseOk?: boolean | undefined } = {}
+): Effect.Effect<SmtpReply, SmtpError | E, R> =>
+  Effect.gen(function*() {
+    yield* ctx.ehloOrHeloIfNeeded
+    if (!/^[A-Za-z0-9_-]{1,20}$/.test(name)) {
+      return yield* Effect.fail(new SmtpInvalidInput({ reason: `Invalid SASL mechanism name ${JSON.stringify(name)}` }))
+    }
+    const mechanism: Mechanism<E, R> = {
+      name: name.toUpperCase(),
+      step: (challenge) => Effect.map(authenticator(challenge), (r) => (typeof r === "string" ? utf8(r) : r)),
+      complete: Either.void
+    }
+    return yield* exchange(ctx, mechanism, options.initialResponseOk ?? true, [name.toUpperCase()])
+  })
