@@ -13,6 +13,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Stream from "effect/Stream"
+import type * as Message from "./Message.js"
 import type * as SmtpAuth from "./SmtpAuth.js"
 import type { SmtpError } from "./SmtpError.js"
 import type { SmtpReply } from "./SmtpReply.js"
@@ -43,6 +44,23 @@ export interface SendmailOptions {
    * give it for a Stream, or no SIZE parameter is sent.
    */
   readonly size?: number | undefined
+}
+
+/**
+ * Options of `sendMessage` (smtplib's `send_message`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SendMessageOptions {
+  /** The envelope sender, instead of Sender / From (or Resent-Sender / Resent-From). */
+  readonly from?: string | undefined
+  /** The envelope recipients, instead of To, Bcc and Cc (or their Resent-* forms). */
+  readonly to?: string | ReadonlyArray<string> | undefined
+  /** ESMTP parameters for MAIL FROM; SMTPUTF8 and BODY=8BITMIME are added when the message needs them. */
+  readonly mailOptions?: ReadonlyArray<string> | undefined
+  /** ESMTP parameters for every RCPT TO. */
+  readonly rcptOptions?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -152,6 +170,17 @@ export interface Service {
   ) => Effect.Effect<SmtpReply, SmtpError | E, R>
   /** Whether AUTH succeeded on this session (reset by STARTTLS). */
   readonly isAuthenticated: Effect.Effect<boolean>
+  /**
+   * smtplib's `send_message`: the envelope comes from Sender (else From) and To, Bcc, Cc, or from
+   * the one block of Resent-* fields (two blocks: `SmtpInvalidInput`); Bcc and Resent-Bcc are never
+   * transmitted; the message goes out with CRLF line endings. When an envelope address is not ASCII,
+   * SMTPUTF8 and BODY=8BITMIME are added if the server supports SMTPUTF8, else
+   * `SmtpNotSupportedError` before anything is sent. Returns the refused recipients, as `sendmail`.
+   */
+  readonly sendMessage: <E = never, R = never>(
+    message: Message.Message<E, R>,
+    options?: SendMessageOptions
+  ) => Effect.Effect<RefusedRecipients, SmtpError | E, R>
   /** QUIT, then close. The Scope does this too when it closes. */
   readonly quit: Effect.Effect<SmtpReply, SmtpError>
   /** Closes the socket without QUIT. */

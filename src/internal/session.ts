@@ -6,6 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as Message from "../Message.js"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import {
   replyFields,
@@ -248,6 +249,25 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         )
       }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
 
+    /** smtplib's `send_message`: the envelope from the headers, Bcc never transmitted. */
+    const sendMessage = <E, R>(
+      message: Message.Message<E, R>,
+      sendOptions?: SmtpConnection.SendMessageOptions
+    ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
+      Effect.gen(function*() {
+        yield* ehloOrHeloIfNeeded
+        const prepared = yield* Message.prepareSend(message, {
+          from: sendOptions?.from,
+          to: sendOptions?.to,
+          mailOptions: sendOptions?.mailOptions,
+          smtpUtf8: hasExtn("smtputf8")
+        })
+        return yield* sendmail(prepared.from, prepared.to, prepared.data, {
+          mailOptions: prepared.mailOptions,
+          rcptOptions: sendOptions?.rcptOptions
+        })
+      })
+
     /**
      * The replies to a transaction's commands, one at a time. Pipelined: every command is written
      * at once; otherwise each is written when its reply is asked for. Either way the caller sees
@@ -344,6 +364,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         serialised(Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command)),
       data: (message) => serialised(data(message)),
       sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions)),
+      sendMessage: (message, sendOptions) => serialised(sendMessage(message, sendOptions)),
       starttls: (tls) => serialised(starttls(tls)),
       login: (user, password, loginOptions) => serialised(Auth.login(authContext, user, password, loginOptions)),
       loginOAuth2: (user, token, oauthOptions) => serialised(Auth.loginOAuth2(authContext, user, token, oauthOptions)),
