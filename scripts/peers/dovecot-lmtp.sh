@@ -196,7 +196,10 @@ start)
       || die "uid $MAIL_UID cannot write $DDIR/mail — make every parent of $STATE traversable (chmod o+x)"
   fi
   rm -f "$SOCK"
-  dovecot -c "$CONFF" || { tail -20 "$DDIR/log/dovecot.log" >&2 2>/dev/null || true; die "dovecot failed to start"; }
+  # the dovecot master daemonizes but keeps the caller's stderr open (so `all.sh start | tee x` or
+  # $(all.sh start) would never see EOF): give it /dev/null and a log file, and show that file on failure
+  dovecot -c "$CONFF" </dev/null >"$DDIR/log/start.out" 2>&1 || {
+    cat "$DDIR/log/start.out" >&2; tail -20 "$DDIR/log/dovecot.log" >&2 2>/dev/null || true; die "dovecot failed to start"; }
   ok=0
   for _ in $(seq 1 100); do
     if port_listening "$DC_LMTP_PORT" && [ -S "$SOCK" ] && [ -s "$PIDF" ]; then ok=1; break; fi; sleep 0.05

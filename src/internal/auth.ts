@@ -94,7 +94,12 @@ const exchange = <E, R>(
       if (challenge === undefined) return yield* cancel("the server's challenge is not valid base64")
       const response = yield* Effect.either(mechanism.step(Option.some(challenge)))
       if (Either.isLeft(response)) {
-        if (response.left instanceof Abort) return yield* cancel(response.left.reason)
+        if (response.left instanceof Abort) {
+          // the mechanism caught the server lying (a wrong SCRAM signature, a forged nonce): cancel,
+          // then close, so that no further mechanism hands this server a password
+          const reason = response.left.reason
+          return yield* Effect.ensuring(cancel(reason), engine.close)
+        }
         // a custom authenticator failed: cancel the exchange, then report its own error
         yield* Effect.ignore(send(engine, "*", "*"))
         return yield* Effect.fail(response.left as E)
@@ -157,9 +162,20 @@ export const login = (
     const offered = yield* advertised(ctx)
     const candidates = Sasl.choose(offered, options.mechanisms ?? Sasl.preferenceOrder)
     const insecure = !ctx.engine.isSecure() && !ctx.loopback && options.allowInsecure !== true
-    const usable = insecure ? candidates.filter((m) => !isPasswordInClear(m.toUpperCase())) : candidates
+    // an authorization identity fits only PLAIN and SCRAM: the others are skipped, not failed
+    const carriers = options.authzid === undefined || options.authzid === "" ?
+      candidates :
+      candidates.filter((m) => !["CRAM-MD5", "LOGIN"].includes(m.toUpperCase()))
+    const usable = insecure ? carriers.filter((m) => !isPasswordInClear(m.toUpperCase())) : carriers
     if (usable.length === 0) {
-      if (candidates.length > 0) return yield* Effect.fail(insecureRefusal("a password", "allowInsecure"))
+      if (carriers.length > 0) return yield* Effect.fail(insecureRefusal("a password", "allowInsecure"))
+      if (candidates.length > 0) {
+        return yield* Effect.fail(
+          new SmtpInvalidInput({
+            reason: `An authzid needs PLAIN or SCRAM; the server offers only ${candidates.join(" ")}`
+          })
+        )
+      }
       return yield* Effect.fail(
         new SmtpNotSupportedError({
           feature: "AUTH",
@@ -247,7 +263,12 @@ export const auth = <E, R>(
   Effect.gen(function*() {
     yield* ctx.ehloOrHeloIfNeeded
     if (!/^[A-Za-z0-9_-]{1,20}$/.test(name)) {
-      return yield* Effect.fail(new SmtpInvalidInput({ reason: `Invalid SASL mechanism name ${JSON.stringify(name)}` }))
+      // the name is not echoed: a caller may have pasted a credential into it
+      return yield* Effect.fail(
+        new SmtpInvalidInput({
+          reason: "Invalid SASL mechanism name: 1 to 20 letters, digits, '-' or '_' (nothing was sent)"
+        })
+      )
     }
     const mechanism: Mechanism<E, R> = {
       name: name.toUpperCase(),

@@ -83,7 +83,19 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       utf8: false,
       authenticated: false
     }
-    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
+    /**
+     * Set when a transaction was interrupted half-way: reads the replies it is still owed, ends a
+     * DATA the server accepted, and RSETs, before the next operation. (An interruption while
+     * message data was being written closes the connection instead: see the engine.)
+     */
+    let recover: Effect.Effect<void> | undefined
+    const runRecovery = Effect.suspend(() => {
+      const r = recover
+      recover = undefined
+      return r === undefined || engine.isClosed() ? Effect.void : r
+    })
+    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      lock.withPermits(1)(Effect.zipRight(runRecovery, effect))
 
     const cmd = (verb: string, args?: string): Effect.Effect<SmtpReply, SmtpError> =>
       Effect.flatMap(encodeOrFail(verb, args, state.utf8), engine.command).pipe(
@@ -179,7 +191,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       sendOptions?: SmtpConnection.SendmailOptions
     ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
       Effect.suspend(() => {
-        let started = false
+        let pending: { readonly drainDataAccepted: Effect.Effect<boolean> } | undefined
         return Effect.gen(function*() {
           const recipients = typeof to === "string" ? [to] : to
           if (recipients.length === 0) {
@@ -199,8 +211,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           for (const r of recipients) commands.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
           commands.push(yield* encodeOrFail("DATA"))
 
-          started = true
-          const replies = yield* replySource(commands, hasExtn("pipelining"))
+          const replies = replySource(commands, hasExtn("pipelining"))
+          pending = replies
+          yield* replies.start
           const failAfterRset = <X>(error: X) =>
             Effect.zipRight(
               replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => accepted ? abandonData : Effect.void)),
@@ -243,9 +256,21 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           }
           return refused
         }).pipe(
-          // interrupted half-way through a transaction: replies may be owed and DATA may be open,
-          // so the session cannot be trusted any more; it is closed (a pool replaces it)
-          Effect.onInterrupt(() => started ? engine.close : Effect.void)
+          // interrupted half-way through a transaction: replies may be owed and DATA may be open;
+          // the next operation first settles that (see `recover`)
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              const interrupted = pending
+              if (interrupted === undefined) return
+              recover = interrupted.drainDataAccepted.pipe(
+                Effect.flatMap((accepted) => accepted ? abandonData : Effect.void),
+                Effect.zipRight(quietRset)
+              )
+            })
+          ),
+          Effect.ensuring(Effect.sync(() => {
+            pending = undefined
+          }))
         )
       }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
 
@@ -273,28 +298,38 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
      * at once; otherwise each is written when its reply is asked for. Either way the caller sees
      * the same replies in the same order, so one code path serves both.
      */
-    const replySource = (commands: ReadonlyArray<Codec.Command>, pipelined: boolean) =>
-      Effect.gen(function*() {
-        let index = 0
-        const awaiters: ReadonlyArray<Awaiter> | undefined = pipelined ? yield* engine.pipeline(commands) : undefined
-        const next: Effect.Effect<SmtpReply, SmtpError> = Effect.suspend(() => {
-          const i = index++
-          return awaiters !== undefined ? awaiters[i] : engine.command(commands[i])
-        })
-        /** Reads the replies still owed (pipelined); true when the last, DATA, was accepted. */
-        const drainDataAccepted: Effect.Effect<boolean> = Effect.suspend(() => {
-          if (awaiters === undefined || index >= awaiters.length) return Effect.succeed(false)
-          const rest = awaiters.slice(index)
-          index = awaiters.length
-          return Effect.forEach(rest, (a) => Effect.option(a)).pipe(
-            Effect.map((replies) => {
-              const last = replies[replies.length - 1]
-              return Option.isSome(last) && last.value.code === 354
-            })
-          )
-        })
-        return { next, drainDataAccepted }
+    const replySource = (commands: ReadonlyArray<Codec.Command>, pipelined: boolean) => {
+      /** Awaiters of the commands written so far, in order. */
+      const awaiters: Array<Awaiter> = []
+      /** How many of them the transaction has read. */
+      let consumed = 0
+      /** Writes commands (all at once when pipelined); uninterruptible so no owed reply goes untracked. */
+      const write = (batch: ReadonlyArray<Codec.Command>) =>
+        Effect.uninterruptible(Effect.map(engine.pipeline(batch), (a) => {
+          awaiters.push(...a)
+        }))
+      const start: Effect.Effect<void, SmtpError> = pipelined ? write(commands) : Effect.void
+      const next: Effect.Effect<SmtpReply, SmtpError> = Effect.gen(function*() {
+        if (awaiters.length <= consumed) yield* write([commands[awaiters.length]])
+        const reply = yield* awaiters[consumed]
+        consumed++
+        return reply
       })
+      /** Reads every reply still owed; true when the last command, DATA, was answered 354. */
+      const drainDataAccepted: Effect.Effect<boolean> = Effect.suspend(() => {
+        const rest = awaiters.slice(consumed)
+        consumed = awaiters.length
+        // without DATA in flight the owed replies need no reading: the engine matches them in order
+        if (awaiters.length < commands.length) return Effect.succeed(false)
+        return Effect.forEach(rest, (a) => Effect.option(a)).pipe(
+          Effect.map((replies) => {
+            const last = replies[replies.length - 1]
+            return last !== undefined && Option.isSome(last) && last.value.code === 354
+          })
+        )
+      })
+      return { start, next, drainDataAccepted }
+    }
 
     /**
      * smtplib's `starttls`: EHLO if needed, `SmtpNotSupportedError` without the extension,

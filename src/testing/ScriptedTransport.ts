@@ -270,10 +270,11 @@ class ServerSession implements ConnectionRecord {
     }
     if (step.reply !== undefined) {
       this.send(step.reply)
-      const first = typeof step.reply === "string"
+      // the whole reply, however it is split into chunks, decides whether message data follows
+      const text = typeof step.reply === "string"
         ? step.reply
-        : decoder.decode(toChunks(step.reply)[0] ?? new Uint8Array(0))
-      if (first.startsWith("354")) this.mode = { _tag: "data" }
+        : toChunks(step.reply).map((c) => decoder.decode(c)).join("")
+      if (text.startsWith("354")) this.mode = { _tag: "data" }
     }
     if (step.tls !== undefined) this.awaitingTls = step.tls
     if (step.close === true) this.close()
