@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Engine from "./internal/engine.js"
 import * as Session from "./internal/session.js"
+import * as LmtpConnection from "./LmtpConnection.js"
 import { SmtpConnection } from "./SmtpConnection.js"
 import type * as SmtpConnectionNs from "./SmtpConnection.js"
 import { SmtpConnectError, type SmtpError, SmtpInvalidInput, SmtpTlsError } from "./SmtpError.js"
@@ -59,13 +60,28 @@ export interface Options {
   readonly security?: "tls" | "starttls" | "opportunistic" | "none" | undefined
   /** TLS settings for implicit TLS and STARTTLS. Certificates and host names are verified by default. */
   readonly tls?: TlsOptions | undefined
-  /**
-   * `"lmtp"` speaks LMTP (RFC 2033; smtplib's `LMTP`): LHLO, port 2003 by default, one reply
-   * per recipient after the data. An absolute path as `host` (or `path`) is a Unix socket.
-   */
-  readonly protocol?: "smtp" | "lmtp" | undefined
-  /** A Unix domain socket to connect to instead of host and port. */
+  /** `"smtp"` (the default). For LMTP see {@link LmtpOptions}. */
+  readonly protocol?: "smtp" | undefined
+  /** A Unix domain socket to connect to instead of host and port (an absolute path as `host` does the same). */
   readonly path?: string | undefined
+  /**
+   * Send messages with BDAT (RFC 3030) when the server offers CHUNKING and PIPELINING: MAIL,
+   * RCPT and a message up to 1 MiB go in one write, one round trip per message, and nothing is
+   * dot-stuffed. Default true; false always uses DATA, as smtplib does.
+   */
+  readonly chunking?: boolean | undefined
+}
+
+/**
+ * LMTP (RFC 2033; smtplib's `LMTP`): LHLO instead of EHLO (no HELO fallback), port 2003 by
+ * default, and one reply per accepted recipient after the data, so `sendmail` reports every
+ * recipient. An absolute path as `host` (or `path`) connects over a Unix domain socket.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LmtpOptions extends Omit<Options, "protocol"> {
+  readonly protocol: "lmtp"
 }
 
 const rfcReplyTimeouts: Record<string, Duration.Duration> = {
@@ -97,7 +113,7 @@ const isLoopback = (host: string): boolean => {
 
 const invalid = (reason: string) => Effect.fail(new SmtpInvalidInput({ reason }))
 
-const resolve = (options: Options): Effect.Effect<Resolved, SmtpInvalidInput> =>
+const resolve = (options: Options | LmtpOptions): Effect.Effect<Resolved, SmtpInvalidInput> =>
   Effect.gen(function*() {
     let host = options.host ?? "localhost"
     let port = options.port
@@ -150,9 +166,16 @@ const resolve = (options: Options): Effect.Effect<Resolved, SmtpInvalidInput> =>
  * @since 0.1.0
  * @category constructors
  */
-export const connect = (
-  options: Options = {}
-): Effect.Effect<SmtpConnectionNs.Service, SmtpError, Scope.Scope | SmtpTransport> =>
+export const connect: {
+  (options: LmtpOptions): Effect.Effect<LmtpConnection.Service, SmtpError, Scope.Scope | SmtpTransport>
+  (options?: Options): Effect.Effect<SmtpConnectionNs.Service, SmtpError, Scope.Scope | SmtpTransport>
+} = ((options: Options | LmtpOptions = {}) =>
+  Effect.map(
+    open(options),
+    (session) => (options.protocol === "lmtp" ? session.lmtpService : session.service)
+  )) as any
+
+const open = (options: Options | LmtpOptions) =>
   Effect.gen(function*() {
     const resolved = yield* resolve(options)
     const transport = yield* SmtpTransport
@@ -198,6 +221,7 @@ export const connect = (
     const session = yield* Session.make(engine, greeting, {
       localHostname,
       lmtp: options.protocol === "lmtp",
+      chunking: options.chunking ?? true,
       tls,
       host: resolved.host,
       port: resolved.port,
@@ -215,7 +239,7 @@ export const connect = (
     if (resolved.security === "starttls" || resolved.security === "opportunistic") {
       yield* negotiateStartTls(session, resolved.security === "starttls")
     }
-    return session.service
+    return session
   })
 
 /** The STARTTLS policy at connect time: upgrade when offered; when required, never go on without. */
@@ -255,6 +279,15 @@ const negotiateStartTls = (
  */
 export const layer = (options: Options = {}): Layer.Layer<SmtpConnection, SmtpError, SmtpTransport> =>
   Layer.scoped(SmtpConnection, connect(options))
+
+/**
+ * A layer holding one LMTP session for its lifetime.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerLmtp = (options: LmtpOptions): Layer.Layer<LmtpConnection.LmtpConnection, SmtpError, SmtpTransport> =>
+  Layer.scoped(LmtpConnection.LmtpConnection, connect(options))
 
 /**
  * The same from Config.

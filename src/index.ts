@@ -5,6 +5,11 @@
 /**
  * @since 0.1.0
  */
+export * as LmtpConnection from "./LmtpConnection.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Message from "./Message.js"
 
 /**

@@ -15,6 +15,16 @@ export interface Command {
   readonly bytes: Uint8Array
   /** The line as the debug transcript shows it (secrets replaced). */
   readonly display: string
+  /** Bytes written right after the line (a BDAT chunk); never shown in the transcript. */
+  readonly payload?: ReadonlyArray<Uint8Array> | undefined
+}
+
+/** `BDAT n [LAST]` with its chunk (RFC 3030), given as one or more pieces. */
+export const bdat = (chunk: Uint8Array | ReadonlyArray<Uint8Array>, last: boolean): Command => {
+  const pieces = chunk instanceof Uint8Array ? [chunk] : chunk
+  const size = pieces.reduce((n, p) => n + p.length, 0)
+  const line = `BDAT ${size}${last ? " LAST" : ""}`
+  return { verb: "BDAT", bytes: encoder.encode(`${line}\r\n`), display: line, payload: pieces }
 }
 
 const nonAscii = /[^\x00-\x7f]/

@@ -64,6 +64,11 @@ export interface Engine {
     data: Stream.Stream<Uint8Array, E, R>,
     options: { readonly owed: ReadonlyArray<string>; readonly label: string }
   ) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R>
+  /** Writes commands from a Stream (BDAT chunks), each owed one reply; the awaiters in order. */
+  readonly writeCommands: <E, R>(
+    commands: Stream.Stream<Command, E, R>,
+    label: string
+  ) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R>
   /**
    * Swaps the socket for a TLS one. Refuses (and closes) if the server sent anything after the
    * reply to STARTTLS: those bytes must never be read as replies (CVE-2011-0411).
@@ -89,6 +94,9 @@ interface Owed {
 }
 
 const encoder = new TextEncoder()
+
+/** Segments smaller than this are joined into one write. */
+const COALESCE_LIMIT = 64 * 1024
 
 const concatBytes = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
   if (chunks.length === 1) return chunks[0]
@@ -206,10 +214,11 @@ export const make = (
 
     const register = (verb: string): Effect.Effect<Owed, SmtpError> =>
       Effect.suspend(() => {
-        if (closedWith !== undefined) return Effect.fail(closedWith(`sending ${verb}`))
         const o: Owed = { verb, deferred: Deferred.unsafeMake(FiberId.none) }
+        // a reply that came first (a 552 while the data was still being written) is still this one's
         const early = unsolicited.shift()
         if (early !== undefined) Deferred.unsafeDone(o.deferred, Exit.succeed(early))
+        else if (closedWith !== undefined) return Effect.fail(closedWith(`sending ${verb}`))
         else owed.push(o)
         return Effect.succeed(o)
       })
@@ -252,11 +261,51 @@ export const make = (
         )
       })
 
+    /**
+     * Writes segments in as few writes as possible: small ones are joined (one flush for a batch
+     * of commands), a large one (a BDAT chunk) is written as it is, never copied.
+     */
+    const writeSegments = (segments: ReadonlyArray<Uint8Array>, what: string): Effect.Effect<void, SmtpError> =>
+      Effect.suspend(() => {
+        const writes: Array<Uint8Array> = []
+        let small: Array<Uint8Array> = []
+        let smallBytes = 0
+        const flush = () => {
+          if (small.length > 0) writes.push(concatBytes(small))
+          small = []
+          smallBytes = 0
+        }
+        for (const segment of segments) {
+          if (segment.length === 0) continue
+          if (segment.length >= COALESCE_LIMIT) {
+            flush()
+            writes.push(segment)
+          } else {
+            small.push(segment)
+            smallBytes += segment.length
+            if (smallBytes >= COALESCE_LIMIT) flush()
+          }
+        }
+        flush()
+        return Effect.forEach(writes, (w) => rawWrite(w, what), { discard: true })
+      })
+
+    const commandSegments = (commands: ReadonlyArray<Command>) =>
+      commands.flatMap((c) => (c.payload === undefined ? [c.bytes] : [c.bytes, ...c.payload]))
+
     /** A write that stopped half-way (failure or interruption) leaves the stream unusable. */
     const closeOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
       Effect.onExit(
         effect,
         (exit) => Exit.isFailure(exit) ? Effect.sync(() => terminate(disconnected(exit.cause))) : Effect.void
+      )
+
+    const transcriptCommand = (c: Command) =>
+      Effect.zipRight(
+        transcript(`C: ${c.display}`),
+        c.payload === undefined ?
+          Effect.void :
+          transcript(`C: <message data: ${c.payload.reduce((n, p) => n + p.length, 0)} bytes>`)
       )
 
     const span = (verbs: string) =>
@@ -274,11 +323,8 @@ export const make = (
         Effect.gen(function*() {
           const registered: Array<Owed> = []
           for (const c of commands) registered.push(yield* register(c.verb))
-          if (options.debug !== 0) yield* Effect.forEach(commands, (c) => transcript(`C: ${c.display}`))
-          yield* rawWrite(
-            concatBytes(commands.map((c) => c.bytes)),
-            `sending ${commands.map((c) => c.verb).join(", ")}`
-          )
+          if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
+          yield* writeSegments(commandSegments(commands), `sending ${commands.map((c) => c.verb).join(", ")}`)
           return registered.map(awaiter)
         })
       ).pipe(span(commands.map((c) => c.verb).join(" ")))
@@ -316,6 +362,35 @@ export const make = (
         })
       ).pipe(span(opts.label))
 
+    /**
+     * Writes commands produced by a Stream (BDAT chunks), each registering its reply before it is
+     * written; returns the awaiters in order. The write lock is held throughout.
+     */
+    const writeCommands = <E, R>(
+      commands: Stream.Stream<Command, E, R>,
+      label: string
+    ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
+      writeLock.withPermits(1)(
+        Effect.gen(function*() {
+          const registered: Array<Owed> = []
+          let writeFailed = false
+          yield* Stream.runForEach(commands, (c) =>
+            Effect.gen(function*() {
+              registered.push(yield* register(c.verb))
+              if (writeFailed) return
+              if (options.debug !== 0) yield* transcriptCommand(c)
+              yield* writeSegments(commandSegments([c]), `writing ${label}`).pipe(
+                Effect.catchAll(() =>
+                  Effect.sync(() => {
+                    writeFailed = true
+                  })
+                )
+              )
+            })).pipe(closeOnFailure)
+          return registered.map(awaiter)
+        })
+      ).pipe(span(label))
+
     const startTls = (
       upgrade: (c: SmtpTransport.Connection) => Effect.Effect<SmtpTransport.Connection, SmtpTlsError | SmtpTimeout>
     ): Effect.Effect<void, SmtpError> =>
@@ -350,6 +425,7 @@ export const make = (
       command,
       expect,
       writeData,
+      writeCommands,
       startTls,
       close: Effect.sync(() => terminate(disconnected())),
       isClosed: () => closedWith !== undefined,

@@ -118,3 +118,36 @@ export const unstuff = (wire: string): string => {
   const body = wire === ".\r\n" ? "" : wire.slice(0, -3)
   return body.replace(/(^|\n)\.\./g, "$1.")
 }
+
+const CRLF = new Uint8Array([CR, LF])
+
+/** Whether bytes end with CRLF. */
+export const endsWithCrlf = (data: Uint8Array): boolean =>
+  data.length >= 2 && data[data.length - 2] === CR && data[data.length - 1] === LF
+
+/** The pieces of a message for BDAT: the bytes, plus CRLF when they do not end with one. */
+export const withFinalCrlf = (data: Uint8Array): ReadonlyArray<Uint8Array> =>
+  endsWithCrlf(data) ? [data] : [data, CRLF.slice()]
+
+/**
+ * Appends CRLF when the data does not end with one, as a Stream transform: what DATA's
+ * terminator does implicitly, so that BDAT delivers the same message.
+ */
+export const ensureFinalCrlf = <E, R>(data: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E, R> =>
+  Stream.suspend(() => {
+    let prev1 = -1
+    let prev2 = -1
+    return data.pipe(
+      Stream.map((chunk) => {
+        if (chunk.length >= 2) {
+          prev2 = chunk[chunk.length - 2]
+          prev1 = chunk[chunk.length - 1]
+        } else if (chunk.length === 1) {
+          prev2 = prev1
+          prev1 = chunk[0]
+        }
+        return chunk
+      }),
+      Stream.concat(Stream.suspend(() => (prev2 === CR && prev1 === LF ? Stream.empty : Stream.succeed(CRLF.slice()))))
+    )
+  })

@@ -4,8 +4,10 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import type * as LmtpConnection from "../LmtpConnection.js"
 import * as Message from "../Message.js"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import {
@@ -16,20 +18,22 @@ import {
   SmtpInvalidInput,
   SmtpNotSupportedError,
   SmtpRecipientsRefused,
-  SmtpResponseException,
-  SmtpSenderRefused
+  SmtpResponseException
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
 import * as Auth from "./auth.js"
 import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
-import type { Awaiter, Engine } from "./engine.js"
+import type { Engine } from "./engine.js"
 import * as MessageData from "./messageData.js"
+import * as Transaction from "./transaction.js"
 
 export interface SessionOptions {
   readonly localHostname: string
   readonly lmtp: boolean
+  /** Use BDAT when the server offers CHUNKING and PIPELINING. */
+  readonly chunking: boolean
   /** TLS settings for STARTTLS when the caller gives none (servername defaults to the host). */
   readonly tls: SmtpTransport.TlsOptions
   readonly host: string
@@ -50,27 +54,31 @@ export interface SessionState {
 
 const encodeOrFail = (verb: string, args?: string, utf8?: boolean) => Codec.encode(verb, args, { utf8 })
 
-/** A message as a byte stream and its size when known. */
+/** A message as a byte stream, and as bytes when it is already in memory. */
 const messageStream = <E, R>(
   message: SmtpConnection.MessageInput<E, R>
 ): Effect.Effect<
-  { readonly stream: Stream.Stream<Uint8Array, E, R>; readonly size: number | undefined },
+  {
+    readonly stream: Stream.Stream<Uint8Array, E, R>
+    readonly bytes: Uint8Array | undefined
+    readonly size: number | undefined
+  },
   SmtpInvalidInput
 > => {
   if (typeof message === "string") {
     return Effect.map(MessageData.encodeStringMessage(message), (bytes) => ({
       stream: Stream.succeed(bytes),
+      bytes,
       size: bytes.length
     }))
   }
-  if (message instanceof Uint8Array) return Effect.succeed({ stream: Stream.succeed(message), size: message.length })
-  return Effect.succeed({ stream: message, size: undefined })
+  if (message instanceof Uint8Array) {
+    return Effect.succeed({ stream: Stream.succeed(message), bytes: message, size: message.length })
+  }
+  return Effect.succeed({ stream: message, bytes: undefined, size: undefined })
 }
 
 const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
-
-/** The end of an empty message: what ends a DATA accepted although the transaction failed. */
-const emptyData = new TextEncoder().encode(".\r\n")
 
 export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
   Effect.gen(function*() {
@@ -178,11 +186,43 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       })
 
     /** Ends a DATA that was accepted (354) although the transaction had failed: an empty message. */
-    const abandonData = engine.writeData(Stream.succeed(emptyData), { owed: ["<end of data>"], label: "empty message" })
-      .pipe(
-        Effect.flatMap(([a]) => a),
-        Effect.ignore
-      )
+    const transactionContext = (): Transaction.TransactionContext => ({
+      engine,
+      lmtp: options.lmtp,
+      pipelining: hasExtn("pipelining"),
+      chunking: options.chunking && hasExtn("chunking") && hasExtn("pipelining"),
+      rset: quietRset,
+      onInterrupted: (r) => {
+        recover = r
+      }
+    })
+
+    /** Validates and encodes a transaction before anything is written: an invalid one writes nothing. */
+    const prepare = <E, R>(
+      from: string,
+      to: string | ReadonlyArray<string>,
+      message: SmtpConnection.MessageInput<E, R>,
+      sendOptions: SmtpConnection.SendmailOptions | undefined
+    ) =>
+      Effect.gen(function*() {
+        const recipients = typeof to === "string" ? [to] : to
+        if (recipients.length === 0) {
+          return yield* Effect.fail(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
+        }
+        const { bytes, size: knownSize, stream } = yield* messageStream(message)
+        yield* ehloOrHeloIfNeeded
+        const mailOptions: Array<string> = []
+        if (state.doesEsmtp) {
+          const size = sendOptions?.size ?? knownSize
+          if (hasExtn("size") && size !== undefined) mailOptions.push(`SIZE=${size}`)
+          mailOptions.push(...(sendOptions?.mailOptions ?? []))
+        }
+        const utf8 = mailOptions.some(isSmtpUtf8)
+        const mail = yield* mailCommand(from, mailOptions)
+        const rcpts: Array<Codec.Command> = []
+        for (const r of recipients) rcpts.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
+        return { recipients, mail, rcpts, body: { stream, bytes } }
+      })
 
     const sendmail = <E, R>(
       from: string,
@@ -190,95 +230,69 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions?: SmtpConnection.SendmailOptions
     ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
-      Effect.suspend(() => {
-        let pending: { readonly drainDataAccepted: Effect.Effect<boolean> } | undefined
-        return Effect.gen(function*() {
-          const recipients = typeof to === "string" ? [to] : to
-          if (recipients.length === 0) {
-            return yield* Effect.fail(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
-          }
-          const { size: knownSize, stream } = yield* messageStream(message)
-          yield* ehloOrHeloIfNeeded
-          const mailOptions: Array<string> = []
-          if (state.doesEsmtp) {
-            const size = sendOptions?.size ?? knownSize
-            if (hasExtn("size") && size !== undefined) mailOptions.push(`SIZE=${size}`)
-            mailOptions.push(...(sendOptions?.mailOptions ?? []))
-          }
-          const utf8 = mailOptions.some(isSmtpUtf8)
-          // every command is encoded before anything is written: an invalid one writes nothing
-          const commands: Array<Codec.Command> = [yield* mailCommand(from, mailOptions)]
-          for (const r of recipients) commands.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
-          commands.push(yield* encodeOrFail("DATA"))
-
-          const replies = replySource(commands, hasExtn("pipelining"))
-          pending = replies
-          yield* replies.start
-          const failAfterRset = <X>(error: X) =>
-            Effect.zipRight(
-              replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => accepted ? abandonData : Effect.void)),
-              quietRset
-            ).pipe(
-              Effect.zipRight(Effect.fail(error))
-            )
-
-          const mail = yield* replies.next
-          if (mail.code !== 250) {
-            const error = new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: from })
-            return yield* (mail.code === 421 ? Effect.fail(error) : failAfterRset(error))
-          }
-          const refused: Record<string, SmtpReply> = {}
-          let refusedCount = 0
-          for (const r of recipients) {
-            const reply = yield* replies.next
-            if (reply.code !== 250 && reply.code !== 251) {
-              refused[r] = reply
-              refusedCount++
-            }
-            if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
-          }
-          if (refusedCount === recipients.length) {
-            return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
-          }
-          const dataReply = yield* replies.next
-          if (dataReply.code !== 354) {
-            const error = new SmtpDataError(replyFields(dataReply, "DATA"))
-            return yield* (dataReply.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
-          }
-          const [final] = yield* engine.writeData(MessageData.dotStuff(stream), {
-            owed: ["<end of data>"],
-            label: "message data"
-          })
-          const end = yield* final
-          if (end.code !== 250) {
-            const error = new SmtpDataError(replyFields(end, "<end of data>"))
-            return yield* (end.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
-          }
-          return refused
-        }).pipe(
-          // interrupted half-way through a transaction: replies may be owed and DATA may be open;
-          // the next operation first settles that (see `recover`)
-          Effect.onInterrupt(() =>
-            Effect.sync(() => {
-              const interrupted = pending
-              if (interrupted === undefined) return
-              recover = interrupted.drainDataAccepted.pipe(
-                Effect.flatMap((accepted) => accepted ? abandonData : Effect.void),
-                Effect.zipRight(quietRset)
-              )
-            })
-          ),
-          Effect.ensuring(Effect.sync(() => {
-            pending = undefined
-          }))
-        )
+      Effect.gen(function*() {
+        const { body, mail, rcpts, recipients } = yield* prepare(from, to, message, sendOptions)
+        const outcome = yield* Transaction.run(transactionContext(), from, recipients, mail, rcpts, body)
+        const end = outcome.finals[0]
+        if (Either.isLeft(end)) return yield* Effect.fail(end.left)
+        if (end.right.code !== 250) {
+          const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
+          return yield* (end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
+        }
+        return outcome.refused
       }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
 
+    /** LMTP: the transaction, then a result for every recipient. */
+    const deliver = <E, R>(
+      from: string,
+      to: string | ReadonlyArray<string>,
+      message: SmtpConnection.MessageInput<E, R>,
+      sendOptions?: SmtpConnection.SendmailOptions
+    ): Effect.Effect<LmtpConnection.Delivery, SmtpError | E, R> =>
+      Effect.gen(function*() {
+        const { body, mail, rcpts, recipients } = yield* prepare(from, to, message, sendOptions)
+        const outcome = yield* Transaction.run(transactionContext(), from, recipients, mail, rcpts, body)
+        const results: Array<LmtpConnection.RecipientResult> = []
+        const delivered: Record<string, SmtpReply> = {}
+        const refused: Record<string, SmtpReply> = { ...outcome.refused }
+        const unknown: Array<string> = []
+        let interruption: SmtpError | undefined
+        const finals = new Map(outcome.accepted.map((r, i) => [r, outcome.finals[i]] as const))
+        for (const recipient of recipients) {
+          const final = finals.get(recipient)
+          if (final === undefined) {
+            results.push({ recipient, status: "refused", stage: "rcpt", reply: outcome.refused[recipient] })
+          } else if (Either.isLeft(final)) {
+            interruption ??= final.left
+            unknown.push(recipient)
+            results.push({ recipient, status: "unknown", stage: "data", reply: undefined })
+          } else if (final.right.code === 250 || final.right.code === 251) {
+            delivered[recipient] = final.right
+            results.push({ recipient, status: "delivered", stage: "data", reply: final.right })
+          } else {
+            refused[recipient] = final.right
+            results.push({ recipient, status: "refused", stage: "data", reply: final.right })
+          }
+        }
+        if (Object.keys(refused).length === recipients.length) {
+          return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
+        }
+        return { recipients: results, delivered, refused, unknown, interruption }
+      }).pipe(Effect.withSpan("LmtpConnection.sendmail", { kind: "client" }))
+
     /** smtplib's `send_message`: the envelope from the headers, Bcc never transmitted. */
-    const sendMessage = <E, R>(
+    const sendMessageWith = <A>(
+      send: <E, R>(
+        from: string,
+        to: ReadonlyArray<string>,
+        data: Uint8Array | Stream.Stream<Uint8Array, E, R>,
+        options: SmtpConnection.SendmailOptions
+      ) => Effect.Effect<A, SmtpError | E, R>
+    ) =>
+    <E, R>(
       message: Message.Message<E, R>,
       sendOptions?: SmtpConnection.SendMessageOptions
-    ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
+    ): Effect.Effect<A, SmtpError | E, R> =>
       Effect.gen(function*() {
         yield* ehloOrHeloIfNeeded
         const prepared = yield* Message.prepareSend(message, {
@@ -287,49 +301,12 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           mailOptions: sendOptions?.mailOptions,
           smtpUtf8: hasExtn("smtputf8")
         })
-        return yield* sendmail(prepared.from, prepared.to, prepared.data, {
+        return yield* send(prepared.from, prepared.to, prepared.data, {
           mailOptions: prepared.mailOptions,
           rcptOptions: sendOptions?.rcptOptions
         })
       })
-
-    /**
-     * The replies to a transaction's commands, one at a time. Pipelined: every command is written
-     * at once; otherwise each is written when its reply is asked for. Either way the caller sees
-     * the same replies in the same order, so one code path serves both.
-     */
-    const replySource = (commands: ReadonlyArray<Codec.Command>, pipelined: boolean) => {
-      /** Awaiters of the commands written so far, in order. */
-      const awaiters: Array<Awaiter> = []
-      /** How many of them the transaction has read. */
-      let consumed = 0
-      /** Writes commands (all at once when pipelined); uninterruptible so no owed reply goes untracked. */
-      const write = (batch: ReadonlyArray<Codec.Command>) =>
-        Effect.uninterruptible(Effect.map(engine.pipeline(batch), (a) => {
-          awaiters.push(...a)
-        }))
-      const start: Effect.Effect<void, SmtpError> = pipelined ? write(commands) : Effect.void
-      const next: Effect.Effect<SmtpReply, SmtpError> = Effect.gen(function*() {
-        if (awaiters.length <= consumed) yield* write([commands[awaiters.length]])
-        const reply = yield* awaiters[consumed]
-        consumed++
-        return reply
-      })
-      /** Reads every reply still owed; true when the last command, DATA, was answered 354. */
-      const drainDataAccepted: Effect.Effect<boolean> = Effect.suspend(() => {
-        const rest = awaiters.slice(consumed)
-        consumed = awaiters.length
-        // without DATA in flight the owed replies need no reading: the engine matches them in order
-        if (awaiters.length < commands.length) return Effect.succeed(false)
-        return Effect.forEach(rest, (a) => Effect.option(a)).pipe(
-          Effect.map((replies) => {
-            const last = replies[replies.length - 1]
-            return last !== undefined && Option.isSome(last) && last.value.code === 354
-          })
-        )
-      })
-      return { start, next, drainDataAccepted }
-    }
+    const sendMessage = sendMessageWith(sendmail)
 
     /**
      * smtplib's `starttls`: EHLO if needed, `SmtpNotSupportedError` without the extension,
@@ -411,5 +388,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       isClosed: Effect.sync(() => engine.isClosed()),
       isSecure: Effect.sync(() => engine.isSecure())
     }
-    return { service, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn, starttls }
+    const deliverMessage = sendMessageWith(deliver)
+    const lmtpService: LmtpConnection.Service = {
+      ...service,
+      sendmail: (from, to, message, sendOptions) => serialised(deliver(from, to, message, sendOptions)),
+      sendMessage: (message, sendOptions) => serialised(deliverMessage(message, sendOptions))
+    }
+    return { service, lmtpService, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn, starttls }
   })

@@ -1,0 +1,215 @@
+/**
+ * One mail transaction (MAIL, RCPT..., then DATA or BDAT), with smtplib's results and errors,
+ * over any of the wire strategies:
+ *
+ * - unpipelined: each command waits for its reply;
+ * - pipelined (RFC 2920): MAIL, every RCPT and DATA in one write, the body after 354: 2 round trips;
+ * - pipelined with CHUNKING (RFC 3030): MAIL, every RCPT and `BDAT n LAST` with a small message in
+ *   one write: 1 round trip. A large or streamed message goes as BDAT chunks once RCPT is known.
+ *
+ * The decisions read the replies in command order, so every strategy gives the same results and
+ * errors. In LMTP (RFC 2033) the end of data draws one reply per accepted recipient.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { replyFields, SmtpDataError, type SmtpError, SmtpRecipientsRefused, SmtpSenderRefused } from "../SmtpError.js"
+import type { SmtpReply } from "../SmtpReply.js"
+import * as Codec from "./command.js"
+import type { Awaiter, Engine } from "./engine.js"
+import * as MessageData from "./messageData.js"
+
+/** A message up to this size rides in the first flight with BDAT; a larger one waits for RCPT. */
+export const ONE_FLIGHT_LIMIT = 1024 * 1024
+/** BDAT chunks of a streamed message are cut to at most this size. */
+export const BDAT_CHUNK = 256 * 1024
+
+export interface TransactionContext {
+  readonly engine: Engine
+  readonly lmtp: boolean
+  readonly pipelining: boolean
+  /** Use BDAT: CHUNKING advertised, allowed by the caller, and PIPELINING. */
+  readonly chunking: boolean
+  /** RSET after a failed transaction, failures ignored (smtplib's `_rset`). */
+  readonly rset: Effect.Effect<void>
+  /** Registers what the next operation must do first when this transaction is interrupted. */
+  readonly onInterrupted: (recover: Effect.Effect<void>) => void
+}
+
+export interface Body<E, R> {
+  readonly stream: Stream.Stream<Uint8Array, E, R>
+  /** The whole message when it is already in memory. */
+  readonly bytes: Uint8Array | undefined
+}
+
+export interface Outcome {
+  /** Recipients refused at RCPT, address to reply. */
+  readonly refused: Readonly<Record<string, SmtpReply>>
+  /** Recipients accepted at RCPT, in order. */
+  readonly accepted: ReadonlyArray<string>
+  /**
+   * The replies to the end of data: SMTP one, LMTP one per accepted recipient in RCPT order. A
+   * Left is a reply that never came (the connection dropped or timed out).
+   */
+  readonly finals: ReadonlyArray<Either.Either<SmtpReply, SmtpError>>
+  /** What drew the end-of-data replies: `"<end of data>"` or `"BDAT"`. */
+  readonly endCommand: string
+}
+
+const encoder = new TextEncoder()
+const emptyData = encoder.encode(".\r\n")
+
+/** A message as BDAT commands: each chunk of at most BDAT_CHUNK bytes, the last one marked LAST. */
+const bdatCommands = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Codec.Command, E, R> =>
+  Stream.suspend(() => {
+    // one chunk of look-ahead: a chunk is known to be the last only when the stream ends
+    let previous: Uint8Array | undefined
+    return stream.pipe(
+      Stream.flatMap((chunk) => {
+        const pieces: Array<Uint8Array> = []
+        for (let i = 0; i < chunk.length; i += BDAT_CHUNK) pieces.push(chunk.subarray(i, i + BDAT_CHUNK))
+        return Stream.fromIterable(pieces)
+      }),
+      Stream.mapConcat((chunk) => {
+        const out = previous === undefined ? [] : [Codec.bdat(previous, false)]
+        previous = chunk
+        return out
+      }),
+      Stream.concat(Stream.sync(() => Codec.bdat(previous ?? new Uint8Array(0), true)))
+    )
+  })
+
+/**
+ * The replies to the commands, one at a time. Pipelined: written at once by `start`; otherwise
+ * each is written when its reply is asked for. Writes are uninterruptible so that no owed reply
+ * goes untracked.
+ */
+const replySource = (engine: Engine, commands: ReadonlyArray<Codec.Command>, pipelined: boolean) => {
+  const awaiters: Array<Awaiter> = []
+  let consumed = 0
+  const write = (batch: ReadonlyArray<Codec.Command>) =>
+    Effect.uninterruptible(Effect.map(engine.pipeline(batch), (a) => {
+      awaiters.push(...a)
+    }))
+  const start: Effect.Effect<void, SmtpError> = pipelined ? write(commands) : Effect.void
+  const next: Effect.Effect<SmtpReply, SmtpError> = Effect.gen(function*() {
+    if (awaiters.length <= consumed) yield* write([commands[awaiters.length]])
+    const reply = yield* awaiters[consumed]
+    consumed++
+    return reply
+  })
+  /** Reads every reply still owed; true when the last command was DATA and it was answered 354. */
+  const drainDataAccepted: Effect.Effect<boolean> = Effect.suspend(() => {
+    const rest = awaiters.slice(consumed)
+    consumed = awaiters.length
+    // with no DATA in flight, owed replies need no reading: the engine matches them in order
+    if (awaiters.length < commands.length || commands[commands.length - 1].verb !== "DATA") {
+      return Effect.succeed(false)
+    }
+    return Effect.forEach(rest, Effect.option).pipe(
+      Effect.map((replies) => {
+        const last = replies[replies.length - 1]
+        return last !== undefined && Option.isSome(last) && last.value.code === 354
+      })
+    )
+  })
+  return { start, next, drainDataAccepted }
+}
+
+export const run = <E, R>(
+  ctx: TransactionContext,
+  from: string,
+  recipients: ReadonlyArray<string>,
+  mail: Codec.Command,
+  rcpts: ReadonlyArray<Codec.Command>,
+  body: Body<E, R>
+): Effect.Effect<Outcome, SmtpError | E, R> =>
+  Effect.suspend(() => {
+    const { engine } = ctx
+    const oneFlight = ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT
+    const commands: Array<Codec.Command> = [mail, ...rcpts]
+    if (!ctx.chunking) commands.push({ verb: "DATA", bytes: encoder.encode("DATA\r\n"), display: "DATA" })
+    if (oneFlight) commands.push(Codec.bdat(MessageData.withFinalCrlf(body.bytes!), true))
+    const replies = replySource(engine, commands, ctx.pipelining)
+    let extra: ReadonlyArray<Awaiter> = []
+
+    /** Ends a DATA the server accepted although the transaction failed, with an empty message. */
+    const abandonData = engine.writeData(Stream.succeed(emptyData), { owed: ["<end of data>"], label: "empty message" })
+      .pipe(Effect.flatMap(([a]) => a), Effect.ignore)
+    const settle = replies.drainDataAccepted.pipe(
+      Effect.flatMap((accepted) => (accepted ? abandonData : Effect.void)),
+      Effect.zipRight(Effect.forEach(extra, Effect.option, { discard: true }))
+    )
+    const failAfterRset = (error: SmtpError) => Effect.zipRight(Effect.zipRight(settle, ctx.rset), Effect.fail(error))
+    /** 421 closed the connection: no RSET. Otherwise RSET, as smtplib. */
+    const failWith = (reply: SmtpReply, error: SmtpError) =>
+      reply.code === 421 ? Effect.fail(error) : failAfterRset(error)
+
+    return Effect.gen(function*() {
+      yield* replies.start
+      const mailReply = yield* replies.next
+      if (mailReply.code !== 250) {
+        return yield* failWith(mailReply, new SmtpSenderRefused({ ...replyFields(mailReply, "MAIL"), sender: from }))
+      }
+      const refused: Record<string, SmtpReply> = {}
+      const accepted: Array<string> = []
+      for (const recipient of recipients) {
+        const reply = yield* replies.next
+        if (reply.code === 250 || reply.code === 251) accepted.push(recipient)
+        else refused[recipient] = reply
+        if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
+      }
+      if (accepted.length === 0) return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
+      // LMTP: the end of data draws one reply per accepted recipient (RFC 2033 §4.2)
+      const owedAtEnd = ctx.lmtp ? accepted.length : 1
+
+      let endAwaiters: ReadonlyArray<Awaiter>
+      let endCommand: string
+      if (!ctx.chunking) {
+        const dataReply = yield* replies.next
+        if (dataReply.code !== 354) return yield* failWith(dataReply, new SmtpDataError(replyFields(dataReply, "DATA")))
+        endCommand = "<end of data>"
+        endAwaiters = yield* engine.writeData(MessageData.dotStuff(body.stream), {
+          owed: Array.from({ length: owedAtEnd }, () => endCommand),
+          label: "message data"
+        })
+      } else {
+        endCommand = "BDAT"
+        let chunkAwaiters: ReadonlyArray<Awaiter>
+        if (oneFlight) {
+          chunkAwaiters = []
+        } else {
+          chunkAwaiters = yield* engine.writeCommands(
+            bdatCommands(MessageData.ensureFinalCrlf(body.stream)),
+            "message data (BDAT)"
+          )
+        }
+        // every chunk but the last must be accepted
+        for (let i = 0; i < chunkAwaiters.length - 1; i++) {
+          const reply = yield* chunkAwaiters[i]
+          if (reply.code !== 250) {
+            yield* Effect.forEach(chunkAwaiters.slice(i + 1), Effect.option, { discard: true })
+            return yield* failWith(reply, new SmtpDataError(replyFields(reply, "BDAT")))
+          }
+        }
+        // LMTP: the replies owed after the first reply to BDAT LAST (registered now, in order:
+        // nothing else can be written meanwhile, and early arrivals wait in the engine)
+        extra = yield* Effect.forEach(Array.from({ length: owedAtEnd - 1 }), () => engine.expect("BDAT"))
+        endAwaiters = [oneFlight ? replies.next : chunkAwaiters[chunkAwaiters.length - 1], ...extra]
+      }
+      const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
+      for (const awaiter of endAwaiters) {
+        // after a lost reply the rest cannot come either: they stay unknown
+        if (finals.length > 0 && Either.isLeft(finals[finals.length - 1])) finals.push(finals[finals.length - 1])
+        else finals.push(yield* Effect.either(awaiter))
+      }
+      return { refused, accepted, finals, endCommand } satisfies Outcome
+    }).pipe(
+      // interrupted half-way: replies may be owed and DATA may be open; the next operation
+      // settles that first (an interruption while data was being written closes the connection)
+      Effect.onInterrupt(() => Effect.sync(() => ctx.onInterrupted(Effect.zipRight(settle, ctx.rset))))
+    )
+  })
