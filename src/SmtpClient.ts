@@ -8,10 +8,12 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Engine from "./internal/engine.js"
 import * as Session from "./internal/session.js"
 import * as LmtpConnection from "./LmtpConnection.js"
+import type * as SmtpAuth from "./SmtpAuth.js"
 import { SmtpConnection } from "./SmtpConnection.js"
 import type * as SmtpConnectionNs from "./SmtpConnection.js"
 import { SmtpConnectError, type SmtpError, SmtpInvalidInput, SmtpTlsError } from "./SmtpError.js"
@@ -70,6 +72,16 @@ export interface Options {
    * dot-stuffed. Default true; false always uses DATA, as smtplib does.
    */
   readonly chunking?: boolean | undefined
+  /**
+   * Log in as part of connecting (after STARTTLS), with `login`'s rules. The password is
+   * `Redacted`: with `layerConfig`, read it with `Config.redacted`.
+   */
+  readonly auth?:
+    | (SmtpAuth.LoginOptions & {
+      readonly user: string
+      readonly password: Redacted.Redacted<string>
+    })
+    | undefined
 }
 
 /**
@@ -238,6 +250,10 @@ const open = (options: Options | LmtpOptions) =>
     )
     if (resolved.security === "starttls" || resolved.security === "opportunistic") {
       yield* negotiateStartTls(session, resolved.security === "starttls")
+    }
+    if (options.auth !== undefined) {
+      const { password, user, ...loginOptions } = options.auth
+      yield* session.service.login(user, password, loginOptions)
     }
     return session
   })

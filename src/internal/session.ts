@@ -106,7 +106,14 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       lock.withPermits(1)(Effect.zipRight(runRecovery, effect))
 
     const cmd = (verb: string, args?: string): Effect.Effect<SmtpReply, SmtpError> =>
-      Effect.flatMap(encodeOrFail(verb, args, state.utf8), engine.command).pipe(
+      Effect.flatMap(
+        // an AUTH given to docmd carries a credential: the transcript shows the mechanism only
+        Codec.encode(verb, args, {
+          utf8: state.utf8,
+          display: /^auth\b/i.test(verb) ? "AUTH <redacted>" : undefined
+        }),
+        engine.command
+      ).pipe(
         Effect.tap(() => {
           if (verb === "RSET") state.utf8 = false
         })
