@@ -91,6 +91,8 @@ export interface Engine {
 interface Owed {
   readonly verb: string
   readonly deferred: Deferred.Deferred<SmtpReply.SmtpReply, SmtpError>
+  /** When the reply is late: set once it is the oldest owed (its wait has begun). */
+  deadline: number | undefined
 }
 
 const encoder = new TextEncoder()
@@ -120,6 +122,7 @@ export const make = (
     // is closed after finalizers added by the caller after this point (the QUIT on close)
     const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const writeLock = yield* Effect.makeSemaphore(1)
+    const clock = yield* Effect.clock
     let connection = initial
     let decoder = ReplyDecoder.make()
     const owed: Array<Owed> = []
@@ -143,6 +146,7 @@ export const make = (
     const terminate = (error: (during: string) => SmtpError): void => {
       if (closedWith !== undefined) return
       closedWith = error
+      Deferred.unsafeDone(wake, Exit.void)
       for (const o of owed.splice(0)) {
         Deferred.unsafeDone(o.deferred, Exit.fail(error(`waiting for the reply to ${o.verb}`)))
       }
@@ -153,7 +157,10 @@ export const make = (
     const deliver = (reply: SmtpReply.SmtpReply): void => {
       const o = owed.shift()
       if (o === undefined) unsolicited.push(reply)
-      else Deferred.unsafeDone(o.deferred, Exit.succeed(reply))
+      else {
+        Deferred.unsafeDone(o.deferred, Exit.succeed(reply))
+        startWaiting()
+      }
       // 421: the server is closing the channel (RFC 5321 §3.8); nothing more will come
       if (reply.code === 421) terminate(disconnected())
     }
@@ -214,29 +221,69 @@ export const make = (
 
     const register = (verb: string): Effect.Effect<Owed, SmtpError> =>
       Effect.suspend(() => {
-        const o: Owed = { verb, deferred: Deferred.unsafeMake(FiberId.none) }
+        const o: Owed = { verb, deferred: Deferred.unsafeMake(FiberId.none), deadline: undefined }
         // a reply that came first (a 552 while the data was still being written) is still this one's
         const early = unsolicited.shift()
         if (early !== undefined) Deferred.unsafeDone(o.deferred, Exit.succeed(early))
         else if (closedWith !== undefined) return Effect.fail(closedWith(`sending ${verb}`))
-        else owed.push(o)
+        else {
+          owed.push(o)
+          if (owed.length === 1) startWaiting()
+        }
         return Effect.succeed(o)
       })
 
-    const awaiter = (o: Owed): Awaiter => {
-      const timeout = options.replyTimeout(o.verb)
-      return Deferred.await(o.deferred).pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () => {
+    // Timeouts: one watchdog fiber per connection instead of a timer (and a fiber) per reply. The
+    // oldest owed reply's wait begins when it becomes the oldest, as a reply cannot come before
+    // the ones ahead of it; a write's wait begins when it is handed to the socket.
+    let writing: { readonly since: number; readonly what: string } | undefined
+    let watchdogTarget = Number.POSITIVE_INFINITY
+    let wake = Deferred.unsafeMake<void>(FiberId.none)
+    const poke = (deadline: number) => {
+      if (deadline < watchdogTarget) Deferred.unsafeDone(wake, Exit.void)
+    }
+    function startWaiting() {
+      const head = owed[0]
+      if (head === undefined || head.deadline !== undefined) return
+      head.deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(options.replyTimeout(head.verb))
+      poke(head.deadline)
+    }
+    const watchdog = Effect.gen(function*() {
+      while (closedWith === undefined) {
+        const now = clock.unsafeCurrentTimeMillis()
+        let next = Number.POSITIVE_INFINITY
+        const head = owed[0]
+        if (head?.deadline !== undefined) {
+          if (now >= head.deadline) {
             const error = new SmtpTimeout({
-              phase: `waiting for the reply to ${o.verb}`,
-              timeoutMillis: Duration.toMillis(timeout)
+              phase: `waiting for the reply to ${head.verb}`,
+              timeoutMillis: Duration.toMillis(options.replyTimeout(head.verb))
             })
-            terminate(() => error)
-            return error
+            return terminate(() => error)
           }
-        }),
+          next = head.deadline
+        }
+        if (writing !== undefined) {
+          const deadline = writing.since + Duration.toMillis(options.writeTimeout)
+          if (now >= deadline) {
+            const error = new SmtpTimeout({
+              phase: writing.what,
+              timeoutMillis: Duration.toMillis(options.writeTimeout)
+            })
+            return terminate(() => error)
+          }
+          next = Math.min(next, deadline)
+        }
+        wake = Deferred.unsafeMake<void>(FiberId.none)
+        watchdogTarget = next
+        yield* next === Number.POSITIVE_INFINITY ?
+          Deferred.await(wake) :
+          Effect.raceFirst(Clock.sleep(Duration.millis(next - now)), Deferred.await(wake))
+      }
+    })
+
+    const awaiter = (o: Owed): Awaiter => {
+      return Deferred.await(o.deferred).pipe(
         Effect.tap((reply) =>
           options.debug === 0
             ? Effect.void
@@ -248,13 +295,16 @@ export const make = (
     const rawWrite = (bytes: Uint8Array, what: string): Effect.Effect<void, SmtpError> =>
       Effect.suspend(() => {
         if (closedWith !== undefined || write === undefined) return Effect.fail((closedWith ?? disconnected())(what))
+        const started = { since: clock.unsafeCurrentTimeMillis(), what }
+        writing = started
+        poke(started.since + Duration.toMillis(options.writeTimeout))
         return write(bytes).pipe(
-          Effect.timeoutFail({
-            duration: options.writeTimeout,
-            onTimeout: () => new SmtpTimeout({ phase: what, timeoutMillis: Duration.toMillis(options.writeTimeout) })
-          }),
+          Effect.ensuring(Effect.sync(() => {
+            if (writing === started) writing = undefined
+          })),
           Effect.catchAll((error) => {
-            const failure = error._tag === "SmtpTimeout" ? () => error : disconnected(error)
+            // a write failed because the watchdog closed the connection: report the timeout
+            const failure = closedWith ?? disconnected(error)
             terminate(failure)
             return Effect.fail(failure(what))
           })
@@ -311,6 +361,7 @@ export const make = (
     const span = (verbs: string) =>
       Effect.withSpan("smtplib.send", {
         kind: "client",
+        captureStackTrace: false,
         attributes: {
           "server.address": options.serverAddress,
           "server.port": options.serverPort,
@@ -419,6 +470,8 @@ export const make = (
           yield* startReader
         })
       )
+
+    yield* Effect.forkIn(watchdog, scope)
 
     return {
       pipeline,

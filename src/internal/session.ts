@@ -247,7 +247,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           return yield* (end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
         }
         return outcome.refused
-      }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client" }))
+      }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client", captureStackTrace: false }))
 
     /** LMTP: the transaction, then a result for every recipient. */
     const deliver = <E, R>(
@@ -285,7 +285,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
         }
         return { recipients: results, delivered, refused, unknown, interruption }
-      }).pipe(Effect.withSpan("LmtpConnection.sendmail", { kind: "client" }))
+      }).pipe(Effect.withSpan("LmtpConnection.sendmail", { kind: "client", captureStackTrace: false }))
 
     /** smtplib's `send_message`: the envelope from the headers, Bcc never transmitted. */
     const sendMessageWith = <A>(

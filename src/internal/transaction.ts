@@ -209,7 +209,19 @@ export const run = <E, R>(
       return { refused, accepted, finals, endCommand } satisfies Outcome
     }).pipe(
       // interrupted half-way: replies may be owed and DATA may be open; the next operation
-      // settles that first (an interruption while data was being written closes the connection)
-      Effect.onInterrupt(() => Effect.sync(() => ctx.onInterrupted(Effect.zipRight(settle, ctx.rset))))
+      // settles that first: RSET, or closing when DATA was accepted (an interruption while data
+      // was being written closes the connection at once)
+      Effect.onInterrupt(() =>
+        Effect.sync(() =>
+          ctx.onInterrupted(
+            replies.drainDataAccepted.pipe(
+              Effect.zipLeft(Effect.forEach(extra, Effect.option, { discard: true })),
+              // DATA was accepted and recipients may have been: any end of data now would deliver
+              // a message nobody asked for, and only closing the connection cancels it
+              Effect.flatMap((accepted) => (accepted ? engine.close : ctx.rset))
+            )
+          )
+        )
+      )
     )
   })

@@ -413,3 +413,91 @@ export const waitForAiosmtpdMessage = async (
   const jsonPath = await waitForNewFile(peer.outdir, before, timeoutMs, (n) => AIO_JSON.test(n))
   return readAiosmtpdMessage(peer, path.basename(jsonPath, ".json"))
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// helpers for suites that run concurrently (added for postfix.test.ts / aiosmtpd.test.ts)
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Polls `dir` until a (non-hidden) file that was not in `before` and contains `needle` appears, and returns its
+ * full path; rejects after `timeoutMs` (default 10 s). Like `waitForFileContaining`, but files already there
+ * (which in a long-lived mailbox may be many, and large) are never read.
+ */
+export const waitForNewFileContaining = async (
+  dir: string,
+  before: ReadonlySet<string>,
+  needle: string | Buffer,
+  timeoutMs = 10_000
+): Promise<string> => {
+  const deadline = Date.now() + timeoutMs
+  const seen = new Set<string>()
+  for (;;) {
+    for (const name of [...listFiles(dir)].sort()) {
+      if (before.has(name) || seen.has(name) || !notHidden(name)) continue
+      seen.add(name)
+      const file = path.join(dir, name)
+      try {
+        if (fs.readFileSync(file).includes(needle)) return file
+      } catch (e) {
+        if (!isEnoent(e)) throw e
+      }
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `no new file containing ${JSON.stringify(String(needle))} in ${dir} after ${timeoutMs} ms ` +
+          `(${seen.size} new file(s) looked at)`
+      )
+    }
+    await sleep(Math.min(20, Math.max(1, deadline - Date.now())))
+  }
+}
+
+const AIO_EML = /^\d+\.eml$/
+
+/**
+ * The aiosmtpd message stored after `before = listFiles(aiosmtpdMailDir(peer))` was taken whose `.eml` contains
+ * `needle` (a unique Message-ID or Subject): safe when other suites (or the LMTP listener) store messages at the
+ * same time. aiosmtpd writes the `.json` before the final reply, so after a successful send this returns at once.
+ */
+export const waitForAiosmtpdMessageContaining = async (
+  peer: AiosmtpdPeer,
+  before: ReadonlySet<string>,
+  needle: string | Buffer,
+  timeoutMs = 10_000
+): Promise<AiosmtpdMessage> => {
+  const deadline = Date.now() + timeoutMs
+  const seen = new Set<string>()
+  for (;;) {
+    for (const name of [...listFiles(peer.outdir)].sort()) {
+      if (before.has(name) || seen.has(name) || !AIO_EML.test(name)) continue
+      const id = name.slice(0, -".eml".length)
+      // the .json is renamed into place last: until it is there the .eml may still be being written
+      if (!fs.existsSync(path.join(peer.outdir, `${id}.json`))) continue
+      seen.add(name)
+      if (fs.readFileSync(path.join(peer.outdir, name)).includes(needle)) return readAiosmtpdMessage(peer, id)
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`no aiosmtpd message containing ${JSON.stringify(String(needle))} after ${timeoutMs} ms`)
+    }
+    await sleep(Math.min(20, Math.max(1, deadline - Date.now())))
+  }
+}
+
+/**
+ * Whether any aiosmtpd message stored after `before` was taken contains `needle` (for "nothing was stored"
+ * checks after a refused transaction: aiosmtpd stores before it replies, so no waiting is needed).
+ */
+export const aiosmtpdStoredContaining = (
+  peer: AiosmtpdPeer,
+  before: ReadonlySet<string>,
+  needle: string | Buffer
+): boolean =>
+  [...listFiles(peer.outdir)].some((name) =>
+    !before.has(name) && AIO_EML.test(name) && fs.readFileSync(path.join(peer.outdir, name)).includes(needle)
+  )
+
+/** Every aiosmtpd message whose `.json` appeared after `before` was taken (read now, no waiting). */
+export const aiosmtpdStoredSince = (peer: AiosmtpdPeer, before: ReadonlySet<string>): Array<AiosmtpdMessage> =>
+  [...listFiles(peer.outdir)].filter((name) => !before.has(name) && AIO_JSON.test(name)).sort().map((name) =>
+    readAiosmtpdMessage(peer, name.slice(0, -".json".length))
+  )

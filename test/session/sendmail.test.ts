@@ -1147,7 +1147,7 @@ describe("sendmail: interruption", () => {
     ))
 
   it.effect(
-    "pipelined: interrupted while waiting for the RCPT reply (DATA already sent and answered 354); the next sendmail ends that DATA, sends RSET and succeeds",
+    "pipelined: interrupted while waiting for the RCPT reply (DATA already answered 354); the connection is closed, never ended with an empty message",
     () =>
       guard(
         Effect.gen(function*() {
@@ -1156,15 +1156,9 @@ describe("sendmail: interruption", () => {
               { expect: "EHLO client.test", reply: ehloReply("pipelined") },
               { expect: "MAIL FROM:<a@x.test>", reply: OK },
               { expect: "RCPT TO:<b@x.test>", reply: "250 2.1.5 slow ok" },
-              { expect: "DATA", reply: GO },
-              // the server is now reading message data: the client has to end it
-              { expect: ".\r\n", reply: "250 2.0.0 empty message queued" },
-              { expect: "RSET", reply: "250 2.0.0 reset" },
-              { expect: "MAIL FROM:<a2@x.test>", reply: OK },
-              { expect: "RCPT TO:<b2@x.test>", reply: OK },
-              { expect: "DATA", reply: GO },
-              { expect: BLOCK, reply: QUEUED },
-              { expect: "QUIT", reply: "221 bye" }
+              { expect: "DATA", reply: GO }
+              // the server now reads message data: ending it would deliver an empty message to b@,
+              // so the only safe move is to close the connection
             ]
           })
           const second = yield* Effect.scoped(
@@ -1179,7 +1173,6 @@ describe("sendmail: interruption", () => {
                 Effect.either(smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)),
                 1000
               )
-              // a hung session would hang the Scope's QUIT too (on the test clock)
               if (Option.isNone(outcome)) yield* smtp.close
               return outcome
             })
@@ -1187,16 +1180,15 @@ describe("sendmail: interruption", () => {
           assert.deepStrictEqual(
             Option.match(second, {
               onNone: () => "hung",
-              onSome: (e) => e._tag === "Right" ? e.right : plainError(e.left)
+              onSome: (e) => e._tag === "Right" ? e.right : (plainError(e.left) as { _tag: string })._tag
             }),
-            {},
-            `the second sendmail ("hung": it never completed); the client wrote ${JSON.stringify(server.written())}`
+            "SmtpServerDisconnected"
           )
           assert.strictEqual(
             server.written(),
-            "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\nRSET\r\n" +
-              `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
+            "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
           )
+          assert.isTrue(server.connection(0).clientClosed())
           assert.deepStrictEqual(server.connection(0).mismatches(), [])
         }),
         "interrupt pipelined",
