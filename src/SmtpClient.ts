@@ -101,7 +101,9 @@ const rfcReplyTimeouts: Record<string, Duration.Duration> = {
   MAIL: Duration.minutes(5),
   RCPT: Duration.minutes(5),
   DATA: Duration.minutes(2),
-  "<end of data>": Duration.minutes(10)
+  "<end of data>": Duration.minutes(10),
+  // the reply to BDAT LAST is the end-of-data reply; earlier chunks get the same generous limit
+  BDAT: Duration.minutes(10)
 }
 
 interface Resolved {
@@ -212,9 +214,7 @@ const open = (options: Options | LmtpOptions) =>
     const engine = yield* Engine.make(connection, {
       debug: options.debug ?? 0,
       replyTimeout: resolved.replyTimeout,
-      writeTimeout: resolved.writeTimeout,
-      serverAddress: resolved.path ?? resolved.host,
-      serverPort: resolved.port
+      writeTimeout: resolved.writeTimeout
     })
     yield* Effect.addFinalizer(() => engine.close)
     const greeting = yield* Effect.flatten(engine.expect("<greeting>"))
@@ -237,7 +237,8 @@ const open = (options: Options | LmtpOptions) =>
       tls,
       host: resolved.host,
       port: resolved.port,
-      loopback: resolved.path !== undefined || isLoopback(resolved.host)
+      loopback: resolved.path !== undefined || isLoopback(resolved.host),
+      serverAddress: resolved.path ?? resolved.host
     })
     yield* Effect.addFinalizer(() =>
       engine.isClosed() ? Effect.void : session.service.quit.pipe(

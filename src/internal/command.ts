@@ -17,7 +17,20 @@ export interface Command {
   readonly display: string
   /** Bytes written right after the line (a BDAT chunk); never shown in the transcript. */
   readonly payload?: ReadonlyArray<Uint8Array> | undefined
+  /** How many replies it draws: 1, or one per accepted recipient at an LMTP end of data. */
+  readonly replies?: number | undefined
 }
+
+/**
+ * Message data already dot-stuffed and terminated, as one write that draws `replies` replies
+ * (the end of data: one in SMTP, one per accepted recipient in LMTP).
+ */
+export const messageData = (stuffed: Uint8Array, replies: number): Command => ({
+  verb: "<end of data>",
+  bytes: stuffed,
+  display: `<message data: ${stuffed.length} bytes>`,
+  replies
+})
 
 /** `BDAT n [LAST]` with its chunk (RFC 3030), given as one or more pieces. */
 export const bdat = (chunk: Uint8Array | ReadonlyArray<Uint8Array>, last: boolean): Command => {

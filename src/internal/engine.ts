@@ -40,9 +40,6 @@ export interface EngineOptions {
   readonly replyTimeout: (verb: string) => Duration.Duration
   /** How long one write may take to be accepted by the socket. */
   readonly writeTimeout: Duration.Duration
-  /** For spans: `server.address` and `server.port`. */
-  readonly serverAddress: string
-  readonly serverPort: number
 }
 
 /** Awaits one owed reply: applies its timeout and writes the `S:` transcript. */
@@ -53,8 +50,8 @@ export interface Engine {
   readonly pipeline: (commands: ReadonlyArray<Command>) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError>
   /** Writes one command and waits for its reply. */
   readonly command: (command: Command) => Effect.Effect<SmtpReply.SmtpReply, SmtpError>
-  /** An owed reply that no command asks for: the greeting. */
-  readonly expect: (verb: string) => Effect.Effect<Awaiter, SmtpError>
+  /** An owed reply that no command asks for: the greeting, LMTP's replies after BDAT LAST. */
+  readonly expect: (verb: string) => Effect.Effect<Awaiter>
   /**
    * Writes message data (already dot-stuffed, or BDAT chunks) under the write lock, then
    * `after` commands in the same flush as the last chunk; returns awaiters for the `owed` replies
@@ -219,13 +216,13 @@ export const make = (
       })
     )
 
-    const register = (verb: string): Effect.Effect<Owed, SmtpError> =>
+    const register = (verb: string, during = `sending ${verb}`): Effect.Effect<Owed, SmtpError> =>
       Effect.suspend(() => {
         const o: Owed = { verb, deferred: Deferred.unsafeMake(FiberId.none), deadline: undefined }
         // a reply that came first (a 552 while the data was still being written) is still this one's
         const early = unsolicited.shift()
         if (early !== undefined) Deferred.unsafeDone(o.deferred, Exit.succeed(early))
-        else if (closedWith !== undefined) return Effect.fail(closedWith(`sending ${verb}`))
+        else if (closedWith !== undefined) return Effect.fail(closedWith(during))
         else {
           owed.push(o)
           if (owed.length === 1) startWaiting()
@@ -358,31 +355,27 @@ export const make = (
           transcript(`C: <message data: ${c.payload.reduce((n, p) => n + p.length, 0)} bytes>`)
       )
 
-    const span = (verbs: string) =>
-      Effect.withSpan("smtplib.send", {
-        kind: "client",
-        captureStackTrace: false,
-        attributes: {
-          "server.address": options.serverAddress,
-          "server.port": options.serverPort,
-          "smtp.commands": verbs
-        }
-      })
-
     const pipeline = (commands: ReadonlyArray<Command>): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError> =>
       writeLock.withPermits(1)(
         Effect.gen(function*() {
           const registered: Array<Owed> = []
-          for (const c of commands) registered.push(yield* register(c.verb))
+          for (const c of commands) {
+            for (let i = c.replies ?? 1; i > 0; i--) registered.push(yield* register(c.verb))
+          }
           if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
           yield* writeSegments(commandSegments(commands), `sending ${commands.map((c) => c.verb).join(", ")}`)
           return registered.map(awaiter)
         })
-      ).pipe(span(commands.map((c) => c.verb).join(" ")))
+      )
 
     const command = (c: Command) => Effect.flatMap(pipeline([c]), (awaiters) => awaiters[0])
 
-    const expect = (verb: string) => Effect.map(register(verb), awaiter)
+    // never fails: on a closed connection the awaiter fails, so the caller keeps what it already has
+    const expect = (verb: string): Effect.Effect<Awaiter> =>
+      Effect.match(register(verb, `waiting for the reply to ${verb}`), {
+        onFailure: (error) => Effect.fail(error),
+        onSuccess: awaiter
+      })
 
     const writeData = <E, R>(
       data: Stream.Stream<Uint8Array, E, R>,
@@ -411,7 +404,7 @@ export const make = (
           if (options.debug !== 0) yield* transcript(`C: <${opts.label}: ${bytes} bytes>`)
           return registered.map(awaiter)
         })
-      ).pipe(span(opts.label))
+      )
 
     /**
      * Writes commands produced by a Stream (BDAT chunks), each registering its reply before it is
@@ -440,7 +433,7 @@ export const make = (
             })).pipe(closeOnFailure)
           return registered.map(awaiter)
         })
-      ).pipe(span(label))
+      )
 
     const startTls = (
       upgrade: (c: SmtpTransport.Connection) => Effect.Effect<SmtpTransport.Connection, SmtpTlsError | SmtpTimeout>

@@ -40,6 +40,8 @@ export interface SessionOptions {
   readonly port: number
   /** The server is this machine (loopback address or Unix socket): password mechanisms are fine in clear. */
   readonly loopback: boolean
+  /** For spans: the host name or Unix socket path. */
+  readonly serverAddress: string
 }
 
 export interface SessionState {
@@ -102,8 +104,19 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       recover = undefined
       return r === undefined || engine.isClosed() ? Effect.void : r
     })
-    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      lock.withPermits(1)(Effect.zipRight(runRecovery, effect))
+    const spanAttributes = { "server.address": options.serverAddress, "server.port": options.port }
+    /**
+     * One operation at a time on a session, each in a span named after smtplib's audit event
+     * `smtplib.send`, with the operation and the OpenTelemetry server attributes (never arguments).
+     */
+    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
+      lock.withPermits(1)(Effect.zipRight(runRecovery, effect)).pipe(
+        Effect.withSpan("smtplib.send", {
+          kind: "client",
+          captureStackTrace: false,
+          attributes: { ...spanAttributes, "smtp.operation": operation }
+        })
+      )
 
     const cmd = (verb: string, args?: string): Effect.Effect<SmtpReply, SmtpError> =>
       Effect.flatMap(
@@ -247,7 +260,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           return yield* (end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
         }
         return outcome.refused
-      }).pipe(Effect.withSpan("SmtpConnection.sendmail", { kind: "client", captureStackTrace: false }))
+      })
 
     /** LMTP: the transaction, then a result for every recipient. */
     const deliver = <E, R>(
@@ -261,14 +274,20 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         const outcome = yield* Transaction.run(transactionContext(), from, recipients, mail, rcpts, body)
         const results: Array<LmtpConnection.RecipientResult> = []
         const delivered: Record<string, SmtpReply> = {}
-        const refused: Record<string, SmtpReply> = { ...outcome.refused }
+        const refused: Record<string, SmtpReply> = {}
         const unknown: Array<string> = []
         let interruption: SmtpError | undefined
-        const finals = new Map(outcome.accepted.map((r, i) => [r, outcome.finals[i]] as const))
-        for (const recipient of recipients) {
-          const final = finals.get(recipient)
+        let refusedCount = 0
+        // matched by position, not by address: a recipient given twice has two results
+        const finals = new Map(outcome.accepted.map((position, i) => [position, outcome.finals[i]] as const))
+        for (let position = 0; position < recipients.length; position++) {
+          const recipient = recipients[position]
+          const final = finals.get(position)
           if (final === undefined) {
-            results.push({ recipient, status: "refused", stage: "rcpt", reply: outcome.refused[recipient] })
+            const reply = outcome.refused[recipient]
+            refused[recipient] = reply
+            refusedCount++
+            results.push({ recipient, status: "refused", stage: "rcpt", reply })
           } else if (Either.isLeft(final)) {
             interruption ??= final.left
             unknown.push(recipient)
@@ -278,14 +297,15 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             results.push({ recipient, status: "delivered", stage: "data", reply: final.right })
           } else {
             refused[recipient] = final.right
+            refusedCount++
             results.push({ recipient, status: "refused", stage: "data", reply: final.right })
           }
         }
-        if (Object.keys(refused).length === recipients.length) {
+        if (refusedCount === recipients.length) {
           return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
         }
         return { recipients: results, delivered, refused, unknown, interruption }
-      }).pipe(Effect.withSpan("LmtpConnection.sendmail", { kind: "client", captureStackTrace: false }))
+      })
 
     /** smtplib's `send_message`: the envelope from the headers, Bcc never transmitted. */
     const sendMessageWith = <A>(
@@ -357,40 +377,51 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     const service: SmtpConnection.Service = {
       greeting,
-      helo: (name) => serialised(helo(name)),
-      ehlo: (name) => serialised(ehlo(name)),
-      ehloOrHeloIfNeeded: serialised(ehloOrHeloIfNeeded),
+      helo: (name) => serialised(helo(name), "helo"),
+      ehlo: (name) => serialised(ehlo(name), "ehlo"),
+      ehloOrHeloIfNeeded: serialised(ehloOrHeloIfNeeded, "ehloOrHeloIfNeeded"),
       hasExtn: (name) => Effect.sync(() => hasExtn(name)),
       extnParams: (name) => Effect.sync(() => Option.fromNullable(state.features.get(name.toLowerCase()))),
       esmtpFeatures: Effect.sync(() => new Map(state.features)),
       doesEsmtp: Effect.sync(() => state.doesEsmtp),
       ehloResp: Effect.sync(() => Option.fromNullable(state.ehloResp)),
       heloResp: Effect.sync(() => Option.fromNullable(state.heloResp)),
-      docmd: (command, args) => serialised(cmd(command, args)),
-      noop: serialised(cmd("NOOP")),
-      rset: serialised(cmd("RSET")),
+      docmd: (command, args) => serialised(cmd(command, args), "docmd"),
+      noop: serialised(cmd("NOOP"), "noop"),
+      rset: serialised(cmd("RSET"), "rset"),
       verify: (address) =>
-        serialised(Effect.flatMap(Codec.checkAddress("VRFY", address), (a) => cmd("VRFY", Codec.addressOnly(a)))),
+        serialised(
+          Effect.flatMap(Codec.checkAddress("VRFY", address), (a) => cmd("VRFY", Codec.addressOnly(a))),
+          "verify"
+        ),
       expn: (address) =>
-        serialised(Effect.flatMap(Codec.checkAddress("EXPN", address), (a) => cmd("EXPN", Codec.addressOnly(a)))),
-      help: (args) => serialised(cmd("HELP", args)),
+        serialised(
+          Effect.flatMap(Codec.checkAddress("EXPN", address), (a) => cmd("EXPN", Codec.addressOnly(a))),
+          "expn"
+        ),
+      help: (args) => serialised(cmd("HELP", args), "help"),
       mail: (sender, mailOptions = []) =>
-        serialised(Effect.flatMap(mailCommand(sender, mailOptions), (command) => {
-          if (mailOptions.some(isSmtpUtf8)) state.utf8 = true
-          return engine.command(command)
-        })),
+        serialised(
+          Effect.flatMap(mailCommand(sender, mailOptions), (command) => {
+            if (mailOptions.some(isSmtpUtf8)) state.utf8 = true
+            return engine.command(command)
+          }),
+          "mail"
+        ),
       rcpt: (recipient, rcptOptions = []) =>
-        serialised(Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command)),
-      data: (message) => serialised(data(message)),
-      sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions)),
-      sendMessage: (message, sendOptions) => serialised(sendMessage(message, sendOptions)),
-      starttls: (tls) => serialised(starttls(tls)),
-      login: (user, password, loginOptions) => serialised(Auth.login(authContext, user, password, loginOptions)),
-      loginOAuth2: (user, token, oauthOptions) => serialised(Auth.loginOAuth2(authContext, user, token, oauthOptions)),
+        serialised(Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command), "rcpt"),
+      data: (message) => serialised(data(message), "data"),
+      sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions), "sendmail"),
+      sendMessage: (message, sendOptions) => serialised(sendMessage(message, sendOptions), "sendMessage"),
+      starttls: (tls) => serialised(starttls(tls), "starttls"),
+      login: (user, password, loginOptions) =>
+        serialised(Auth.login(authContext, user, password, loginOptions), "login"),
+      loginOAuth2: (user, token, oauthOptions) =>
+        serialised(Auth.loginOAuth2(authContext, user, token, oauthOptions), "loginOAuth2"),
       auth: (mechanism, authenticator, authOptions) =>
-        serialised(Auth.auth(authContext, mechanism, authenticator, authOptions)),
+        serialised(Auth.auth(authContext, mechanism, authenticator, authOptions), "auth"),
       isAuthenticated: Effect.sync(() => state.authenticated),
-      quit: serialised(quit),
+      quit: serialised(quit, "quit"),
       close: engine.close,
       isClosed: Effect.sync(() => engine.isClosed()),
       isSecure: Effect.sync(() => engine.isSecure())
@@ -398,8 +429,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const deliverMessage = sendMessageWith(deliver)
     const lmtpService: LmtpConnection.Service = {
       ...service,
-      sendmail: (from, to, message, sendOptions) => serialised(deliver(from, to, message, sendOptions)),
-      sendMessage: (message, sendOptions) => serialised(deliverMessage(message, sendOptions))
+      sendmail: (from, to, message, sendOptions) => serialised(deliver(from, to, message, sendOptions), "sendmail"),
+      sendMessage: (message, sendOptions) => serialised(deliverMessage(message, sendOptions), "sendMessage")
     }
     return { service, lmtpService, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn, starttls }
   })

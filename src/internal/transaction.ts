@@ -48,8 +48,8 @@ export interface Body<E, R> {
 export interface Outcome {
   /** Recipients refused at RCPT, address to reply. */
   readonly refused: Readonly<Record<string, SmtpReply>>
-  /** Recipients accepted at RCPT, in order. */
-  readonly accepted: ReadonlyArray<string>
+  /** The positions (in the recipient list) of those accepted at RCPT, in order. */
+  readonly accepted: ReadonlyArray<number>
   /**
    * The replies to the end of data: SMTP one, LMTP one per accepted recipient in RCPT order. A
    * Left is a reply that never came (the connection dropped or timed out).
@@ -62,23 +62,34 @@ export interface Outcome {
 const encoder = new TextEncoder()
 const emptyData = encoder.encode(".\r\n")
 
-/** A message as BDAT commands: each chunk of at most BDAT_CHUNK bytes, the last one marked LAST. */
+/**
+ * A message as BDAT commands of BDAT_CHUNK bytes (small stream elements are gathered, large ones
+ * cut, nothing is copied), the last one marked LAST. What is gathered waits for more, so the
+ * chunk that ends the stream is the one marked LAST.
+ */
 const bdatCommands = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Codec.Command, E, R> =>
   Stream.suspend(() => {
-    // one chunk of look-ahead: a chunk is known to be the last only when the stream ends
-    let previous: Uint8Array | undefined
+    let pending: Array<Uint8Array> = []
+    let pendingBytes = 0
     return stream.pipe(
-      Stream.flatMap((chunk) => {
-        const pieces: Array<Uint8Array> = []
-        for (let i = 0; i < chunk.length; i += BDAT_CHUNK) pieces.push(chunk.subarray(i, i + BDAT_CHUNK))
-        return Stream.fromIterable(pieces)
-      }),
       Stream.mapConcat((chunk) => {
-        const out = previous === undefined ? [] : [Codec.bdat(previous, false)]
-        previous = chunk
+        const out: Array<Codec.Command> = []
+        let offset = 0
+        while (offset < chunk.length) {
+          // a full chunk goes out only once more data exists: until then it may be the last
+          if (pendingBytes === BDAT_CHUNK) {
+            out.push(Codec.bdat(pending, false))
+            pending = []
+            pendingBytes = 0
+          }
+          const take = Math.min(BDAT_CHUNK - pendingBytes, chunk.length - offset)
+          pending.push(chunk.subarray(offset, offset + take))
+          pendingBytes += take
+          offset += take
+        }
         return out
       }),
-      Stream.concat(Stream.sync(() => Codec.bdat(previous ?? new Uint8Array(0), true)))
+      Stream.concat(Stream.suspend(() => Stream.make(Codec.bdat(pending, true))))
     )
   })
 
@@ -155,11 +166,11 @@ export const run = <E, R>(
         return yield* failWith(mailReply, new SmtpSenderRefused({ ...replyFields(mailReply, "MAIL"), sender: from }))
       }
       const refused: Record<string, SmtpReply> = {}
-      const accepted: Array<string> = []
-      for (const recipient of recipients) {
+      const accepted: Array<number> = []
+      for (let i = 0; i < recipients.length; i++) {
         const reply = yield* replies.next
-        if (reply.code === 250 || reply.code === 251) accepted.push(recipient)
-        else refused[recipient] = reply
+        if (reply.code === 250 || reply.code === 251) accepted.push(i)
+        else refused[recipients[i]] = reply
         if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
       }
       if (accepted.length === 0) return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
@@ -172,10 +183,13 @@ export const run = <E, R>(
         const dataReply = yield* replies.next
         if (dataReply.code !== 354) return yield* failWith(dataReply, new SmtpDataError(replyFields(dataReply, "DATA")))
         endCommand = "<end of data>"
-        endAwaiters = yield* engine.writeData(MessageData.dotStuff(body.stream), {
-          owed: Array.from({ length: owedAtEnd }, () => endCommand),
-          label: "message data"
-        })
+        endAwaiters = body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
+          // in memory and not large: stuffed at once and written as one segment, no Stream
+          yield* engine.pipeline([Codec.messageData(MessageData.dotStuffBytes(body.bytes), owedAtEnd)]) :
+          yield* engine.writeData(MessageData.dotStuff(body.stream), {
+            owed: Array.from({ length: owedAtEnd }, () => endCommand),
+            label: "message data"
+          })
       } else {
         endCommand = "BDAT"
         let chunkAwaiters: ReadonlyArray<Awaiter>
