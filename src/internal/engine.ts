@@ -30,6 +30,7 @@ import {
 } from "../SmtpError.js"
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
+import { concatBytes } from "./bytes.js"
 import type { Command } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
 
@@ -96,19 +97,6 @@ const encoder = new TextEncoder()
 
 /** Segments smaller than this are joined into one write. */
 const COALESCE_LIMIT = 64 * 1024
-
-const concatBytes = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (chunks.length === 1) return chunks[0]
-  let length = 0
-  for (const c of chunks) length += c.length
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const c of chunks) {
-    out.set(c, offset)
-    offset += c.length
-  }
-  return out
-}
 
 export const make = (
   initial: SmtpTransport.Connection,

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, type Scope } from "effect"
+import { Effect, Redacted, type Scope } from "effect"
 import { NodeSmtpTransport, SmtpClient, type SmtpTransport } from "effect-smtp"
 import * as Tls from "node:tls"
 import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
@@ -277,6 +277,48 @@ describe("TLS", () => {
         )
       }
       assert.deepStrictEqual(seen, ["localhost", false])
+    })))
+
+  it.live("a client certificate is presented when given (and the server verifies it)", () =>
+    live(Effect.gen(function*() {
+      const { ca, client, server: cert } = yield* pki
+      const seen: Array<{ authorized: boolean; cn: string | undefined }> = []
+      const server = yield* Effect.acquireRelease(
+        Effect.async<Tls.Server>((resume) => {
+          const s = Tls.createServer(
+            { key: cert.key, cert: cert.cert, ca: ca.cert, requestCert: true, rejectUnauthorized: false },
+            (socket) => {
+              seen.push({
+                authorized: socket.authorized,
+                cn: socket.getPeerCertificate().subject?.CN as string | undefined
+              })
+              socket.on("error", () => {})
+              socket.write("220 mtls.test ESMTP\r\n")
+              RawServer.onLines(socket as any, [], (line) => {
+                if (line === "QUIT") socket.end("221 bye\r\n")
+                else socket.write("250 ok\r\n")
+              })
+            }
+          )
+          s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+        }),
+        (s) =>
+          Effect.async<void>((resume) => {
+            s.close(() => resume(Effect.void))
+          })
+      )
+      const port = (server.address() as any).port
+      yield* Effect.scoped(SmtpClient.connect({
+        host: "127.0.0.1",
+        port,
+        security: "tls",
+        localHostname: "c.test",
+        tls: { ca: ca.cert, cert: client.cert, key: Redacted.make(client.key) }
+      }))
+      yield* Effect.scoped(
+        SmtpClient.connect({ host: "127.0.0.1", port, security: "tls", localHostname: "c.test", tls: { ca: ca.cert } })
+      )
+      assert.deepStrictEqual(seen, [{ authorized: true, cn: "client.test" }, { authorized: false, cn: undefined }])
     })))
 
   it.live("the handshake has its own timeout", () =>

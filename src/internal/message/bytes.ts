@@ -38,18 +38,7 @@ export const decodeLenient = (bytes: Uint8Array): string => {
 }
 
 /** @internal */
-export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  if (parts.length === 1) return parts[0]!
-  let size = 0
-  for (const p of parts) size += p.length
-  const out = new Uint8Array(size)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
+export { concatBytes } from "../bytes.js"
 
 /** Whether every character is US-ASCII. @internal */
 export const isAscii = (s: string): boolean => {
