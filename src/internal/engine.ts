@@ -88,7 +88,10 @@ export interface Engine {
 
 interface Owed {
   readonly verb: string
-  readonly deferred: Deferred.Deferred<SmtpReply.SmtpReply, SmtpError>
+  /** The reply (or why it will never come), once known. */
+  result: Exit.Exit<SmtpReply.SmtpReply, SmtpError> | undefined
+  /** The waiting fiber's callback, while one waits. */
+  resume: ((exit: Exit.Exit<SmtpReply.SmtpReply, SmtpError>) => void) | undefined
   /** When the reply is late: set once it is the oldest owed (its wait has begun). */
   deadline: number | undefined
 }
@@ -127,13 +130,21 @@ export const make = (
     const disconnected = (cause?: unknown) => (during: string) =>
       new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
 
+    function settle(o: Owed, exit: Exit.Exit<SmtpReply.SmtpReply, SmtpError>) {
+      if (o.result !== undefined) return
+      o.result = exit
+      const resume = o.resume
+      o.resume = undefined
+      if (resume !== undefined) resume(exit)
+    }
+
     /** Marks the connection unusable, fails every owed reply, destroys the socket. Idempotent. */
     const terminate = (error: (during: string) => SmtpError): void => {
       if (closedWith !== undefined) return
       closedWith = error
       Deferred.unsafeDone(wake, Exit.void)
       for (const o of owed.splice(0)) {
-        Deferred.unsafeDone(o.deferred, Exit.fail(error(`waiting for the reply to ${o.verb}`)))
+        settle(o, Exit.fail(error(`waiting for the reply to ${o.verb}`)))
       }
       stopping = true
       Effect.runSync(connection.close)
@@ -143,7 +154,7 @@ export const make = (
       const o = owed.shift()
       if (o === undefined) unsolicited.push(reply)
       else {
-        Deferred.unsafeDone(o.deferred, Exit.succeed(reply))
+        settle(o, Exit.succeed(reply))
         startWaiting()
       }
       // 421: the server is closing the channel (RFC 5321 §3.8); nothing more will come
@@ -204,18 +215,36 @@ export const make = (
       })
     )
 
+    /** Registers an owed reply; a string is the error's `during` when the connection is closed. */
+    const unsafeRegister = (verb: string): Owed | undefined => {
+      const o: Owed = { verb, result: undefined, resume: undefined, deadline: undefined }
+      // a reply that came first (a 552 while the data was still being written) is still this one's
+      const early = unsolicited.shift()
+      if (early !== undefined) o.result = Exit.succeed(early)
+      else if (closedWith !== undefined) return undefined
+      else {
+        owed.push(o)
+        if (owed.length === 1) startWaiting()
+      }
+      return o
+    }
     const register = (verb: string, during = `sending ${verb}`): Effect.Effect<Owed, SmtpError> =>
       Effect.suspend(() => {
-        const o: Owed = { verb, deferred: Deferred.unsafeMake(FiberId.none), deadline: undefined }
-        // a reply that came first (a 552 while the data was still being written) is still this one's
-        const early = unsolicited.shift()
-        if (early !== undefined) Deferred.unsafeDone(o.deferred, Exit.succeed(early))
-        else if (closedWith !== undefined) return Effect.fail(closedWith(during))
-        else {
-          owed.push(o)
-          if (owed.length === 1) startWaiting()
+        const o = unsafeRegister(verb)
+        return o === undefined ? Effect.fail((closedWith ?? disconnected())(during)) : Effect.succeed(o)
+      })
+    /** Registers the replies a batch draws, all or none. */
+    const registerAll = (commands: ReadonlyArray<Command>): Effect.Effect<Array<Owed>, SmtpError> =>
+      Effect.suspend(() => {
+        const registered: Array<Owed> = []
+        for (const c of commands) {
+          for (let i = c.replies ?? 1; i > 0; i--) {
+            const o = unsafeRegister(c.verb)
+            if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${c.verb}`))
+            registered.push(o)
+          }
         }
-        return Effect.succeed(o)
+        return Effect.succeed(registered)
       })
 
     // Timeouts: one watchdog fiber per connection instead of a timer (and a fiber) per reply. The
@@ -267,15 +296,25 @@ export const make = (
       }
     })
 
-    const awaiter = (o: Owed): Awaiter => {
-      return Deferred.await(o.deferred).pipe(
-        Effect.tap((reply) =>
-          options.debug === 0
-            ? Effect.void
-            : Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`))
-        )
+    // (a plain slot rather than a Deferred: one is made per reply, and Deferreds are costly to make)
+    const awaitOwed = (o: Owed): Awaiter =>
+      Effect.suspend(() =>
+        o.result !== undefined ?
+          o.result :
+          Effect.async<SmtpReply.SmtpReply, SmtpError>((resume) => {
+            o.resume = resume
+            return Effect.sync(() => {
+              o.resume = undefined
+            })
+          })
       )
-    }
+    const awaiter = (o: Owed): Awaiter =>
+      options.debug === 0 ?
+        awaitOwed(o) :
+        Effect.tap(
+          awaitOwed(o),
+          (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`))
+        )
 
     const rawWrite = (bytes: Uint8Array, what: string): Effect.Effect<void, SmtpError> =>
       Effect.suspend(() => {
@@ -346,10 +385,7 @@ export const make = (
     const pipeline = (commands: ReadonlyArray<Command>): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError> =>
       writeLock.withPermits(1)(
         Effect.gen(function*() {
-          const registered: Array<Owed> = []
-          for (const c of commands) {
-            for (let i = c.replies ?? 1; i > 0; i--) registered.push(yield* register(c.verb))
-          }
+          const registered = yield* registerAll(commands)
           if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
           yield* writeSegments(commandSegments(commands), `sending ${commands.map((c) => c.verb).join(", ")}`)
           return registered.map(awaiter)
