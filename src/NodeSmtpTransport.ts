@@ -57,6 +57,8 @@ export const classifyTlsError = (error: unknown): SmtpTlsError => {
   return new SmtpTlsError({ reason, detail, cause: error })
 }
 
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error))
+
 const isIp = (host: string) => Net.isIP(host.replace(/^\[|\]$/g, "")) !== 0
 
 const keyValue = (key: Redacted.Redacted<string | Uint8Array> | undefined) =>
@@ -71,17 +73,27 @@ const handshake = (
   const servername = options.servername ?? host.replace(/^\[|\]$/g, "")
   return Effect.async<Tls.TLSSocket, SmtpTlsError>((resume) => {
     const ca = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca]
-    const socket = Tls.connect({
-      socket: raw,
-      host: servername,
-      // SNI is for DNS names only (RFC 6066 §3)
-      ...(isIp(servername) ? {} : { servername }),
-      ...(ca === undefined ? {} : { ca: ca.map((c) => typeof c === "string" ? c : Buffer.from(c)) }),
-      ...(options.cert === undefined ? {} : { cert: options.cert }),
-      ...(options.key === undefined ? {} : { key: keyValue(options.key) }),
-      minVersion: options.minVersion ?? "TLSv1.2",
-      rejectUnauthorized: options.rejectUnauthorized ?? true
-    } as Tls.ConnectionOptions)
+    let socket: Tls.TLSSocket
+    try {
+      socket = connectTls()
+    } catch (error) {
+      // a malformed CA, certificate or key is refused by node:tls synchronously
+      resume(Effect.fail(new SmtpTlsError({ reason: "other", detail: `invalid TLS options: ${describe(error)}` })))
+      return
+    }
+    function connectTls() {
+      return Tls.connect({
+        socket: raw,
+        host: servername,
+        // SNI is for DNS names only (RFC 6066 §3)
+        ...(isIp(servername) ? {} : { servername }),
+        ...(ca === undefined ? {} : { ca: ca.map((c) => typeof c === "string" ? c : Buffer.from(c)) }),
+        ...(options.cert === undefined ? {} : { cert: options.cert }),
+        ...(options.key === undefined ? {} : { key: keyValue(options.key) }),
+        minVersion: options.minVersion ?? "TLSv1.2",
+        rejectUnauthorized: options.rejectUnauthorized ?? true
+      } as Tls.ConnectionOptions)
+    }
     const onError = (error: Error) => {
       socket.destroy()
       resume(Effect.fail(classifyTlsError(error)))
@@ -141,17 +153,27 @@ export const connect = (
     let raw: Net.Socket | undefined
     yield* Effect.addFinalizer(() => Effect.sync(() => raw?.destroy()))
     const socket = yield* Effect.async<Net.Socket, SmtpConnectError>((resume) => {
-      const s = options.path !== undefined ?
-        Net.createConnection({ path: options.path }) :
-        Net.createConnection({
-          host: options.host.replace(/^\[|\]$/g, ""),
-          port: options.port,
-          noDelay: true,
-          ...(options.sourceAddress === undefined ? {} : {
-            localAddress: options.sourceAddress.host,
-            ...(options.sourceAddress.port === undefined ? {} : { localPort: options.sourceAddress.port })
+      let s: Net.Socket
+      try {
+        s = open()
+      } catch (cause) {
+        // an invalid local address and the like are refused synchronously
+        resume(Effect.fail(new SmtpConnectError({ address, cause })))
+        return
+      }
+      function open() {
+        return options.path !== undefined ?
+          Net.createConnection({ path: options.path }) :
+          Net.createConnection({
+            host: options.host.replace(/^\[|\]$/g, ""),
+            port: options.port,
+            noDelay: true,
+            ...(options.sourceAddress === undefined ? {} : {
+              localAddress: options.sourceAddress.host,
+              ...(options.sourceAddress.port === undefined ? {} : { localPort: options.sourceAddress.port })
+            })
           })
-        })
+      }
       raw = s
       const onError = (cause: Error) => {
         s.destroy()

@@ -7,6 +7,7 @@
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as Sasl from "./internal/sasl/index.js"
 
 /**
  * A custom SASL mechanism, smtplib's `authobject`: called with `None` for the initial response
@@ -26,7 +27,7 @@ export type Authenticator<E = never, R = never> = (
  * @since 0.1.0
  * @category constants
  */
-export const defaultMechanisms: ReadonlyArray<string> = ["SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN"]
+export const defaultMechanisms: ReadonlyArray<string> = Sasl.preferenceOrder
 
 /**
  * Options of `login`.

@@ -156,10 +156,18 @@ const resolve = (options: Options | LmtpOptions): Effect.Effect<Resolved, SmtpIn
       }
       timeout = decoded.value
     }
+    const positive = (what: string, input: Duration.DurationInput | undefined) => {
+      if (input === undefined) return Effect.succeed(undefined)
+      const decoded = Duration.decodeUnknown(input)
+      return decoded._tag === "Some" && Duration.greaterThan(decoded.value, Duration.zero) ?
+        Effect.succeed(decoded.value) :
+        invalid(`${what} must be a positive duration (got ${JSON.stringify(String(input))})`)
+    }
     const closeTimeout = Duration.min(
-      options.closeTimeout === undefined ? Duration.seconds(5) : Duration.decode(options.closeTimeout),
+      (yield* positive("closeTimeout", options.closeTimeout)) ?? Duration.seconds(5),
       timeout ?? Duration.infinity
     )
+    yield* positive("tls.handshakeTimeout", options.tls?.handshakeTimeout)
     return {
       host,
       port,

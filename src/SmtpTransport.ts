@@ -70,7 +70,7 @@ export interface Connection {
    * socket replaces it. Bytes the server sent before the handshake are never delivered.
    */
   readonly upgradeTls: (options: TlsOptions) => Effect.Effect<Connection, SmtpTlsError | SmtpTimeout>
-  /** Closes the connection now, without a goodbye. */
+  /** Closes the connection now, without a goodbye. Must be synchronous (`Effect.sync`): it is run from socket callbacks. */
   readonly close: Effect.Effect<void>
 }
 

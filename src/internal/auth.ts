@@ -35,6 +35,8 @@ export interface AuthContext {
   readonly host: string
   readonly port: number
   readonly authenticated: () => void
+  /** What the next operation must do first after an interrupted exchange. */
+  readonly onInterrupted: (recover: Effect.Effect<void>) => void
 }
 
 /** A step failed on the client side: the exchange is cancelled with `*` and fails with this reason. */
@@ -66,8 +68,9 @@ const exchange = <E, R>(
   mechanism: Mechanism<E, R>,
   initialResponseOk: boolean,
   tried: ReadonlyArray<string>
-): Effect.Effect<SmtpReply, SmtpError | E, R> =>
-  Effect.gen(function*() {
+): Effect.Effect<SmtpReply, SmtpError | E, R> => {
+  let started = false
+  return Effect.gen(function*() {
     const { engine } = ctx
     const cancel = (reason: string) =>
       Effect.flatMap(send(engine, "*", "*"), (reply) => Effect.fail(authError(reply, tried, reason)))
@@ -78,6 +81,7 @@ const exchange = <E, R>(
       }
       return yield* Effect.fail(initial.left as E)
     }
+    started = true
     let reply = initial.right === undefined ?
       yield* Effect.flatMap(Codec.encode("AUTH", mechanism.name), engine.command) :
       yield* send(
@@ -116,7 +120,16 @@ const exchange = <E, R>(
       return reply
     }
     return yield* Effect.fail(authError(reply, tried))
-  })
+  }).pipe(
+    // interrupted inside the exchange: the server may still wait for a response; "*" cancels it
+    // (RFC 4954 §4) before the next operation, and is harmless if the exchange had ended
+    Effect.onInterrupt(() =>
+      Effect.sync(() => {
+        if (started) ctx.onInterrupted(Effect.ignore(send(ctx.engine, "*", "*")))
+      })
+    )
+  )
+}
 
 const fromSasl = (name: string, session: Sasl.SaslSession): Mechanism<never, never> => ({
   name,

@@ -66,7 +66,7 @@ export const encode = (
   if (options?.utf8 !== true && nonAscii.test(line)) {
     return Either.left(
       new SmtpInvalidInput({
-        reason: `Non-ASCII characters in ${verb.toUpperCase()}: they need SMTPUTF8 (pass it in the mail options)`
+        reason: `Non-ASCII characters in ${name}: they need SMTPUTF8 (pass it in the mail options)`
       })
     )
   }

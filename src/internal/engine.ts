@@ -82,8 +82,6 @@ export interface Engine {
   readonly isClosed: () => boolean
   /** Whether the socket is encrypted now. */
   readonly isSecure: () => boolean
-  /** Replies still owed. */
-  readonly owed: () => number
 }
 
 interface Owed {
@@ -92,11 +90,22 @@ interface Owed {
   result: Exit.Exit<SmtpReply.SmtpReply, SmtpError> | undefined
   /** The waiting fiber's callback, while one waits. */
   resume: ((exit: Exit.Exit<SmtpReply.SmtpReply, SmtpError>) => void) | undefined
-  /** When the reply is late: set once it is the oldest owed (its wait has begun). */
+  /** When the reply is late: set once it is the oldest owed and its command is fully written. */
   deadline: number | undefined
+  /** Whether the command that draws it has been written (its wait may begin). */
+  armed: boolean
 }
 
-const encoder = new TextEncoder()
+const empty = new Uint8Array(0)
+
+/** Failures of the socket, told apart from those of a message Stream being written. */
+const writeFailures = new WeakSet<object>()
+const markWriteFailure = <E extends object>(error: E): E => {
+  writeFailures.add(error)
+  return error
+}
+const isWriteFailure = (error: unknown): error is SmtpError =>
+  typeof error === "object" && error !== null && writeFailures.has(error)
 
 /** Segments smaller than this are joined into one write. */
 const COALESCE_LIMIT = 64 * 1024
@@ -216,8 +225,8 @@ export const make = (
     )
 
     /** Registers an owed reply; a string is the error's `during` when the connection is closed. */
-    const unsafeRegister = (verb: string): Owed | undefined => {
-      const o: Owed = { verb, result: undefined, resume: undefined, deadline: undefined }
+    const unsafeRegister = (verb: string, armed = true): Owed | undefined => {
+      const o: Owed = { verb, result: undefined, resume: undefined, deadline: undefined, armed }
       // a reply that came first (a 552 while the data was still being written) is still this one's
       const early = unsolicited.shift()
       if (early !== undefined) o.result = Exit.succeed(early)
@@ -233,13 +242,19 @@ export const make = (
         const o = unsafeRegister(verb)
         return o === undefined ? Effect.fail((closedWith ?? disconnected())(during)) : Effect.succeed(o)
       })
-    /** Registers the replies a batch draws, all or none. */
+    /** The writes are done: the waits for these replies begin (the write timeout covered them so far). */
+    const arm = (registered: ReadonlyArray<Owed>) =>
+      Effect.sync(() => {
+        for (const o of registered) o.armed = true
+        startWaiting()
+      })
+    /** Registers the replies a batch draws, all or none, not yet armed. */
     const registerAll = (commands: ReadonlyArray<Command>): Effect.Effect<Array<Owed>, SmtpError> =>
       Effect.suspend(() => {
         const registered: Array<Owed> = []
         for (const c of commands) {
           for (let i = c.replies ?? 1; i > 0; i--) {
-            const o = unsafeRegister(c.verb)
+            const o = unsafeRegister(c.verb, false)
             if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${c.verb}`))
             registered.push(o)
           }
@@ -258,7 +273,7 @@ export const make = (
     }
     function startWaiting() {
       const head = owed[0]
-      if (head === undefined || head.deadline !== undefined) return
+      if (head === undefined || head.deadline !== undefined || !head.armed) return
       head.deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(options.replyTimeout(head.verb))
       poke(head.deadline)
     }
@@ -318,7 +333,9 @@ export const make = (
 
     const rawWrite = (bytes: Uint8Array, what: string): Effect.Effect<void, SmtpError> =>
       Effect.suspend(() => {
-        if (closedWith !== undefined || write === undefined) return Effect.fail((closedWith ?? disconnected())(what))
+        if (closedWith !== undefined || write === undefined) {
+          return Effect.fail(markWriteFailure((closedWith ?? disconnected())(what)))
+        }
         const started = { since: clock.unsafeCurrentTimeMillis(), what }
         writing = started
         poke(started.since + Duration.toMillis(options.writeTimeout))
@@ -330,7 +347,7 @@ export const make = (
             // a write failed because the watchdog closed the connection: report the timeout
             const failure = closedWith ?? disconnected(error)
             terminate(failure)
-            return Effect.fail(failure(what))
+            return Effect.fail(markWriteFailure(failure(what)))
           })
         )
       })
@@ -388,6 +405,7 @@ export const make = (
           const registered = yield* registerAll(commands)
           if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
           yield* writeSegments(commandSegments(commands), `sending ${commands.map((c) => c.verb).join(", ")}`)
+          yield* arm(registered)
           return registered.map(awaiter)
         })
       )
@@ -407,24 +425,21 @@ export const make = (
     ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
       writeLock.withPermits(1)(
         Effect.gen(function*() {
-          const registered: Array<Owed> = []
-          for (const verb of opts.owed) registered.push(yield* register(verb))
+          // registered first, so that a reply the server sends early (552 too big) is theirs, but
+          // armed only after the last byte: the end-of-data wait begins after the final dot
+          const registered = yield* registerAll(opts.owed.map((verb) => ({ verb, bytes: empty, display: "" })))
           let bytes = 0
-          let writeFailed = false
           yield* Stream.runForEachChunk(data, (chunk) => {
-            if (writeFailed) return Effect.void
             const joined = concatBytes(Array.from(chunk))
             bytes += joined.length
-            return joined.length === 0 ? Effect.void : rawWrite(joined, `writing ${opts.label}`).pipe(
-              // the connection is closed now; a reply the server sent before closing (552 too big)
-              // is still delivered through the awaiters, else they fail with the disconnection
-              Effect.catchAll(() =>
-                Effect.sync(() => {
-                  writeFailed = true
-                })
-              )
-            )
-          }).pipe(closeOnFailure)
+            return joined.length === 0 ? Effect.void : rawWrite(joined, `writing ${opts.label}`)
+          }).pipe(
+            // the connection is closed: stop pulling the message; an early reply is still in the
+            // awaiters, else they fail with the disconnection
+            Effect.catchIf(isWriteFailure, () => Effect.void),
+            closeOnFailure
+          )
+          yield* arm(registered)
           if (options.debug !== 0) yield* transcript(`C: <${opts.label}: ${bytes} bytes>`)
           return registered.map(awaiter)
         })
@@ -441,20 +456,18 @@ export const make = (
       writeLock.withPermits(1)(
         Effect.gen(function*() {
           const registered: Array<Owed> = []
-          let writeFailed = false
           yield* Stream.runForEach(commands, (c) =>
             Effect.gen(function*() {
-              registered.push(yield* register(c.verb))
-              if (writeFailed) return
+              const o = unsafeRegister(c.verb, false)
+              if (o === undefined) {
+                // closed: the stream is not pulled further; this reply will never come
+                return yield* Effect.fail(markWriteFailure((closedWith ?? disconnected())(`writing ${label}`)))
+              }
+              registered.push(o)
               if (options.debug !== 0) yield* transcriptCommand(c)
-              yield* writeSegments(commandSegments([c]), `writing ${label}`).pipe(
-                Effect.catchAll(() =>
-                  Effect.sync(() => {
-                    writeFailed = true
-                  })
-                )
-              )
-            })).pipe(closeOnFailure)
+              yield* writeSegments(commandSegments([c]), `writing ${label}`)
+              yield* arm([o])
+            })).pipe(Effect.catchIf(isWriteFailure, () => Effect.void), closeOnFailure)
           return registered.map(awaiter)
         })
       )
@@ -485,7 +498,10 @@ export const make = (
           connection = upgraded
           decoder = ReplyDecoder.make()
           yield* startReader
-        })
+        }).pipe(
+          // interrupted half-way through the upgrade: neither plaintext nor TLS can go on
+          Effect.onInterrupt(() => Effect.sync(() => terminate(disconnected())))
+        )
       )
 
     yield* Effect.forkIn(watchdog, scope)
@@ -499,10 +515,6 @@ export const make = (
       startTls,
       close: Effect.sync(() => terminate(disconnected())),
       isClosed: () => closedWith !== undefined,
-      isSecure: () => connection.secure,
-      owed: () => owed.length
+      isSecure: () => connection.secure
     } satisfies Engine
   })
-
-/** Bytes for a literal, for tests and the data terminator. */
-export const bytes = (s: string): Uint8Array => encoder.encode(s)

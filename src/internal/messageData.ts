@@ -39,7 +39,11 @@ export const encodeStringMessage = (s: string): Either.Either<Uint8Array, SmtpIn
   return Either.right(out)
 }
 
-/** A dot-stuffer: doubles a `.` at the start of every line, then ends the data. */
+/**
+ * A dot-stuffer: doubles a `.` at the start of every line, then ends the data. A line starts after
+ * LF (smtplib's rule) and also after a lone CR: a server that ends lines at a bare CR must not
+ * read an end of data inside the message either (the "SMTP smuggling" family).
+ */
 export interface DotStuffer {
   readonly push: (chunk: Uint8Array) => Uint8Array
   /** The end of data: `CRLF.CRLF`, or `.CRLF` when the data already ended with CRLF. */
@@ -56,13 +60,13 @@ export const makeDotStuffer = (): DotStuffer => {
   const push = (chunk: Uint8Array): Uint8Array => {
     if (chunk.length === 0) return chunk
     let out = chunk
-    if (chunk.indexOf(DOT) !== -1) {
+    let dot = chunk.indexOf(DOT)
+    if (dot !== -1) {
       const dots: Array<number> = []
-      if (atLineStart && chunk[0] === DOT) dots.push(0)
-      let lf = chunk.indexOf(LF)
-      while (lf !== -1 && lf + 1 < chunk.length) {
-        if (chunk[lf + 1] === DOT) dots.push(lf + 1)
-        lf = chunk.indexOf(LF, lf + 1)
+      while (dot !== -1) {
+        const before = dot === 0 ? (atLineStart ? LF : -1) : chunk[dot - 1]
+        if (before === LF || before === CR) dots.push(dot)
+        dot = chunk.indexOf(DOT, dot + 1)
       }
       if (dots.length > 0) {
         out = new Uint8Array(chunk.length + dots.length)
@@ -77,13 +81,14 @@ export const makeDotStuffer = (): DotStuffer => {
         out.set(chunk.subarray(from), to)
       }
     }
-    atLineStart = chunk[chunk.length - 1] === LF
+    const last = chunk[chunk.length - 1]
+    atLineStart = last === LF || last === CR
     if (chunk.length >= 2) {
       prev2 = chunk[chunk.length - 2]
-      prev1 = chunk[chunk.length - 1]
+      prev1 = last
     } else {
       prev2 = prev1
-      prev1 = chunk[0]
+      prev1 = last
     }
     return out
   }
@@ -116,7 +121,7 @@ export const dotStuff = <E, R>(data: Stream.Stream<Uint8Array, E, R>): Stream.St
 export const unstuff = (wire: string): string => {
   if (!wire.endsWith("\r\n.\r\n") && wire !== ".\r\n") throw new Error("data does not end with CRLF.CRLF")
   const body = wire === ".\r\n" ? "" : wire.slice(0, -3)
-  return body.replace(/(^|\n)\.\./g, "$1.")
+  return body.replace(/(^|[\r\n])\.\./g, "$1.")
 }
 
 const CRLF = new Uint8Array([CR, LF])

@@ -118,19 +118,28 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         })
       )
 
+    /**
+     * Set while an AUTH sent through docmd is answered 334: the lines that follow are credentials
+     * (smtplib's manual `docmd("AUTH LOGIN")`, then the base64 user and password).
+     */
+    let manualAuth = false
     const cmd = (verb: string, args?: string): Effect.Effect<SmtpReply, SmtpError> =>
-      Effect.flatMap(
-        // an AUTH given to docmd carries a credential: the transcript shows the mechanism only
-        Codec.encode(verb, args, {
-          utf8: state.utf8,
-          display: /^auth\b/i.test(verb) ? "AUTH <redacted>" : undefined
-        }),
-        engine.command
-      ).pipe(
-        Effect.tap(() => {
-          if (verb === "RSET") state.utf8 = false
-        })
-      )
+      Effect.suspend(() => {
+        const isAuth = /^auth\b/i.test(verb)
+        return Effect.flatMap(
+          // an AUTH given to docmd carries a credential: the transcript shows the mechanism only
+          Codec.encode(verb, args, {
+            utf8: state.utf8,
+            display: isAuth ? "AUTH <redacted>" : manualAuth ? "<redacted>" : undefined
+          }),
+          engine.command
+        ).pipe(
+          Effect.tap((reply) => {
+            if (verb === "RSET") state.utf8 = false
+            manualAuth = (isAuth || manualAuth) && reply.code === 334
+          })
+        )
+      })
 
     const resetState = () => {
       state.authenticated = false
@@ -231,6 +240,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         }
         const { bytes, size: knownSize, stream } = yield* messageStream(message)
         yield* ehloOrHeloIfNeeded
+        if ((sendOptions?.mailOptions ?? []).some(isSmtpUtf8) && !hasExtn("smtputf8")) {
+          return yield* Effect.fail(
+            new SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "the mail options ask for SMTPUTF8" })
+          )
+        }
         const mailOptions: Array<string> = []
         if (state.doesEsmtp) {
           const size = sendOptions?.size ?? knownSize
@@ -372,6 +386,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       port: options.port,
       authenticated: () => {
         state.authenticated = true
+      },
+      onInterrupted: (r) => {
+        recover = r
       }
     }
 

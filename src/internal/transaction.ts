@@ -146,6 +146,8 @@ export const run = <E, R>(
     if (oneFlight) commands.push(Codec.bdat(MessageData.withFinalCrlf(body.bytes!), true))
     const replies = replySource(engine, commands, ctx.pipelining)
     let extra: ReadonlyArray<Awaiter> = []
+    /** DATA was answered 354 and the message is not fully written: only closing can end it now. */
+    let dataOpen = false
 
     /** Ends a DATA the server accepted although the transaction failed, with an empty message. */
     const abandonData = engine.writeData(Stream.succeed(emptyData), { owed: ["<end of data>"], label: "empty message" })
@@ -182,6 +184,7 @@ export const run = <E, R>(
       if (!ctx.chunking) {
         const dataReply = yield* replies.next
         if (dataReply.code !== 354) return yield* failWith(dataReply, new SmtpDataError(replyFields(dataReply, "DATA")))
+        dataOpen = true
         endCommand = "<end of data>"
         endAwaiters = body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
           // in memory and not large: stuffed at once and written as one segment, no Stream
@@ -190,6 +193,7 @@ export const run = <E, R>(
             owed: Array.from({ length: owedAtEnd }, () => endCommand),
             label: "message data"
           })
+        dataOpen = false
       } else {
         endCommand = "BDAT"
         let chunkAwaiters: ReadonlyArray<Awaiter>
@@ -226,7 +230,9 @@ export const run = <E, R>(
       // settles that first: RSET, or closing when DATA was accepted (an interruption while data
       // was being written closes the connection at once)
       Effect.onInterrupt(() =>
-        Effect.sync(() =>
+        // DATA open, or LMTP with BDAT (how many replies LAST draws is known only from the RCPT
+        // replies): the session cannot be brought back in step, so it is closed now
+        dataOpen || (ctx.lmtp && ctx.chunking) ? engine.close : Effect.sync(() =>
           ctx.onInterrupted(
             replies.drainDataAccepted.pipe(
               Effect.zipLeft(Effect.forEach(extra, Effect.option, { discard: true })),

@@ -41,12 +41,13 @@ const splitAt = (data: Uint8Array, offsets: ReadonlyArray<number>): Array<Uint8A
 /**
  * smtplib's `data()` on bytes, written independently:
  * `q = re.sub(br'(?m)^\.', b'..', msg)`; `if q[-2:] != CRLF: q += CRLF`; `q += b".\r\n"`.
- * Python's `(?m)^` matches at the start of the string and right after every `\n` (never after a lone `\r`).
+ * Python's `(?m)^` matches at the start of the string and right after every `\n`; effect-smtp also
+ * stuffs a dot after a lone `\r` (so no lenient server can find an end of data in the message).
  */
 const smtplibData = (msg: Uint8Array): Uint8Array => {
   const out: Array<number> = []
   for (let i = 0; i < msg.length; i++) {
-    if (msg[i] === DOT && (i === 0 || msg[i - 1] === LF)) out.push(DOT)
+    if (msg[i] === DOT && (i === 0 || msg[i - 1] === LF || msg[i - 1] === CR)) out.push(DOT)
     out.push(msg[i])
   }
   const n = out.length
@@ -166,7 +167,8 @@ describe("messageData", () => {
       ["leading dot at the very start", ".hidden\r\n", "..hidden\r\n.\r\n"],
       ["dot after LF", "a\n.b", "a\n..b\r\n.\r\n"],
       ["dot after CRLF", "a\r\n.b\r\n", "a\r\n..b\r\n.\r\n"],
-      ["dot after a lone CR is not stuffed", "a\r.b", "a\r.b\r\n.\r\n"],
+      ["dot after a lone CR is stuffed too (smtplib does not: SMTP smuggling)", "a\r.b", "a\r..b\r\n.\r\n"],
+      ["the bare-CR end of data smuggling sequence", "a\r.\r\nb", "a\r..\r\nb\r\n.\r\n"],
       ["\".\\r\\n\" alone", ".\r\n", "..\r\n.\r\n"],
       ["a lone dot", ".", "..\r\n.\r\n"],
       ["a line of two dots", "..\r\n", "...\r\n.\r\n"],
@@ -209,10 +211,10 @@ describe("messageData", () => {
       assert.strictEqual(latin1(stuffer.end()), ".\r\n")
     })
 
-    it("does not stuff a dot at the start of a chunk that follows a chunk ending in CR", () => {
+    it("stuffs a dot at the start of a chunk that follows a chunk ending in a lone CR", () => {
       const stuffer = MessageData.makeDotStuffer()
       assert.strictEqual(latin1(stuffer.push(fromLatin1("line\r"))), "line\r")
-      assert.strictEqual(latin1(stuffer.push(fromLatin1(".dot"))), ".dot")
+      assert.strictEqual(latin1(stuffer.push(fromLatin1(".dot"))), "..dot")
       assert.strictEqual(latin1(stuffer.end()), "\r\n.\r\n")
     })
 
@@ -372,7 +374,7 @@ describe("messageData", () => {
             Stream.runCollect,
             Effect.map((c) => latin1(concat(Chunk.toReadonlyArray(c))))
           )
-          assert.strictEqual(out, "..a\n..\n..b\r.c\r\n.\r\n", `rechunk(${n})`)
+          assert.strictEqual(out, "..a\n..\n..b\r..c\r\n.\r\n", `rechunk(${n})`)
         }
       }))
 

@@ -245,12 +245,13 @@ const cases: ReadonlyArray<TxCase> = [
     outcome: { refused: {} }
   },
   {
-    name: "a Uint8Array message is sent unchanged (bare LF and CR stay) but for dot-stuffing; SIZE is its length",
+    name:
+      "a Uint8Array message is sent unchanged (bare LF and CR stay) but for dot-stuffing (after a bare CR too); SIZE is its length",
     features: ["SIZE 1000"],
     message: utf8("a\nb\r.c\n.d"),
     mailLine: "MAIL FROM:<a@x.test> SIZE=9",
     rcptLines: ["RCPT TO:<b@x.test>"],
-    dataBlock: "a\nb\r.c\n..d\r\n.\r\n",
+    dataBlock: "a\nb\r..c\n..d\r\n.\r\n",
     mail: OK,
     rcpts: [OK],
     outcome: { refused: {} }
