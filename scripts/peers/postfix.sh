@@ -44,6 +44,9 @@ DOMAIN=example.test        # explicit mailboxes; unknown users -> 550 5.1.1 at R
 CATCHALL=catchall.test     # any local part accepted, all into one Maildir
 
 die() { echo "postfix.sh: $*" >&2; exit 1; }
+SELF=postfix.sh
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -n "$CMD" ] || die "usage: postfix.sh start|stop|status|env [STATE_DIR]"
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd -P)
@@ -58,46 +61,8 @@ case $PF_HOST in *:*) LHOST="[$PF_HOST]"; PROTOS=ipv6 ;; *) LHOST=$PF_HOST; PROT
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (Postfix master refuses to run unprivileged); try: sudo -E $0 $CMD $STATE"; }
 
 # ---- install missing packages (apt-get update only when something is missing) ----
-ensure_pkgs() {
-  local p missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  need_root
-  echo "postfix.sh: installing ${missing[*]}" >&2
-  # keep the *system* postfix unconfigured and stopped
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 # ---- is something listening on host:port? (reads /proc, no ss/netstat needed) ----
-port_listening() { # port
-  local hex; hex=$(printf ':%04X' "$1")
-  awk -v h="$hex" 'FNR>1 && $4=="0A" && substr($2, length($2)-4)==h {f=1} END{exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
-
 # ---- shared test CA + server cert (SAN: localhost, mx.example.test, 127.0.0.1, ::1) ----
-ensure_certs() {
-  mkdir -p "$TLS"
-  (
-    flock 9
-    [ -s "$TLS/server.pem" ] && [ -s "$TLS/server.key" ] && [ -s "$TLS/ca.pem" ] && exit 0
-    cd "$TLS"
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 -sha256 \
-      -subj "/CN=smtp-peers test CA" \
-      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-    openssl req -new -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
-    printf '%s\n' "subjectAltName=DNS:localhost,DNS:mx.example.test,IP:127.0.0.1,IP:::1" \
-      "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-      "extendedKeyUsage=serverAuth" > server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
-      -days 825 -sha256 -extfile server.ext -out server.pem 2>/dev/null
-    cat server.pem ca.pem > server-chain.pem
-    rm -f server.csr server.ext
-    chmod 644 ca.pem server.pem server-chain.pem; chmod 640 ca.key server.key
-  ) 9>"$STATE/.tls.lock"
-}
-
 pick_mail_owner() {
   local u=${PF_MAIL_UID:-${SUDO_UID:-}} g=${PF_MAIL_GID:-${SUDO_GID:-}}
   if [ -z "$u" ] || [ "$u" = 0 ]; then u=$(stat -c %u "$STATE"); g=$(stat -c %g "$STATE"); fi

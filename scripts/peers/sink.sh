@@ -33,27 +33,14 @@ SINK_DUMP=${SINK_DUMP:-0}
 SINK_OPTS=${SINK_OPTS:-}
 
 die() { echo "sink.sh: $*" >&2; exit 1; }
+SELF=sink.sh
+# shellcheck source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [ -n "$CMD" ] || die "usage: sink.sh start|stop|status|env|bench [STATE_DIR]"
 mkdir -p "$STATE"
 STATE=$(cd "$STATE" && pwd -P)
 SDIR=$STATE/sink
 case $SINK_HOST in *:*) ADDR="[$SINK_HOST]" ;; *) ADDR=$SINK_HOST ;; esac
-
-ensure_pkgs() {
-  local p missing=()
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run once as root to install them"
-  echo "sink.sh: installing ${missing[*]}" >&2
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-port_listening() { # port
-  local hex; hex=$(printf ':%04X' "$1")
-  awk -v h="$hex" 'FNR>1 && $4=="0A" && substr($2, length($2)-4)==h {f=1} END{exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
