@@ -10,6 +10,11 @@ export * as LmtpConnection from "./LmtpConnection.js"
 /**
  * @since 0.1.0
  */
+export * as Mailer from "./Mailer.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Message from "./Message.js"
 
 /**

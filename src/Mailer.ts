@@ -1,0 +1,222 @@
+/**
+ * A pooled sender, what an application provides as a Layer: connections are opened on demand up
+ * to a limit, reused, replaced when they die, closed when idle; transient failures are retried;
+ * the sending rate can be capped. Built from the public session API, as a user would build it.
+ *
+ * ```ts
+ * const MailerLive = Mailer.layer({ host: "smtp.example.com", port: 587, security: "starttls", maxConnections: 4 })
+ *   .pipe(Layer.provide(NodeSmtpTransport.layer))
+ * const program = Effect.flatMap(Mailer.Mailer, (mailer) => mailer.sendMessage(message))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Pool from "effect/Pool"
+import * as RateLimiter from "effect/RateLimiter"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type * as Message from "./Message.js"
+import * as SmtpClient from "./SmtpClient.js"
+import type * as SmtpConnection from "./SmtpConnection.js"
+import type { SmtpError } from "./SmtpError.js"
+import type { SmtpTransport } from "./SmtpTransport.js"
+
+/**
+ * Options: those of `SmtpClient.connect` for every connection, and the pool's own.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends SmtpClient.Options {
+  /** Connections open at most at once. Default 4. */
+  readonly maxConnections?: number | undefined
+  /** How long an unused connection stays open. Default 30 seconds. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /**
+   * When to retry a transient failure (see {@link isRetryable}), on a fresh connection when the
+   * old one died. Default: up to 3 retries, exponential from 1 second with jitter. `false` never
+   * retries. A Stream message is run again for each attempt.
+   */
+  readonly retry?: Schedule.Schedule<unknown, SmtpError> | false | undefined
+  /** At most `limit` messages per `interval` over all connections (a token bucket). */
+  readonly rateLimit?: { readonly limit: number; readonly interval: Duration.DurationInput } | undefined
+}
+
+/**
+ * The sender.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /** `SmtpConnection.sendmail` on a pooled connection, with the retries and the rate limit. */
+  readonly sendmail: <E = never, R = never>(
+    from: string,
+    to: string | ReadonlyArray<string>,
+    message: SmtpConnection.MessageInput<E, R>,
+    options?: SmtpConnection.SendmailOptions
+  ) => Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R>
+  /** `SmtpConnection.sendMessage` on a pooled connection, with the retries and the rate limit. */
+  readonly sendMessage: <E = never, R = never>(
+    message: Message.Message<E, R>,
+    options?: SmtpConnection.SendMessageOptions
+  ) => Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Mailer extends Context.Tag("effect-smtp/Mailer")<Mailer, Service>() {}
+
+const isTransientCode = (code: number | undefined) => code !== undefined && code >= 400 && code < 500
+
+/** The outcome is unknown: the message may have been accepted. Never retried (no duplicates). */
+const afterData = (during: string) => /<end of data>|BDAT/.test(during)
+
+/**
+ * Whether a failure is worth another attempt: a 4xx reply (at MAIL, DATA, or for every
+ * recipient), a connection that could not be made or was lost, or a timeout, but not when the
+ * message may already have been accepted (the connection was lost, or timed out, while waiting
+ * for the reply to the end of data).
+ *
+ * @since 0.1.0
+ * @category retries
+ */
+export const isRetryable = (error: SmtpError): boolean => {
+  switch (error._tag) {
+    case "SmtpConnectError":
+      return error.code === undefined || isTransientCode(error.code)
+    case "SmtpServerDisconnected":
+      return !afterData(error.during)
+    case "SmtpTimeout":
+      return !afterData(error.phase)
+    case "SmtpSenderRefused":
+    case "SmtpDataError":
+    case "SmtpHeloError":
+      return isTransientCode(error.code)
+    case "SmtpRecipientsRefused": {
+      const replies = Object.values(error.recipients)
+      return replies.length > 0 && replies.every((r) => isTransientCode(r.code))
+    }
+    default:
+      return false
+  }
+}
+
+/**
+ * The default retry schedule: 3 retries, exponential from 1 second, with jitter.
+ *
+ * @since 0.1.0
+ * @category retries
+ */
+export const defaultRetry: Schedule.Schedule<unknown, SmtpError> = Schedule.exponential("1 second").pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3))
+)
+
+const messagesSent = Metric.counter("smtp_messages_sent", { description: "Messages accepted by the server" })
+const messagesFailed = Metric.counter("smtp_messages_failed", { description: "Messages that failed after retries" })
+const attemptsRetried = Metric.counter("smtp_send_retries", { description: "Send attempts retried" })
+const sendDuration = Metric.timerWithBoundaries("smtp_send_duration", [10, 50, 100, 250, 500, 1000, 5000, 30000])
+
+/**
+ * Builds a mailer; its connections live in the Scope (QUIT when it closes).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope | SmtpTransport> =>
+  Effect.gen(function*() {
+    const { idleTimeout, maxConnections, rateLimit, retry, ...connectOptions } = options
+    const pool = yield* Pool.makeWithTTL({
+      acquire: SmtpClient.connect(connectOptions),
+      min: 0,
+      max: Math.max(1, maxConnections ?? 4),
+      timeToLive: idleTimeout ?? Duration.seconds(30),
+      timeToLiveStrategy: "usage"
+    })
+    const limiter: RateLimiter.RateLimiter = rateLimit === undefined ?
+      (effect) => effect :
+      yield* RateLimiter.make({ limit: rateLimit.limit, interval: rateLimit.interval })
+    const schedule = retry === false ? undefined : retry ?? defaultRetry
+    const attributes = {
+      "server.address": options.host ?? "localhost",
+      ...(options.port === undefined ? {} : { "server.port": options.port })
+    }
+
+    /** One attempt on a pooled connection; a connection that died is invalidated, so it is replaced. */
+    const attempt = <A, E, R>(send: (smtp: SmtpConnection.Service) => Effect.Effect<A, E, R>) =>
+      Effect.scoped(
+        Effect.gen(function*() {
+          let smtp = yield* Pool.get(pool)
+          // closed while idle (the server hung up): take another, a bounded number of times
+          for (let i = 0; i < 3 && (yield* smtp.isClosed); i++) {
+            yield* Pool.invalidate(pool, smtp)
+            smtp = yield* Pool.get(pool)
+          }
+          return yield* send(smtp).pipe(
+            Effect.ensuring(
+              Effect.flatMap(smtp.isClosed, (closed) => (closed ? Pool.invalidate(pool, smtp) : Effect.void))
+            )
+          )
+        })
+      )
+
+    const run = <A, E, R>(
+      operation: string,
+      send: (smtp: SmtpConnection.Service) => Effect.Effect<A, SmtpError | E, R>
+    ): Effect.Effect<A, SmtpError | E, R> => {
+      const once = limiter(attempt(send))
+      const retried = schedule === undefined ? once : once.pipe(
+        Effect.tapError((e) => (isSmtpErrorRetryable(e) ? Metric.increment(attemptsRetried) : Effect.void)),
+        // sound: `while` lets only retryable SmtpErrors reach the schedule
+        Effect.retry({ schedule: schedule as Schedule.Schedule<unknown, SmtpError | E>, while: isSmtpErrorRetryable })
+      )
+      return retried.pipe(
+        Metric.trackDuration(sendDuration),
+        Effect.tapBoth({
+          onFailure: () => Metric.increment(messagesFailed),
+          onSuccess: () => Metric.increment(messagesSent)
+        }),
+        Effect.withSpan(`Mailer.${operation}`, { kind: "client", captureStackTrace: false, attributes })
+      )
+    }
+
+    return {
+      sendmail: (from, to, message, sendOptions) =>
+        run("sendmail", (smtp) => smtp.sendmail(from, to, message, sendOptions)),
+      sendMessage: (message, sendOptions) => run("sendMessage", (smtp) => smtp.sendMessage(message, sendOptions))
+    } satisfies Service
+  })
+
+const isSmtpErrorRetryable = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" &&
+  error._tag.startsWith("Smtp") && isRetryable(error as SmtpError)
+
+/**
+ * The mailer as a Layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<Mailer, never, SmtpTransport> =>
+  Layer.scoped(Mailer, make(options))
+
+/**
+ * The same from Config (secrets as `Config.redacted`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<Mailer, ConfigError.ConfigError, SmtpTransport> =>
+  Layer.scoped(Mailer, Effect.flatMap(Config.unwrap(config), make))
