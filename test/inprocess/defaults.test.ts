@@ -1,0 +1,75 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Tracer } from "effect"
+import { NodeSmtpTransport, SmtpClient } from "effect-smtp"
+import * as Os from "node:os"
+import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+
+describe("defaults", () => {
+  it.live("the EHLO name defaults to the host's FQDN, else an address literal (smtplib)", () =>
+    Effect.gen(function*() {
+      const server = yield* EmbeddedServer.make()
+      yield* Effect.scoped(Effect.flatMap(
+        SmtpClient.connect({ host: server.host, port: server.port, security: "none" }),
+        (smtp) => smtp.sendmail("a@example.test", "b@example.test", "Subject: x\r\n\r\ny\r\n")
+      ))
+      const [received] = yield* server.waitFor(1)
+      const expected = yield* NodeSmtpTransport.localHostname
+      assert.strictEqual(received.helo, expected)
+      // a name with a dot, or a literal such as [127.0.0.1]
+      assert.match(expected, /\.|^\[.+\]$/)
+      if (!Os.hostname().includes(".")) assert.notStrictEqual(expected, Os.hostname())
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("spans: smtplib.connect and one smtplib.send per operation, with the OpenTelemetry server attributes", () =>
+    Effect.gen(function*() {
+      const spans: Array<{ name: string; attributes: Map<string, unknown>; kind: string }> = []
+      let ids = 0
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          const attributes = new Map<string, unknown>()
+          spans.push({ name, attributes, kind })
+          let status: Tracer.SpanStatus = { _tag: "Started", startTime }
+          return {
+            _tag: "Span",
+            name,
+            spanId: `span-${++ids}`,
+            traceId: "trace",
+            parent,
+            context,
+            get status() {
+              return status
+            },
+            attributes,
+            links,
+            sampled: true,
+            kind,
+            end(endTime, exit) {
+              status = { _tag: "Ended", startTime, endTime, exit }
+            },
+            attribute(key, value) {
+              attributes.set(key, value)
+            },
+            event() {},
+            addLinks() {}
+          }
+        },
+        context: (f) => f()
+      })
+      const server = yield* EmbeddedServer.make()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect({ host: server.host, port: server.port, security: "none" })
+        yield* smtp.noop
+        yield* smtp.sendmail("a@example.test", "b@example.test", "Subject: x\r\n\r\ny\r\n")
+      })).pipe(Effect.withTracer(tracer))
+      const connect = spans.find((s) => s.name === "smtplib.connect")
+      assert.isDefined(connect)
+      assert.strictEqual(connect!.kind, "client")
+      assert.strictEqual(connect!.attributes.get("server.address"), server.host)
+      assert.strictEqual(connect!.attributes.get("server.port"), server.port)
+      const operations = spans.filter((s) => s.name === "smtplib.send").map((s) => s.attributes.get("smtp.operation"))
+      assert.deepStrictEqual(operations, ["noop", "sendmail", "quit"])
+      for (const s of spans.filter((s) => s.name === "smtplib.send")) {
+        assert.strictEqual(s.attributes.get("server.port"), server.port)
+      }
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+})
