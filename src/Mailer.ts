@@ -25,7 +25,7 @@ import type * as Scope from "effect/Scope"
 import type * as Message from "./Message.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
-import type { SmtpError } from "./SmtpError.js"
+import { isSmtpError, type SmtpError } from "./SmtpError.js"
 import type { SmtpTransport } from "./SmtpTransport.js"
 
 /**
@@ -197,9 +197,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     } satisfies Service
   })
 
-const isSmtpErrorRetryable = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" &&
-  error._tag.startsWith("Smtp") && isRetryable(error as SmtpError)
+const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)
 
 /**
  * The mailer as a Layer.

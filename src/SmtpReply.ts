@@ -79,9 +79,14 @@ export class SmtpReply extends Schema.Class<SmtpReply>("effect-smtp/SmtpReply")(
    * @since 0.1.0
    */
   override toString(): string {
-    const last = this.lines.length - 1
-    return this.lines.map((line, i) => `${this.code}${i === last ? " " : "-"}${line}`).join("\r\n")
+    return rawLines(this).join("\r\n")
   }
+}
+
+/** The reply's lines as on the wire: `250-first`, ..., `250 last`. */
+const rawLines = (reply: { readonly code: number; readonly lines: ReadonlyArray<string> }): Array<string> => {
+  const last = reply.lines.length - 1
+  return reply.lines.map((line, i) => `${reply.code}${i === last ? " " : "-"}${line}`)
 }
 
 /**
@@ -156,10 +161,7 @@ export const FromLines: Schema.Schema<SmtpReply, ReadonlyArray<string>> = Schema
       }
       return ParseResult.succeed(new SmtpReply({ code: n, lines }, { disableValidation: true }))
     },
-    encode: (reply) => {
-      const last = reply.lines.length - 1
-      return ParseResult.succeed(reply.lines.map((line, i) => `${reply.code}${i === last ? " " : "-"}${line}`))
-    }
+    encode: (reply) => ParseResult.succeed(rawLines(reply))
   }
 )
 

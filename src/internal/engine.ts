@@ -96,8 +96,6 @@ interface Owed {
   armed: boolean
 }
 
-const empty = new Uint8Array(0)
-
 /** Failures of the socket, told apart from those of a message Stream being written. */
 const writeFailures = new WeakSet<object>()
 const markWriteFailure = <E extends object>(error: E): E => {
@@ -224,7 +222,7 @@ export const make = (
       })
     )
 
-    /** Registers an owed reply; a string is the error's `during` when the connection is closed. */
+    /** Registers an owed reply (armed: its wait may begin); undefined when the connection is closed. */
     const unsafeRegister = (verb: string, armed = true): Owed | undefined => {
       const o: Owed = { verb, result: undefined, resume: undefined, deadline: undefined, armed }
       // a reply that came first (a 552 while the data was still being written) is still this one's
@@ -248,19 +246,20 @@ export const make = (
         for (const o of registered) o.armed = true
         startWaiting()
       })
-    /** Registers the replies a batch draws, all or none, not yet armed. */
-    const registerAll = (commands: ReadonlyArray<Command>): Effect.Effect<Array<Owed>, SmtpError> =>
+    /** Registers owed replies, all or none, not yet armed (their commands are still to be written). */
+    const registerAll = (verbs: ReadonlyArray<string>): Effect.Effect<Array<Owed>, SmtpError> =>
       Effect.suspend(() => {
         const registered: Array<Owed> = []
-        for (const c of commands) {
-          for (let i = c.replies ?? 1; i > 0; i--) {
-            const o = unsafeRegister(c.verb, false)
-            if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${c.verb}`))
-            registered.push(o)
-          }
+        for (const verb of verbs) {
+          const o = unsafeRegister(verb, false)
+          if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${verb}`))
+          registered.push(o)
         }
         return Effect.succeed(registered)
       })
+    /** The verbs of the replies a batch of commands draws, in order. */
+    const owedBy = (commands: ReadonlyArray<Command>) =>
+      commands.flatMap((c) => Array.from({ length: c.replies ?? 1 }, () => c.verb))
 
     // Timeouts: one watchdog fiber per connection instead of a timer (and a fiber) per reply. The
     // oldest owed reply's wait begins when it becomes the oldest, as a reply cannot come before
@@ -402,7 +401,7 @@ export const make = (
     const pipeline = (commands: ReadonlyArray<Command>): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError> =>
       writeLock.withPermits(1)(
         Effect.gen(function*() {
-          const registered = yield* registerAll(commands)
+          const registered = yield* registerAll(owedBy(commands))
           if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
           yield* writeSegments(commandSegments(commands), `sending ${commands.map((c) => c.verb).join(", ")}`)
           yield* arm(registered)
@@ -427,7 +426,7 @@ export const make = (
         Effect.gen(function*() {
           // registered first, so that a reply the server sends early (552 too big) is theirs, but
           // armed only after the last byte: the end-of-data wait begins after the final dot
-          const registered = yield* registerAll(opts.owed.map((verb) => ({ verb, bytes: empty, display: "" })))
+          const registered = yield* registerAll(opts.owed)
           let bytes = 0
           yield* Stream.runForEachChunk(data, (chunk) => {
             const joined = concatBytes(Array.from(chunk))

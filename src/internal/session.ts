@@ -54,8 +54,6 @@ export interface SessionState {
   authenticated: boolean
 }
 
-const encodeOrFail = (verb: string, args?: string, utf8?: boolean) => Codec.encode(verb, args, { utf8 })
-
 /** A message as a byte stream, and as bytes when it is already in memory. */
 const messageStream = <E, R>(
   message: SmtpConnection.MessageInput<E, R>
@@ -188,14 +186,14 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         }
         const list = mailOptions.length > 0 && state.doesEsmtp ? ` ${mailOptions.join(" ")}` : ""
         yield* Codec.checkAddress("sender", sender)
-        return yield* encodeOrFail("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, utf8)
+        return yield* Codec.encode("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, { utf8 })
       })
 
     const rcptCommand = (recipient: string, rcptOptions: ReadonlyArray<string>, utf8: boolean) => {
       const list = rcptOptions.length > 0 && state.doesEsmtp ? ` ${rcptOptions.join(" ")}` : ""
       return Effect.flatMap(
         Codec.checkAddress("recipient", recipient),
-        () => encodeOrFail("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, utf8)
+        () => Codec.encode("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, { utf8 })
       )
     }
 
@@ -204,13 +202,10 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     const data = <E, R>(message: SmtpConnection.MessageInput<E, R>) =>
       Effect.gen(function*() {
-        const { stream } = yield* messageStream(message)
+        const body = yield* messageStream(message)
         const reply = yield* cmd("DATA")
         if (reply.code !== 354) return yield* Effect.fail(new SmtpDataError(replyFields(reply, "DATA")))
-        const [final] = yield* engine.writeData(MessageData.dotStuff(stream), {
-          owed: ["<end of data>"],
-          label: "message data"
-        })
+        const [final] = yield* Transaction.writeMessageData(engine, body, 1)
         return yield* final
       })
 

@@ -59,8 +59,25 @@ export interface Outcome {
   readonly endCommand: string
 }
 
-const encoder = new TextEncoder()
-const emptyData = encoder.encode(".\r\n")
+const DATA = Either.getOrThrow(Codec.encode("DATA"))
+const emptyData = new TextEncoder().encode(".\r\n")
+
+/**
+ * Writes message data after a 354 and returns the awaiters of the `replies` it draws: a message
+ * in memory and not large is stuffed at once and written as one segment; anything else streams
+ * through the dot-stuffing transform.
+ */
+export const writeMessageData = <E, R>(
+  engine: Engine,
+  body: Body<E, R>,
+  replies: number
+): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
+  body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
+    engine.pipeline([Codec.messageData(MessageData.dotStuffBytes(body.bytes), replies)]) :
+    engine.writeData(MessageData.dotStuff(body.stream), {
+      owed: Array.from({ length: replies }, () => "<end of data>"),
+      label: "message data"
+    })
 
 /**
  * A message as BDAT commands of BDAT_CHUNK bytes (small stream elements are gathered, large ones
@@ -142,20 +159,18 @@ export const run = <E, R>(
     const { engine } = ctx
     const oneFlight = ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT
     const commands: Array<Codec.Command> = [mail, ...rcpts]
-    if (!ctx.chunking) commands.push({ verb: "DATA", bytes: encoder.encode("DATA\r\n"), display: "DATA" })
+    if (!ctx.chunking) commands.push(DATA)
     if (oneFlight) commands.push(Codec.bdat(MessageData.withFinalCrlf(body.bytes!), true))
     const replies = replySource(engine, commands, ctx.pipelining)
-    let extra: ReadonlyArray<Awaiter> = []
     /** DATA was answered 354 and the message is not fully written: only closing can end it now. */
     let dataOpen = false
 
     /** Ends a DATA the server accepted although the transaction failed, with an empty message. */
-    const abandonData = engine.writeData(Stream.succeed(emptyData), { owed: ["<end of data>"], label: "empty message" })
-      .pipe(Effect.flatMap(([a]) => a), Effect.ignore)
-    const settle = replies.drainDataAccepted.pipe(
-      Effect.flatMap((accepted) => (accepted ? abandonData : Effect.void)),
-      Effect.zipRight(Effect.forEach(extra, Effect.option, { discard: true }))
+    const abandonData = engine.pipeline([Codec.messageData(emptyData, 1)]).pipe(
+      Effect.flatMap(([a]) => a),
+      Effect.ignore
     )
+    const settle = replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => (accepted ? abandonData : Effect.void)))
     const failAfterRset = (error: SmtpError) => Effect.zipRight(Effect.zipRight(settle, ctx.rset), Effect.fail(error))
     /** 421 closed the connection: no RSET. Otherwise RSET, as smtplib. */
     const failWith = (reply: SmtpReply, error: SmtpError) =>
@@ -186,13 +201,7 @@ export const run = <E, R>(
         if (dataReply.code !== 354) return yield* failWith(dataReply, new SmtpDataError(replyFields(dataReply, "DATA")))
         dataOpen = true
         endCommand = "<end of data>"
-        endAwaiters = body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
-          // in memory and not large: stuffed at once and written as one segment, no Stream
-          yield* engine.pipeline([Codec.messageData(MessageData.dotStuffBytes(body.bytes), owedAtEnd)]) :
-          yield* engine.writeData(MessageData.dotStuff(body.stream), {
-            owed: Array.from({ length: owedAtEnd }, () => endCommand),
-            label: "message data"
-          })
+        endAwaiters = yield* writeMessageData(engine, body, owedAtEnd)
         dataOpen = false
       } else {
         endCommand = "BDAT"
@@ -215,7 +224,7 @@ export const run = <E, R>(
         }
         // LMTP: the replies owed after the first reply to BDAT LAST (registered now, in order:
         // nothing else can be written meanwhile, and early arrivals wait in the engine)
-        extra = yield* Effect.forEach(Array.from({ length: owedAtEnd - 1 }), () => engine.expect("BDAT"))
+        const extra = yield* Effect.forEach(Array.from({ length: owedAtEnd - 1 }), () => engine.expect("BDAT"))
         endAwaiters = [oneFlight ? replies.next : chunkAwaiters[chunkAwaiters.length - 1], ...extra]
       }
       const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
@@ -235,7 +244,6 @@ export const run = <E, R>(
         dataOpen || (ctx.lmtp && ctx.chunking) ? engine.close : Effect.sync(() =>
           ctx.onInterrupted(
             replies.drainDataAccepted.pipe(
-              Effect.zipLeft(Effect.forEach(extra, Effect.option, { discard: true })),
               // DATA was accepted and recipients may have been: any end of data now would deliver
               // a message nobody asked for, and only closing the connection cancels it
               Effect.flatMap((accepted) => (accepted ? engine.close : ctx.rset))

@@ -21,6 +21,7 @@ import * as Socket from "@effect/platform/Socket"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
+import { concatBytes } from "../internal/bytes.js"
 import { SmtpConnectError, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
 import * as SmtpTransport from "../SmtpTransport.js"
 
@@ -120,13 +121,6 @@ const toChunks = (reply: Reply): ReadonlyArray<Uint8Array> =>
     [encoder.encode(reply.endsWith("\n") ? reply : `${reply}\r\n`)] :
     reply.map((c) => (typeof c === "string" ? encoder.encode(c) : c))
 
-const concat = (a: Uint8Array, b: Uint8Array) => {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
-}
-
 const endsWith = (buffer: Uint8Array, tail: string) => {
   if (buffer.length < tail.length) return false
   for (let i = 0; i < tail.length; i++) {
@@ -141,7 +135,7 @@ class ServerSession implements ConnectionRecord {
   private all: Array<Uint8Array> = []
   private readonly unitLog: Array<string> = []
   private readonly mismatchLog: Array<string> = []
-  private pending = new Uint8Array(0)
+  private pending: Uint8Array = new Uint8Array(0)
   private mode: { readonly _tag: "command" } | { readonly _tag: "data" } | {
     readonly _tag: "bdat"
     need: number
@@ -209,7 +203,7 @@ class ServerSession implements ConnectionRecord {
 
   receive(chunk: Uint8Array) {
     this.all.push(chunk.slice())
-    this.pending = concat(this.pending, chunk)
+    this.pending = concatBytes([this.pending, chunk])
     for (;;) {
       if (this.closed) return
       if (this.mode._tag === "command") {
