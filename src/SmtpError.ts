@@ -421,6 +421,39 @@ export class SmtpProtocolError
 }
 
 /**
+ * The outcome of a send is unknown: the end of the message data (the final `.` or `BDAT ... LAST`)
+ * was handed to the network, and then the connection was lost, timed out or broke the protocol
+ * before the final reply came. The server may have accepted the message: retrying it may deliver
+ * it twice, so `Mailer` never does. `cause` is the failure that ended the wait
+ * (`SmtpServerDisconnected`, `SmtpTimeout`, `SmtpProtocolError`, ...).
+ *
+ * Every other error of a send means the message was not accepted: see {@link classify}.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SmtpDeliveryUnknown
+  extends Schema.TaggedError<SmtpDeliveryUnknown>("effect-smtp/SmtpDeliveryUnknown")("SmtpDeliveryUnknown", {
+    /** What the session was waiting for: `"waiting for the reply to BDAT"`. */
+    during: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  })
+{
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    const why = isSmtpError(this.cause) ? `: ${this.cause.message}` : ""
+    return `Delivery unknown: the end of the data was sent, then the session failed ${this.during}${why}; ` +
+      "the server may have accepted the message (a retry could deliver it twice)"
+  }
+}
+
+/**
  * Every error that carries a server reply (smtplib's `SMTPResponseException` and its subclasses).
  *
  * @since 0.1.0
@@ -461,6 +494,7 @@ export type SmtpError =
   | SmtpTlsError
   | SmtpInvalidInput
   | SmtpProtocolError
+  | SmtpDeliveryUnknown
 
 /**
  * @since 0.1.0
@@ -479,7 +513,8 @@ export const SmtpError: Schema.Union<[
   typeof SmtpTimeout,
   typeof SmtpTlsError,
   typeof SmtpInvalidInput,
-  typeof SmtpProtocolError
+  typeof SmtpProtocolError,
+  typeof SmtpDeliveryUnknown
 ]> = Schema.Union(
   SmtpResponseException,
   SmtpSenderRefused,
@@ -493,7 +528,8 @@ export const SmtpError: Schema.Union<[
   SmtpTimeout,
   SmtpTlsError,
   SmtpInvalidInput,
-  SmtpProtocolError
+  SmtpProtocolError,
+  SmtpDeliveryUnknown
 )
 
 /**
@@ -504,3 +540,53 @@ export const SmtpError: Schema.Union<[
  */
 export const isSmtpResponseError = (u: unknown): u is SmtpResponseError =>
   isSmtpError(u) && "code" in u && typeof u.code === "number" && u._tag !== "SmtpConnectError"
+
+/**
+ * What an error means for the message it interrupted:
+ *
+ * - `"transient"`: not accepted, and another attempt may succeed (a 4xx reply, a connection lost
+ *   or timed out before the end of the data, a malformed reply before it);
+ * - `"permanent"`: not accepted, and the same attempt would fail again (a 5xx reply, invalid
+ *   input, a missing extension, a TLS or authentication failure);
+ * - `"unknown"`: the end of the data was sent and no final reply came (`SmtpDeliveryUnknown`):
+ *   the message may have been delivered, so it must not be retried blindly.
+ *
+ * @since 0.2.0
+ * @category classification
+ */
+export type Disposition = "transient" | "permanent" | "unknown"
+
+const transientCode = (code: number | undefined): Disposition =>
+  code !== undefined && code >= 400 && code < 500 ? "transient" : "permanent"
+
+/**
+ * Classifies an error: see {@link Disposition}. `Mailer` retries `"transient"` failures only.
+ *
+ * @since 0.2.0
+ * @category classification
+ */
+export const classify = (error: SmtpError): Disposition => {
+  switch (error._tag) {
+    case "SmtpDeliveryUnknown":
+      return "unknown"
+    case "SmtpServerDisconnected":
+    case "SmtpTimeout":
+    case "SmtpProtocolError":
+      return "transient"
+    case "SmtpConnectError":
+      return error.code === undefined ? "transient" : transientCode(error.code)
+    case "SmtpRecipientsRefused": {
+      const replies = Object.values(error.recipients)
+      return replies.length > 0 && replies.every((r) => transientCode(r.code) === "transient") ?
+        "transient" :
+        "permanent"
+    }
+    case "SmtpTlsError":
+      return error.reason === "handshake-timeout" ? "transient" : "permanent"
+    case "SmtpInvalidInput":
+    case "SmtpNotSupportedError":
+      return "permanent"
+    default:
+      return transientCode(error.code)
+  }
+}
