@@ -25,7 +25,7 @@ import type * as Scope from "effect/Scope"
 import type * as Message from "./Message.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
-import { isSmtpError, type SmtpError } from "./SmtpError.js"
+import { classify, isSmtpError, type SmtpError } from "./SmtpError.js"
 import type { SmtpTransport } from "./SmtpTransport.js"
 
 /**
@@ -76,40 +76,16 @@ export interface Service {
  */
 export class Mailer extends Context.Tag("effect-smtp/Mailer")<Mailer, Service>() {}
 
-const isTransientCode = (code: number | undefined) => code !== undefined && code >= 400 && code < 500
-
-/** The outcome is unknown: the message may have been accepted. Never retried (no duplicates). */
-const afterData = (during: string) => /<end of data>|BDAT/.test(during)
-
 /**
- * Whether a failure is worth another attempt: a 4xx reply (at MAIL, DATA, or for every
- * recipient), a connection that could not be made or was lost, or a timeout, but not when the
- * message may already have been accepted (the connection was lost, or timed out, while waiting
- * for the reply to the end of data).
+ * Whether a failure is worth another attempt: `SmtpError.classify` says `"transient"` (a 4xx
+ * reply, a connection that could not be made or was lost, a timeout, a malformed reply, all before
+ * the end of the data). Never when the message may already have been accepted
+ * (`SmtpDeliveryUnknown`): a retry could deliver it twice.
  *
  * @since 0.1.0
  * @category retries
  */
-export const isRetryable = (error: SmtpError): boolean => {
-  switch (error._tag) {
-    case "SmtpConnectError":
-      return error.code === undefined || isTransientCode(error.code)
-    case "SmtpServerDisconnected":
-      return !afterData(error.during)
-    case "SmtpTimeout":
-      return !afterData(error.phase)
-    case "SmtpSenderRefused":
-    case "SmtpDataError":
-    case "SmtpHeloError":
-      return isTransientCode(error.code)
-    case "SmtpRecipientsRefused": {
-      const replies = Object.values(error.recipients)
-      return replies.length > 0 && replies.every((r) => isTransientCode(r.code))
-    }
-    default:
-      return false
-  }
-}
+export const isRetryable = (error: SmtpError): boolean => classify(error) === "transient"
 
 /**
  * The default retry schedule: 3 retries, exponential from 1 second, with jitter.

@@ -225,7 +225,7 @@ const open = (options: Options | LmtpOptions) =>
       writeTimeout: resolved.writeTimeout
     })
     yield* Effect.addFinalizer(() => engine.close)
-    const greeting = yield* Effect.flatten(engine.expect("<greeting>"))
+    const greeting = yield* engine.greeting
     if (greeting.code !== 220) {
       yield* engine.close
       return yield* Effect.fail(

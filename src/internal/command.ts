@@ -19,6 +19,8 @@ export interface Command {
   readonly payload?: ReadonlyArray<Uint8Array> | undefined
   /** How many replies it draws: 1, or one per accepted recipient at an LMTP end of data. */
   readonly replies?: number | undefined
+  /** It ends message data (the final dot, `BDAT ... LAST`): once written, the message may be accepted. */
+  readonly endsData?: boolean | undefined
 }
 
 /**
@@ -29,7 +31,8 @@ export const messageData = (stuffed: Uint8Array, replies: number): Command => ({
   verb: "<end of data>",
   bytes: stuffed,
   display: `<message data: ${stuffed.length} bytes>`,
-  replies
+  replies,
+  endsData: true
 })
 
 /** `BDAT n [LAST]` with its chunk (RFC 3030), given as one or more pieces. */
@@ -37,8 +40,40 @@ export const bdat = (chunk: Uint8Array | ReadonlyArray<Uint8Array>, last: boolea
   const pieces = chunk instanceof Uint8Array ? [chunk] : chunk
   const size = pieces.reduce((n, p) => n + p.length, 0)
   const line = `BDAT ${size}${last ? " LAST" : ""}`
-  return { verb: "BDAT", bytes: encoder.encode(`${line}\r\n`), display: line, payload: pieces }
+  return { verb: "BDAT", bytes: encoder.encode(`${line}\r\n`), display: line, payload: pieces, endsData: last }
 }
+
+/** The verbs errors, spans and logs may name; any other (given to `docmd`) is `"the command"`. */
+const knownVerbs = new Set([
+  "HELO",
+  "EHLO",
+  "LHLO",
+  "MAIL",
+  "RCPT",
+  "DATA",
+  "BDAT",
+  "RSET",
+  "VRFY",
+  "EXPN",
+  "HELP",
+  "NOOP",
+  "QUIT",
+  "STARTTLS",
+  "AUTH",
+  "ETRN",
+  "ATRN",
+  "TURN",
+  "XCLIENT",
+  "XFORWARD",
+  "<end of data>",
+  "<greeting>"
+])
+
+/**
+ * How errors and spans name a command: its verb when it is a known one, never anything else a
+ * caller wrote (a `docmd` line could be a credential: smtplib-style manual AUTH).
+ */
+export const verbName = (verb: string): string => (knownVerbs.has(verb) ? verb : "the command")
 
 const nonAscii = /[^\x00-\x7f]/
 const lineBreak = /[\r\n]/
@@ -53,8 +88,9 @@ export const encode = (
   options?: { readonly utf8?: boolean | undefined; readonly display?: string | undefined }
 ): Either.Either<Command, SmtpInvalidInput> => {
   const line = args === undefined || args === "" ? verb : `${verb} ${args}`
-  // only the first word of the verb is named: the rest could be a secret given to docmd
-  const name = JSON.stringify(verb.split(/[\s\0]/)[0].slice(0, 16))
+  // only a known verb is named: anything else could be a secret given to docmd
+  const known = verbName(verb.split(/[\s\0]/)[0].toUpperCase())
+  const name = known === "the command" ? known : JSON.stringify(known)
   if (lineBreak.test(line)) {
     return Either.left(
       new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${name} (nothing was sent)` })

@@ -31,7 +31,7 @@ import {
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
 import { concatBytes } from "./bytes.js"
-import type { Command } from "./command.js"
+import { type Command, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
 
 export interface EngineOptions {
@@ -51,8 +51,21 @@ export interface Engine {
   readonly pipeline: (commands: ReadonlyArray<Command>) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError>
   /** Writes one command and waits for its reply. */
   readonly command: (command: Command) => Effect.Effect<SmtpReply.SmtpReply, SmtpError>
-  /** An owed reply that no command asks for: the greeting, LMTP's replies after BDAT LAST. */
+  /** The greeting: owed from the start, so that it is never an unsolicited reply. */
+  readonly greeting: Awaiter
+  /** An owed reply that no command asks for: LMTP's replies after the first reply to BDAT LAST. */
   readonly expect: (verb: string) => Effect.Effect<Awaiter>
+  /**
+   * Allows `count` replies to arrive while none is owed (LMTP's replies after BDAT LAST, before
+   * the transaction knows how many to expect); they wait for `expect`. Any other reply that comes
+   * when none is owed is a protocol error (RFC 5321 allows no unsolicited reply but 421).
+   */
+  readonly allowEarlyReplies: (count: number) => void
+  /**
+   * How many writes that carry an end of data (the final dot, `BDAT ... LAST`) have been handed
+   * to the socket: once one has, the server may have accepted the message.
+   */
+  readonly endsWritten: () => number
   /**
    * Writes message data (already dot-stuffed, or BDAT chunks) under the write lock, then
    * `after` commands in the same flush as the last chunk; returns awaiters for the `owed` replies
@@ -60,7 +73,12 @@ export interface Engine {
    */
   readonly writeData: <E, R>(
     data: Stream.Stream<Uint8Array, E, R>,
-    options: { readonly owed: ReadonlyArray<string>; readonly label: string }
+    options: {
+      readonly owed: ReadonlyArray<string>
+      readonly label: string
+      /** The end of data, written (and counted by `endsWritten`) once the stream has ended. */
+      readonly end: () => Uint8Array
+    }
   ) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R>
   /** Writes commands from a Stream (BDAT chunks), each owed one reply; the awaiters in order. */
   readonly writeCommands: <E, R>(
@@ -105,8 +123,10 @@ const markWriteFailure = <E extends object>(error: E): E => {
 const isWriteFailure = (error: unknown): error is SmtpError =>
   typeof error === "object" && error !== null && writeFailures.has(error)
 
-/** Segments smaller than this are joined into one write. */
+/** Segments smaller than this are joined into one write; larger message data is written in slices of it. */
 const COALESCE_LIMIT = 64 * 1024
+/** The most bytes a server may send that no command asked for (allowed early replies included). */
+export const UNSOLICITED_LIMIT = 16 * 1024
 
 export const make = (
   initial: SmtpTransport.Connection,
@@ -121,7 +141,14 @@ export const make = (
     let connection = initial
     let decoder = ReplyDecoder.make()
     const owed: Array<Owed> = []
+    /** Replies that came while none was owed, within the allowance (LMTP after BDAT LAST). */
     const unsolicited: Array<SmtpReply.SmtpReply> = []
+    let unsolicitedBytes = 0
+    let earlyAllowance = 0
+    let endsWritten = 0
+    /** The last reply settled, and to what: a reply right after STARTTLS's 220 is an injection. */
+    let lastVerb = ""
+    let lastCode = 0
     /** Set once the connection is unusable: makes the error for an operation that needs it. */
     let closedWith: ((during: string) => SmtpError) | undefined
     let reader: Fiber.RuntimeFiber<void, never> | undefined
@@ -134,6 +161,11 @@ export const make = (
         Effect.logDebug(line) :
         Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.logDebug(`${new Date(now).toISOString()} ${line}`))
 
+    const injection = new SmtpTlsError({
+      reason: "injection",
+      detail: "the server sent data after its reply to STARTTLS, before the handshake " +
+        "(STARTTLS command injection, CVE-2011-0411); the connection was closed"
+    })
     const disconnected = (cause?: unknown) => (during: string) =>
       new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
 
@@ -151,18 +183,46 @@ export const make = (
       closedWith = error
       Deferred.unsafeDone(wake, Exit.void)
       for (const o of owed.splice(0)) {
-        settle(o, Exit.fail(error(`waiting for the reply to ${o.verb}`)))
+        // a command not fully written yet: the failure came while sending it
+        const name = replyName(o.verb)
+        settle(
+          o,
+          Exit.fail(error(
+            o.armed ?
+              `waiting for the reply to ${name}` :
+              o.verb === "<end of data>" ?
+              "writing the message data" :
+              `sending ${name}`
+          ))
+        )
       }
       stopping = true
       Effect.runSync(connection.close)
     }
 
-    const deliver = (reply: SmtpReply.SmtpReply): void => {
+    const deliver = (reply: SmtpReply.SmtpReply, size: number): void => {
       const o = owed.shift()
-      if (o === undefined) unsolicited.push(reply)
-      else {
+      if (o !== undefined) {
+        lastVerb = o.verb
+        lastCode = reply.code
         settle(o, Exit.succeed(reply))
         startWaiting()
+      } else if (reply.code === 421) {
+        // the one reply a server may send unasked (RFC 5321 §3.8): handled below
+      } else if (lastVerb === "STARTTLS" && lastCode === 220) {
+        return terminate(() => injection)
+      } else if (earlyAllowance > 0 && unsolicitedBytes + size <= UNSOLICITED_LIMIT) {
+        earlyAllowance--
+        unsolicitedBytes += size
+        unsolicited.push(reply)
+      } else {
+        // a reply no command asked for: every later reply would be matched to the wrong command
+        // (a stray 250 would turn a refusal into a success), so the stream cannot be trusted
+        const error = new SmtpProtocolError({
+          reason: "Unsolicited reply: the server sent a reply that no command asked for",
+          line: reply.toString().split("\r\n")[0].slice(0, 120)
+        })
+        return terminate(() => error)
       }
       // 421: the server is closing the channel (RFC 5321 §3.8); nothing more will come
       if (reply.code === 421) terminate(disconnected())
@@ -178,7 +238,7 @@ export const make = (
           const error = new SmtpProtocolError({ reason: `Malformed reply: ${reply.left}`, line: line.slice(0, 120) })
           return terminate(() => error)
         }
-        deliver(reply.right)
+        deliver(reply.right, raw.reduce((n, l) => n + l.length + 2, 0))
         if (closedWith !== undefined) return
       }
       if (result.failure !== undefined) {
@@ -189,8 +249,31 @@ export const make = (
             reason: `Reply has more than ${ReplyDecoder.MAX_LINES} lines`,
             line: failure.line
           })
+        return terminate(() => error)
+      }
+      // bytes of a reply nobody has asked for yet are bounded too (a flooding server)
+      if (owed.length === 0 && unsolicitedBytes + decoder.buffered() > UNSOLICITED_LIMIT) {
+        const error = new SmtpProtocolError({
+          reason: `Unsolicited data: the server sent more than ${UNSOLICITED_LIMIT} bytes that no command asked for`
+        })
         terminate(() => error)
       }
+    }
+
+    // Timeouts: one watchdog fiber per connection instead of a timer (and a fiber) per reply. The
+    // oldest owed reply's wait begins when it becomes the oldest, as a reply cannot come before
+    // the ones ahead of it; a write's wait begins when it is handed to the socket.
+    let writing: { readonly since: number; readonly what: string } | undefined
+    let watchdogTarget = Number.POSITIVE_INFINITY
+    let wake = Deferred.unsafeMake<void>(FiberId.none)
+    const poke = (deadline: number) => {
+      if (deadline < watchdogTarget) Deferred.unsafeDone(wake, Exit.void)
+    }
+    function startWaiting() {
+      const head = owed[0]
+      if (head === undefined || head.deadline !== undefined || !head.armed) return
+      head.deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(options.replyTimeout(head.verb))
+      poke(head.deadline)
     }
 
     const startReader = Effect.gen(function*() {
@@ -213,6 +296,15 @@ export const make = (
       )
     })
 
+    const greetingOwed: Owed = {
+      verb: "<greeting>",
+      result: undefined,
+      resume: undefined,
+      deadline: undefined,
+      armed: true
+    }
+    owed.push(greetingOwed)
+    startWaiting()
     yield* startReader
     yield* Scope.addFinalizer(
       scope,
@@ -227,15 +319,17 @@ export const make = (
       const o: Owed = { verb, result: undefined, resume: undefined, deadline: undefined, armed }
       // a reply that came first (a 552 while the data was still being written) is still this one's
       const early = unsolicited.shift()
-      if (early !== undefined) o.result = Exit.succeed(early)
-      else if (closedWith !== undefined) return undefined
+      if (early !== undefined) {
+        unsolicitedBytes = unsolicited.length === 0 ? 0 : unsolicitedBytes
+        o.result = Exit.succeed(early)
+      } else if (closedWith !== undefined) return undefined
       else {
         owed.push(o)
         if (owed.length === 1) startWaiting()
       }
       return o
     }
-    const register = (verb: string, during = `sending ${verb}`): Effect.Effect<Owed, SmtpError> =>
+    const register = (verb: string, during = `sending ${replyName(verb)}`): Effect.Effect<Owed, SmtpError> =>
       Effect.suspend(() => {
         const o = unsafeRegister(verb)
         return o === undefined ? Effect.fail((closedWith ?? disconnected())(during)) : Effect.succeed(o)
@@ -252,7 +346,7 @@ export const make = (
         const registered: Array<Owed> = []
         for (const verb of verbs) {
           const o = unsafeRegister(verb, false)
-          if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${verb}`))
+          if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${replyName(verb)}`))
           registered.push(o)
         }
         return Effect.succeed(registered)
@@ -261,21 +355,6 @@ export const make = (
     const owedBy = (commands: ReadonlyArray<Command>) =>
       commands.flatMap((c) => Array.from({ length: c.replies ?? 1 }, () => c.verb))
 
-    // Timeouts: one watchdog fiber per connection instead of a timer (and a fiber) per reply. The
-    // oldest owed reply's wait begins when it becomes the oldest, as a reply cannot come before
-    // the ones ahead of it; a write's wait begins when it is handed to the socket.
-    let writing: { readonly since: number; readonly what: string } | undefined
-    let watchdogTarget = Number.POSITIVE_INFINITY
-    let wake = Deferred.unsafeMake<void>(FiberId.none)
-    const poke = (deadline: number) => {
-      if (deadline < watchdogTarget) Deferred.unsafeDone(wake, Exit.void)
-    }
-    function startWaiting() {
-      const head = owed[0]
-      if (head === undefined || head.deadline !== undefined || !head.armed) return
-      head.deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(options.replyTimeout(head.verb))
-      poke(head.deadline)
-    }
     const watchdog = Effect.gen(function*() {
       while (closedWith === undefined) {
         const now = clock.unsafeCurrentTimeMillis()
@@ -284,7 +363,7 @@ export const make = (
         if (head?.deadline !== undefined) {
           if (now >= head.deadline) {
             const error = new SmtpTimeout({
-              phase: `waiting for the reply to ${head.verb}`,
+              phase: `waiting for the reply to ${replyName(head.verb)}`,
               timeoutMillis: Duration.toMillis(options.replyTimeout(head.verb))
             })
             return terminate(() => error)
@@ -330,11 +409,13 @@ export const make = (
           (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`))
         )
 
-    const rawWrite = (bytes: Uint8Array, what: string): Effect.Effect<void, SmtpError> =>
+    const rawWrite = (bytes: Uint8Array, what: string, endsData = false): Effect.Effect<void, SmtpError> =>
       Effect.suspend(() => {
         if (closedWith !== undefined || write === undefined) {
           return Effect.fail(markWriteFailure((closedWith ?? disconnected())(what)))
         }
+        // from here the bytes may reach the server, whatever the write's outcome
+        if (endsData) endsWritten++
         const started = { since: clock.unsafeCurrentTimeMillis(), what }
         writing = started
         poke(started.since + Duration.toMillis(options.writeTimeout))
@@ -355,33 +436,58 @@ export const make = (
      * Writes segments in as few writes as possible: small ones are joined (one flush for a batch
      * of commands), a large one (a BDAT chunk) is written as it is, never copied.
      */
-    const writeSegments = (segments: ReadonlyArray<Uint8Array>, what: string): Effect.Effect<void, SmtpError> =>
+    const writeSegments = (
+      segments: ReadonlyArray<Uint8Array>,
+      what: string,
+      /** The index of the segment that ends message data, if any: its write is counted. */
+      endSegment = -1
+    ): Effect.Effect<void, SmtpError> =>
       Effect.suspend(() => {
         const writes: Array<Uint8Array> = []
+        let endWrite = -1
         let small: Array<Uint8Array> = []
         let smallBytes = 0
+        let smallEnds = false
         const flush = () => {
-          if (small.length > 0) writes.push(concatBytes(small))
+          if (small.length > 0) {
+            if (smallEnds) endWrite = writes.length
+            writes.push(concatBytes(small))
+          }
           small = []
           smallBytes = 0
+          smallEnds = false
         }
-        for (const segment of segments) {
-          if (segment.length === 0) continue
+        for (let i = 0; i < segments.length; i++) {
+          const segment = segments[i]
+          if (segment.length === 0 && i !== endSegment) continue
           if (segment.length >= COALESCE_LIMIT) {
             flush()
+            if (i === endSegment) endWrite = writes.length
             writes.push(segment)
           } else {
             small.push(segment)
             smallBytes += segment.length
+            if (i === endSegment) smallEnds = true
             if (smallBytes >= COALESCE_LIMIT) flush()
           }
         }
         flush()
-        return Effect.forEach(writes, (w) => rawWrite(w, what), { discard: true })
+        return writes.length === 1 ?
+          rawWrite(writes[0], what, endWrite === 0) :
+          Effect.forEach(writes, (w, i) => rawWrite(w, what, i === endWrite), { discard: true })
       })
 
-    const commandSegments = (commands: ReadonlyArray<Command>) =>
-      commands.flatMap((c) => (c.payload === undefined ? [c.bytes] : [c.bytes, ...c.payload]))
+    /** The segments of commands, and the index of the last one that ends message data (-1: none). */
+    const commandSegments = (commands: ReadonlyArray<Command>) => {
+      const segments: Array<Uint8Array> = []
+      let endSegment = -1
+      for (const c of commands) {
+        segments.push(c.bytes)
+        if (c.payload !== undefined) { for (const p of c.payload) segments.push(p) }
+        if (c.endsData === true) endSegment = segments.length - 1
+      }
+      return { segments, endSegment }
+    }
 
     /** A write that stopped half-way (failure or interruption) leaves the stream unusable. */
     const closeOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -403,7 +509,8 @@ export const make = (
         Effect.gen(function*() {
           const registered = yield* registerAll(owedBy(commands))
           if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
-          yield* writeSegments(commandSegments(commands), `sending ${commands.map((c) => c.verb).join(", ")}`)
+          const { endSegment, segments } = commandSegments(commands)
+          yield* writeSegments(segments, `sending ${commands.map((c) => replyName(c.verb)).join(", ")}`, endSegment)
           yield* arm(registered)
           return registered.map(awaiter)
         })
@@ -413,26 +520,55 @@ export const make = (
 
     // never fails: on a closed connection the awaiter fails, so the caller keeps what it already has
     const expect = (verb: string): Effect.Effect<Awaiter> =>
-      Effect.match(register(verb, `waiting for the reply to ${verb}`), {
+      Effect.match(register(verb, `waiting for the reply to ${replyName(verb)}`), {
         onFailure: (error) => Effect.fail(error),
         onSuccess: awaiter
       })
 
     const writeData = <E, R>(
       data: Stream.Stream<Uint8Array, E, R>,
-      opts: { readonly owed: ReadonlyArray<string>; readonly label: string }
+      opts: { readonly owed: ReadonlyArray<string>; readonly label: string; readonly end: () => Uint8Array }
     ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
       writeLock.withPermits(1)(
         Effect.gen(function*() {
           // registered first, so that a reply the server sends early (552 too big) is theirs, but
           // armed only after the last byte: the end-of-data wait begins after the final dot
           const registered = yield* registerAll(opts.owed)
+          const what = `writing ${opts.label}`
           let bytes = 0
+          // each chunk of the stream is written at once, in writes of at most COALESCE_LIMIT bytes:
+          // small elements are joined, large ones sliced (never copied), so memory stays bounded
+          // whatever the stream's chunking
           yield* Stream.runForEachChunk(data, (chunk) => {
-            const joined = concatBytes(Array.from(chunk))
-            bytes += joined.length
-            return joined.length === 0 ? Effect.void : rawWrite(joined, `writing ${opts.label}`)
+            const writes: Array<Uint8Array> = []
+            let small: Array<Uint8Array> = []
+            let smallBytes = 0
+            for (const element of chunk) {
+              bytes += element.length
+              for (let offset = 0; offset < element.length; offset += COALESCE_LIMIT) {
+                const piece = offset === 0 && element.length <= COALESCE_LIMIT ?
+                  element :
+                  element.subarray(offset, offset + COALESCE_LIMIT)
+                if (smallBytes + piece.length > COALESCE_LIMIT) {
+                  writes.push(small.length === 1 ? small[0] : concatBytes(small))
+                  small = []
+                  smallBytes = 0
+                }
+                small.push(piece)
+                smallBytes += piece.length
+              }
+            }
+            if (small.length > 0) writes.push(small.length === 1 ? small[0] : concatBytes(small))
+            return writes.length === 1 ?
+              rawWrite(writes[0], what) :
+              Effect.forEach(writes, (w) => rawWrite(w, what), { discard: true })
           }).pipe(
+            // the end of data in a write of its own: from here the server may accept the message
+            Effect.zipRight(Effect.suspend(() => {
+              const end = opts.end()
+              bytes += end.length
+              return rawWrite(end, what, true)
+            })),
             // the connection is closed: stop pulling the message; an early reply is still in the
             // awaiters, else they fail with the disconnection
             Effect.catchIf(isWriteFailure, () => Effect.void),
@@ -464,7 +600,8 @@ export const make = (
               }
               registered.push(o)
               if (options.debug !== 0) yield* transcriptCommand(c)
-              yield* writeSegments(commandSegments([c]), `writing ${label}`)
+              const { endSegment, segments } = commandSegments([c])
+              yield* writeSegments(segments, `writing ${label}`, endSegment)
               yield* arm([o])
             })).pipe(Effect.catchIf(isWriteFailure, () => Effect.void), closeOnFailure)
           return registered.map(awaiter)
@@ -478,13 +615,8 @@ export const make = (
         Effect.gen(function*() {
           if (closedWith !== undefined) return yield* Effect.fail(closedWith("starting TLS"))
           if (owed.length > 0 || unsolicited.length > 0 || decoder.buffered() > 0) {
-            const error = new SmtpTlsError({
-              reason: "injection",
-              detail: "the server sent data after its reply to STARTTLS, before the handshake " +
-                "(STARTTLS command injection, CVE-2011-0411); the connection was closed"
-            })
-            terminate(() => error)
-            return yield* Effect.fail(error)
+            terminate(() => injection)
+            return yield* Effect.fail(injection)
           }
           stopping = true
           if (reader !== undefined) yield* Fiber.interrupt(reader)
@@ -508,7 +640,12 @@ export const make = (
     return {
       pipeline,
       command,
+      greeting: awaiter(greetingOwed),
       expect,
+      allowEarlyReplies: (count) => {
+        earlyAllowance = count
+      },
+      endsWritten: () => endsWritten,
       writeData,
       writeCommands,
       startTls,

@@ -117,6 +117,32 @@ export const dotStuff = <E, R>(data: Stream.Stream<Uint8Array, E, R>): Stream.St
     )
   })
 
+/** Stuffing works on pieces of at most this size, so its copies stay small whatever the input's elements. */
+const STUFF_SLICE = 64 * 1024
+
+/**
+ * Dot-stuffing as a Stream transform without the end of data, and the end of data to write after
+ * it (known once the stream has ended). Large elements are stuffed in slices. For one run only.
+ */
+export const dotStuffParts = <E, R>(
+  data: Stream.Stream<Uint8Array, E, R>
+): { readonly body: Stream.Stream<Uint8Array, E, R>; readonly end: () => Uint8Array } => {
+  const stuffer = makeDotStuffer()
+  const body = Stream.mapChunks(data, (chunk) => {
+    const out: Array<Uint8Array> = []
+    for (const element of chunk) {
+      if (element.length <= STUFF_SLICE) out.push(stuffer.push(element))
+      else {
+        for (let offset = 0; offset < element.length; offset += STUFF_SLICE) {
+          out.push(stuffer.push(element.subarray(offset, offset + STUFF_SLICE)))
+        }
+      }
+    }
+    return Chunk.unsafeFromArray(out)
+  })
+  return { body, end: stuffer.end }
+}
+
 /** Reverses dot-stuffing and strips the end of data: what a server stores. For tests. */
 export const unstuff = (wire: string): string => {
   if (!wire.endsWith("\r\n.\r\n") && wire !== ".\r\n") throw new Error("data does not end with CRLF.CRLF")

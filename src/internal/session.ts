@@ -124,14 +124,12 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const cmd = (verb: string, args?: string): Effect.Effect<SmtpReply, SmtpError> =>
       Effect.suspend(() => {
         const isAuth = /^auth\b/i.test(verb)
-        return Effect.flatMap(
-          // an AUTH given to docmd carries a credential: the transcript shows the mechanism only
-          Codec.encode(verb, args, {
-            utf8: state.utf8,
-            display: isAuth ? "AUTH <redacted>" : manualAuth ? "<redacted>" : undefined
-          }),
-          engine.command
-        ).pipe(
+        // an AUTH given to docmd carries a credential: the transcript shows the mechanism only,
+        // and the lines that answer its challenges are named AUTH everywhere (never by their text)
+        const encoded = manualAuth ?
+          Codec.secretLine("AUTH", args === undefined || args === "" ? verb : `${verb} ${args}`, "<redacted>") :
+          Codec.encode(verb, args, { utf8: state.utf8, display: isAuth ? "AUTH <redacted>" : undefined })
+        return Effect.flatMap(encoded, engine.command).pipe(
           Effect.tap((reply) => {
             if (verb === "RSET") state.utf8 = false
             manualAuth = (isAuth || manualAuth) && reply.code === 334
@@ -205,8 +203,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         const body = yield* messageStream(message)
         const reply = yield* cmd("DATA")
         if (reply.code !== 354) return yield* Effect.fail(new SmtpDataError(replyFields(reply, "DATA")))
-        const [final] = yield* Transaction.writeMessageData(engine, body, 1)
-        return yield* final
+        const unknown = Transaction.unknownAfterEnd(engine, engine.endsWritten())
+        const [final] = yield* Effect.mapError(Transaction.writeMessageData(engine, body, 1), unknown)
+        return yield* Effect.mapError(final, unknown)
       })
 
     /** Ends a DATA that was accepted (354) although the transaction had failed: an empty message. */

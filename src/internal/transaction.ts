@@ -16,7 +16,15 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { replyFields, SmtpDataError, type SmtpError, SmtpRecipientsRefused, SmtpSenderRefused } from "../SmtpError.js"
+import {
+  isSmtpError,
+  replyFields,
+  SmtpDataError,
+  SmtpDeliveryUnknown,
+  type SmtpError,
+  SmtpRecipientsRefused,
+  SmtpSenderRefused
+} from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import * as Codec from "./command.js"
 import type { Awaiter, Engine } from "./engine.js"
@@ -60,6 +68,28 @@ export interface Outcome {
 }
 
 const DATA = Either.getOrThrow(Codec.encode("DATA"))
+
+/**
+ * Turns a failure of the connection into `SmtpDeliveryUnknown` once an end of data has been
+ * written since `since` (`engine.endsWritten()` before the transaction): from then on the server
+ * may have accepted the message. Replies already decided (refusals) are not failures of this kind.
+ */
+export const unknownAfterEnd = (engine: Engine, since: number) => <E>(error: E): E | SmtpDeliveryUnknown => {
+  if (engine.endsWritten() <= since || !isSmtpError(error)) return error
+  switch (error._tag) {
+    case "SmtpServerDisconnected":
+      return new SmtpDeliveryUnknown({ during: error.during, cause: error })
+    case "SmtpTimeout":
+      return new SmtpDeliveryUnknown({ during: error.phase, cause: error })
+    case "SmtpProtocolError":
+    case "SmtpResponseException":
+    case "SmtpTlsError":
+      return new SmtpDeliveryUnknown({ during: "waiting for the final reply", cause: error })
+    default:
+      return error
+  }
+}
+
 const emptyData = new TextEncoder().encode(".\r\n")
 
 /**
@@ -74,9 +104,13 @@ export const writeMessageData = <E, R>(
 ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
   body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
     engine.pipeline([Codec.messageData(MessageData.dotStuffBytes(body.bytes), replies)]) :
-    engine.writeData(MessageData.dotStuff(body.stream), {
-      owed: Array.from({ length: replies }, () => "<end of data>"),
-      label: "message data"
+    Effect.suspend(() => {
+      const stuffed = MessageData.dotStuffParts(body.stream)
+      return engine.writeData(stuffed.body, {
+        owed: Array.from({ length: replies }, () => "<end of data>"),
+        label: "message data",
+        end: stuffed.end
+      })
     })
 
 /**
@@ -115,7 +149,12 @@ const bdatCommands = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Str
  * each is written when its reply is asked for. Writes are uninterruptible so that no owed reply
  * goes untracked.
  */
-const replySource = (engine: Engine, commands: ReadonlyArray<Codec.Command>, pipelined: boolean) => {
+const replySource = (
+  engine: Engine,
+  commands: ReadonlyArray<Codec.Command>,
+  pipelined: boolean,
+  classify: (error: SmtpError) => SmtpError
+) => {
   const awaiters: Array<Awaiter> = []
   let consumed = 0
   const write = (batch: ReadonlyArray<Codec.Command>) =>
@@ -125,7 +164,7 @@ const replySource = (engine: Engine, commands: ReadonlyArray<Codec.Command>, pip
   const start: Effect.Effect<void, SmtpError> = pipelined ? write(commands) : Effect.void
   const next: Effect.Effect<SmtpReply, SmtpError> = Effect.gen(function*() {
     if (awaiters.length <= consumed) yield* write([commands[awaiters.length]])
-    const reply = yield* awaiters[consumed]
+    const reply = yield* Effect.mapError(awaiters[consumed], classify)
     consumed++
     return reply
   })
@@ -161,7 +200,10 @@ export const run = <E, R>(
     const commands: Array<Codec.Command> = [mail, ...rcpts]
     if (!ctx.chunking) commands.push(DATA)
     if (oneFlight) commands.push(Codec.bdat(MessageData.withFinalCrlf(body.bytes!), true))
-    const replies = replySource(engine, commands, ctx.pipelining)
+    const unknown = unknownAfterEnd(engine, engine.endsWritten())
+    const replies = replySource(engine, commands, ctx.pipelining, unknown)
+    // LMTP with BDAT: the replies after the first to BDAT LAST may come before they are expected
+    const earlyReplies = ctx.lmtp && ctx.chunking ? recipients.length - 1 : 0
     /** DATA was answered 354 and the message is not fully written: only closing can end it now. */
     let dataOpen = false
 
@@ -177,6 +219,7 @@ export const run = <E, R>(
       reply.code === 421 ? Effect.fail(error) : failAfterRset(error)
 
     return Effect.gen(function*() {
+      if (earlyReplies > 0) engine.allowEarlyReplies(earlyReplies)
       yield* replies.start
       const mailReply = yield* replies.next
       if (mailReply.code !== 250) {
@@ -216,7 +259,7 @@ export const run = <E, R>(
         }
         // every chunk but the last must be accepted
         for (let i = 0; i < chunkAwaiters.length - 1; i++) {
-          const reply = yield* chunkAwaiters[i]
+          const reply = yield* Effect.mapError(chunkAwaiters[i], unknown)
           if (reply.code !== 250) {
             yield* Effect.forEach(chunkAwaiters.slice(i + 1), Effect.option, { discard: true })
             return yield* failWith(reply, new SmtpDataError(replyFields(reply, "BDAT")))
@@ -225,16 +268,22 @@ export const run = <E, R>(
         // LMTP: the replies owed after the first reply to BDAT LAST (registered now, in order:
         // nothing else can be written meanwhile, and early arrivals wait in the engine)
         const extra = yield* Effect.forEach(Array.from({ length: owedAtEnd - 1 }), () => engine.expect("BDAT"))
+        engine.allowEarlyReplies(0)
         endAwaiters = [oneFlight ? replies.next : chunkAwaiters[chunkAwaiters.length - 1], ...extra]
       }
       const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
       for (const awaiter of endAwaiters) {
         // after a lost reply the rest cannot come either: they stay unknown
         if (finals.length > 0 && Either.isLeft(finals[finals.length - 1])) finals.push(finals[finals.length - 1])
-        else finals.push(yield* Effect.either(awaiter))
+        else finals.push(Either.mapLeft(yield* Effect.either(awaiter), unknown))
       }
       return { refused, accepted, finals, endCommand } satisfies Outcome
     }).pipe(
+      // a write that failed after the end of data went out: the outcome is unknown too
+      Effect.mapError(unknown),
+      Effect.ensuring(Effect.sync(() => {
+        if (earlyReplies > 0) engine.allowEarlyReplies(0)
+      })),
       // interrupted half-way: replies may be owed and DATA may be open; the next operation
       // settles that first: RSET, or closing when DATA was accepted (an interruption while data
       // was being written closes the connection at once)

@@ -53,6 +53,14 @@ const refusedAt = (stage: "rcpt" | "data", recipient: string, code: number, text
 const unknown = (recipient: string) => ({ recipient, status: "unknown", stage: "data", reply: undefined }) as const
 
 const disconnected = { _tag: "SmtpServerDisconnected", during: "waiting for the reply to <end of data>" }
+/** A failure after the end of data: the outcome is unknown, with that failure as the cause. */
+const unknownAfter = (
+  cause: { readonly _tag: string; readonly during?: string; readonly phase?: string; readonly timeoutMillis?: number }
+) => ({
+  _tag: "SmtpDeliveryUnknown",
+  during: cause.during ?? cause.phase,
+  cause
+})
 
 interface LmtpCase {
   readonly name: string
@@ -197,7 +205,7 @@ const cases: ReadonlyArray<LmtpCase> = [
         delivered: { [b]: { code: 250, text: "2.0.0 <b@x.test> delivered" } },
         refused: {},
         unknown: [c, d],
-        interruption: disconnected
+        interruption: unknownAfter(disconnected)
       }
     }
   },
@@ -213,7 +221,7 @@ const cases: ReadonlyArray<LmtpCase> = [
         delivered: {},
         refused: { [b]: { code: 550, text: "5.1.1 no b" } },
         unknown: [c, d],
-        interruption: disconnected
+        interruption: unknownAfter(disconnected)
       }
     }
   },
@@ -229,7 +237,7 @@ const cases: ReadonlyArray<LmtpCase> = [
         delivered: {},
         refused: { [b]: { code: 421, text: "4.3.2 shutting down" } },
         unknown: [c],
-        interruption: disconnected
+        interruption: unknownAfter(disconnected)
       }
     }
   }
@@ -590,7 +598,7 @@ describe("LMTP: a stalled server after the first per-recipient reply (TestClock)
     delivered: { [b]: { code: 250, text: "2.0.0 <b@x.test> delivered" } },
     refused: {},
     unknown: [c, d],
-    interruption: { _tag: "SmtpTimeout", phase: `waiting for the reply to ${verb}`, timeoutMillis }
+    interruption: unknownAfter({ _tag: "SmtpTimeout", phase: `waiting for the reply to ${verb}`, timeoutMillis })
   })
 
   it.effect("DATA, default limits: after 10 minutes (RFC 5321's wait after the final dot) the rest are unknown", () =>
@@ -771,7 +779,7 @@ describe("LMTP with CHUNKING (LHLO advertises PIPELINING and CHUNKING)", () => {
             delivered: { [b]: { code: 250, text: "2.0.0 <b@x.test> delivered" } },
             refused: {},
             unknown: [c, d],
-            interruption: { _tag: "SmtpServerDisconnected", during: "waiting for the reply to BDAT" }
+            interruption: unknownAfter({ _tag: "SmtpServerDisconnected", during: "waiting for the reply to BDAT" })
           }
         })
         assert.deepStrictEqual(server.connection(0).mismatches(), [])
@@ -898,7 +906,7 @@ describe("LMTP with CHUNKING (LHLO advertises PIPELINING and CHUNKING)", () => {
           delivered: { [b]: { code: 250, text: "2.0.0 <b@x.test> delivered" } },
           refused: {},
           unknown: [c],
-          interruption: { _tag: "SmtpServerDisconnected", during: "waiting for the reply to BDAT" }
+          interruption: unknownAfter({ _tag: "SmtpServerDisconnected", during: "waiting for the reply to BDAT" })
         })
         assert.deepStrictEqual(server.connection(0).mismatches(), [])
       }),
@@ -1036,7 +1044,7 @@ describe("LMTP: the session after a Delivery", () => {
         ).pipe(Effect.provide(server.layer))
         assert.deepStrictEqual(delivery.unknown, [c])
         assert.isUndefined(delivery.delivered[c])
-        assert.deepStrictEqual(plainError(delivery.interruption), disconnected)
+        assert.deepStrictEqual(plainError(delivery.interruption), unknownAfter(disconnected))
         assert.deepStrictEqual(failureOf(after), { _tag: "SmtpServerDisconnected", during: "sending NOOP" })
         assert.isFalse(server.written().includes("NOOP"))
       }),

@@ -93,7 +93,7 @@ describe("Mailer", () => {
       const error = yield* Effect.flip(Effect.scoped(
         Effect.flatMap(Mailer.make(options), (mailer) => mailer.sendmail("a@x.test", "b@x.test", "hi"))
       )).pipe(Effect.provide(server.layer))
-      assert.strictEqual(error._tag, "SmtpServerDisconnected")
+      assert.strictEqual(error._tag, "SmtpDeliveryUnknown")
       assert.strictEqual(server.connections().length, 1, "no second attempt")
     }))
 
@@ -153,7 +153,7 @@ describe("Mailer", () => {
       assert.strictEqual(open, 0, "the Scope closed every connection")
     }).pipe(Effect.scoped))
 
-  it("isRetryable: 4xx, lost connections and timeouts, but never after the end of data", () => {
+  it("isRetryable: 4xx, lost connections, timeouts and malformed replies, but never an unknown outcome", () => {
     const reply = (code: number) => SmtpReply.make(code, "x")
     const cases: ReadonlyArray<readonly [SmtpError.SmtpError, boolean]> = [
       [new SmtpError.SmtpSenderRefused({ code: 451, text: "x", sender: "a" }), true],
@@ -166,10 +166,23 @@ describe("Mailer", () => {
       [new SmtpError.SmtpConnectError({ address: "x:25", code: 421, text: "busy" }), true],
       [new SmtpError.SmtpConnectError({ address: "x:25", code: 554, text: "no" }), false],
       [new SmtpError.SmtpServerDisconnected({ during: "waiting for the reply to RCPT" }), true],
-      [new SmtpError.SmtpServerDisconnected({ during: "waiting for the reply to <end of data>" }), false],
-      [new SmtpError.SmtpTimeout({ phase: "waiting for the reply to BDAT", timeoutMillis: 1 }), false],
+      // before the end of data was written: the message cannot have been accepted
+      [new SmtpError.SmtpServerDisconnected({ during: "writing the message data" }), true],
+      [new SmtpError.SmtpTimeout({ phase: "waiting for the reply to MAIL", timeoutMillis: 1 }), true],
+      [new SmtpError.SmtpProtocolError({ reason: "Malformed reply" }), true],
+      // after it: the message may have been accepted
+      [
+        new SmtpError.SmtpDeliveryUnknown({
+          during: "waiting for the reply to <end of data>",
+          cause: new SmtpError.SmtpServerDisconnected({ during: "waiting for the reply to <end of data>" })
+        }),
+        false
+      ],
+      [new SmtpError.SmtpDeliveryUnknown({ during: "waiting for the reply to BDAT" }), false],
       [new SmtpError.SmtpTimeout({ phase: "connecting to x:25", timeoutMillis: 1 }), true],
       [new SmtpError.SmtpAuthenticationError({ code: 535, text: "x", mechanisms: [] }), false],
+      [new SmtpError.SmtpAuthenticationError({ code: 454, text: "x", mechanisms: [] }), true],
+      [new SmtpError.SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "x" }), false],
       [new SmtpError.SmtpInvalidInput({ reason: "x" }), false],
       [new SmtpError.SmtpTlsError({ reason: "untrusted", detail: "x" }), false]
     ]

@@ -156,7 +156,8 @@ export const plainError = (error: unknown): unknown => {
   if (SmtpError.isSmtpError(error)) {
     const encoded = encodeError(error) as Record<string, unknown>
     const { cause: _cause, ...rest } = encoded
-    return rest
+    // an unknown outcome keeps its cause, in the same plain form
+    return error._tag === "SmtpDeliveryUnknown" ? { ...rest, cause: plainError(error.cause) } : rest
   }
   return error
 }
