@@ -1,10 +1,13 @@
 /**
- * The engine: writes batches of commands and hands back one reply per command, in order
+ * The engine: writes batches of commands and hands back the replies they draw, in order
  * (RFC 2920 pipelining is the only mode; without PIPELINING a batch has one command).
  *
- * Writing and reading are decoupled. A write registers the replies it is owed in a FIFO; the
- * reader fiber decodes replies from the socket and settles the oldest owed reply. So a later
- * step can write while earlier replies are still owed. It knows a `Socket`, never `node:*`.
+ * A callback-driven state machine with Effect at its edges. Writing registers a *group*: the
+ * replies a batch of commands is owed, in a FIFO. The socket's reader callback decodes replies and
+ * fills the oldest group; a group is settled once, when its last reply came (or the connection
+ * failed), so waiting for a whole flight costs one suspension. Timeouts cost nothing per message:
+ * one watchdog fiber per connection wakes at most once per `period` while nothing is late. It
+ * knows a `Socket`, never `node:*`.
  *
  * @internal
  */
@@ -43,18 +46,38 @@ export interface EngineOptions {
   readonly writeTimeout: Duration.Duration
 }
 
-/** Awaits one owed reply: applies its timeout and writes the `S:` transcript. */
-export type Awaiter = Effect.Effect<SmtpReply.SmtpReply, SmtpError>
+/**
+ * The replies a batch drew, in order. When the connection failed before all of them came,
+ * `error` says why and `replies` holds those that came first.
+ */
+export interface Batch {
+  readonly replies: ReadonlyArray<SmtpReply.SmtpReply>
+  readonly error: SmtpError | undefined
+}
+
+/** A batch that was written and is owed replies: await it once, or more than once. */
+export interface Pending {
+  readonly await: Effect.Effect<Batch>
+  /** Whether every reply came (or the connection failed). */
+  readonly settled: () => boolean
+  readonly batch: Batch
+}
 
 export interface Engine {
-  /** Writes the commands in one flush; returns one awaiter per command, in order. */
-  readonly pipeline: (commands: ReadonlyArray<Command>) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError>
+  /** The greeting: owed from the start, so that it is never an unsolicited reply. */
+  readonly greeting: Effect.Effect<SmtpReply.SmtpReply, SmtpError>
+  /**
+   * Writes the commands in one flush (registering the replies they draw first) and returns the
+   * pending batch. Fails only when nothing could be written (the connection is closed).
+   * Uninterruptible: no owed reply goes untracked.
+   */
+  readonly send: (commands: ReadonlyArray<Command>) => Effect.Effect<Pending, SmtpError>
+  /** `send`, then waits once for every reply. Never fails: a failure is the batch's `error`. */
+  readonly exchange: (commands: ReadonlyArray<Command>) => Effect.Effect<Batch>
   /** Writes one command and waits for its reply. */
   readonly command: (command: Command) => Effect.Effect<SmtpReply.SmtpReply, SmtpError>
-  /** The greeting: owed from the start, so that it is never an unsolicited reply. */
-  readonly greeting: Awaiter
-  /** An owed reply that no command asks for: LMTP's replies after the first reply to BDAT LAST. */
-  readonly expect: (verb: string) => Effect.Effect<Awaiter>
+  /** Replies that no command draws: LMTP's replies after the first reply to BDAT LAST. */
+  readonly expect: (verb: string, count: number) => Pending
   /**
    * Allows `count` replies to arrive while none is owed (LMTP's replies after BDAT LAST, before
    * the transaction knows how many to expect); they wait for `expect`. Any other reply that comes
@@ -67,24 +90,24 @@ export interface Engine {
    */
   readonly endsWritten: () => number
   /**
-   * Writes message data (already dot-stuffed, or BDAT chunks) under the write lock, then
-   * `after` commands in the same flush as the last chunk; returns awaiters for the `owed` replies
-   * the data draws followed by those of `after`.
+   * Writes message data (already dot-stuffed) and then the end of data, and returns the pending
+   * batch of the `owed` replies that draws. Registered before the first byte, so that a reply the
+   * server sends early (552 too big) is theirs; the wait begins after the final dot.
    */
   readonly writeData: <E, R>(
     data: Stream.Stream<Uint8Array, E, R>,
     options: {
-      readonly owed: ReadonlyArray<string>
+      readonly owed: number
       readonly label: string
       /** The end of data, written (and counted by `endsWritten`) once the stream has ended. */
       readonly end: () => Uint8Array
     }
-  ) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R>
-  /** Writes commands from a Stream (BDAT chunks), each owed one reply; the awaiters in order. */
+  ) => Effect.Effect<Pending, SmtpError | E, R>
+  /** Writes commands from a Stream (BDAT chunks), each owed one reply; the pending replies in order. */
   readonly writeCommands: <E, R>(
     commands: Stream.Stream<Command, E, R>,
     label: string
-  ) => Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R>
+  ) => Effect.Effect<ReadonlyArray<Pending>, SmtpError | E, R>
   /**
    * Swaps the socket for a TLS one. Refuses (and closes) if the server sent anything after the
    * reply to STARTTLS: those bytes must never be read as replies (CVE-2011-0411).
@@ -102,16 +125,31 @@ export interface Engine {
   readonly isSecure: () => boolean
 }
 
-interface Owed {
+/** A batch of owed replies (see the module doc). */
+interface Group extends Batch {
+  readonly replies: Array<SmtpReply.SmtpReply>
+  error: SmtpError | undefined
+  /** The commands that draw the replies (for names), or the one verb they all have. */
+  readonly commands: ReadonlyArray<Command> | undefined
   readonly verb: string
-  /** The reply (or why it will never come), once known. */
-  result: Exit.Exit<SmtpReply.SmtpReply, SmtpError> | undefined
-  /** The waiting fiber's callback, while one waits. */
-  resume: ((exit: Exit.Exit<SmtpReply.SmtpReply, SmtpError>) => void) | undefined
-  /** When the reply is late: set once it is the oldest owed and its command is fully written. */
-  deadline: number | undefined
-  /** Whether the command that draws it has been written (its wait may begin). */
+  readonly need: number
+  done: boolean
+  resume: ((exit: Exit.Exit<Batch>) => void) | undefined
+  /** Whether its commands are fully written (its wait may begin). */
   armed: boolean
+  /** When the next reply is late (-1: not waiting yet). */
+  deadline: number
+}
+
+/** The verb of the command that draws reply `index` of a group. */
+const verbAt = (g: Group, index: number): string => {
+  if (g.commands === undefined) return g.verb
+  let at = 0
+  for (const c of g.commands) {
+    at += c.replies ?? 1
+    if (index < at) return c.verb
+  }
+  return g.verb
 }
 
 /** Failures of the socket, told apart from those of a message Stream being written. */
@@ -127,6 +165,10 @@ const isWriteFailure = (error: unknown): error is SmtpError =>
 const COALESCE_LIMIT = 64 * 1024
 /** The most bytes a server may send that no command asked for (allowed early replies included). */
 export const UNSOLICITED_LIMIT = 16 * 1024
+/** The watchdog sleeps at least this long between checks unless a deadline is nearer. */
+const MIN_PERIOD = 1000
+/** The verbs whose timeouts set the watchdog's period. */
+const timedVerbs = ["<greeting>", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "<end of data>", "RSET", "QUIT", "AUTH"]
 
 export const make = (
   initial: SmtpTransport.Connection,
@@ -136,11 +178,11 @@ export const make = (
     // a child scope made now, so that what the engine forks later (the reader after STARTTLS)
     // is closed after finalizers added by the caller after this point (the QUIT on close)
     const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
-    const writeLock = yield* Effect.makeSemaphore(1)
     const clock = yield* Effect.clock
     let connection = initial
     let decoder = ReplyDecoder.make()
-    const owed: Array<Owed> = []
+    /** The owed groups, oldest first. */
+    const owed: Array<Group> = []
     /** Replies that came while none was owed, within the allowance (LMTP after BDAT LAST). */
     const unsolicited: Array<SmtpReply.SmtpReply> = []
     let unsolicitedBytes = 0
@@ -155,6 +197,8 @@ export const make = (
     let writerScope: Scope.CloseableScope | undefined
     let write: ((chunk: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
     let stopping = false
+    const timeoutMillis = (verb: string) => Duration.toMillis(options.replyTimeout(verb))
+    const writeMillis = Duration.toMillis(options.writeTimeout)
 
     const transcript = (line: string): Effect.Effect<void> =>
       options.debug === 0 ? Effect.void : options.debug === 1 ?
@@ -169,44 +213,70 @@ export const make = (
     const disconnected = (cause?: unknown) => (during: string) =>
       new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
 
-    function settle(o: Owed, exit: Exit.Exit<SmtpReply.SmtpReply, SmtpError>) {
-      if (o.result !== undefined) return
-      o.result = exit
-      const resume = o.resume
-      o.resume = undefined
-      if (resume !== undefined) resume(exit)
+    const finish = (g: Group): void => {
+      g.done = true
+      const resume = g.resume
+      g.resume = undefined
+      if (resume !== undefined) resume(Exit.succeed(g))
     }
 
-    /** Marks the connection unusable, fails every owed reply, destroys the socket. Idempotent. */
+    /** Marks the connection unusable, fails every owed group, destroys the socket. Idempotent. */
     const terminate = (error: (during: string) => SmtpError): void => {
       if (closedWith !== undefined) return
       closedWith = error
       Deferred.unsafeDone(wake, Exit.void)
-      for (const o of owed.splice(0)) {
+      for (const g of owed.splice(0)) {
+        const verb = verbAt(g, g.replies.length)
+        const name = replyName(verb)
         // a command not fully written yet: the failure came while sending it
-        const name = replyName(o.verb)
-        settle(
-          o,
-          Exit.fail(error(
-            o.armed ?
-              `waiting for the reply to ${name}` :
-              o.verb === "<end of data>" ?
-              "writing the message data" :
-              `sending ${name}`
-          ))
+        g.error = error(
+          g.armed ?
+            `waiting for the reply to ${name}` :
+            verb === "<end of data>" ?
+            "writing the message data" :
+            `sending ${name}`
         )
+        finish(g)
       }
       stopping = true
       Effect.runSync(connection.close)
     }
 
+    // Timeouts: one watchdog fiber per connection. The oldest owed group's wait for its next
+    // reply begins when it becomes the oldest (a reply cannot come before the ones ahead of it) and
+    // its commands are written; a write's wait begins when it is handed to the socket. The
+    // watchdog sleeps `period` at most, the shortest timeout, so a deadline set later is never
+    // earlier than its wake-up and needs no poke (nothing per message); a shorter one pokes it.
+    const period = Math.max(MIN_PERIOD, Math.min(writeMillis, ...timedVerbs.map(timeoutMillis)))
+    let writingSince = -1
+    let writingWhat = ""
+    let writeSeq = 0
+    let watchdogTarget = Number.POSITIVE_INFINITY
+    let wake = Deferred.unsafeMake<void>(FiberId.none)
+    const poke = (deadline: number) => {
+      if (deadline < watchdogTarget) Deferred.unsafeDone(wake, Exit.void)
+    }
+    const startWaiting = (): void => {
+      const head = owed[0]
+      if (head === undefined || head.deadline !== -1 || !head.armed) return
+      head.deadline = clock.unsafeCurrentTimeMillis() + timeoutMillis(verbAt(head, head.replies.length))
+      poke(head.deadline)
+    }
+
     const deliver = (reply: SmtpReply.SmtpReply, size: number): void => {
-      const o = owed.shift()
-      if (o !== undefined) {
-        lastVerb = o.verb
+      const g = owed[0]
+      if (g !== undefined) {
+        g.replies.push(reply)
+        lastVerb = verbAt(g, g.replies.length - 1)
         lastCode = reply.code
-        settle(o, Exit.succeed(reply))
-        startWaiting()
+        if (g.replies.length >= g.need) {
+          owed.shift()
+          finish(g)
+          startWaiting()
+        } else if (g.armed) {
+          g.deadline = clock.unsafeCurrentTimeMillis() + timeoutMillis(verbAt(g, g.replies.length))
+          poke(g.deadline)
+        }
       } else if (reply.code === 421) {
         // the one reply a server may send unasked (RFC 5321 §3.8): handled below
       } else if (lastVerb === "STARTTLS" && lastCode === 220) {
@@ -238,7 +308,7 @@ export const make = (
           const error = new SmtpProtocolError({ reason: `Malformed reply: ${reply.left}`, line: line.slice(0, 120) })
           return terminate(() => error)
         }
-        deliver(reply.right, raw.reduce((n, l) => n + l.length + 2, 0))
+        deliver(reply.right, raw.length === 1 ? raw[0].length + 2 : raw.reduce((n, l) => n + l.length + 2, 0))
         if (closedWith !== undefined) return
       }
       if (result.failure !== undefined) {
@@ -258,22 +328,6 @@ export const make = (
         })
         terminate(() => error)
       }
-    }
-
-    // Timeouts: one watchdog fiber per connection instead of a timer (and a fiber) per reply. The
-    // oldest owed reply's wait begins when it becomes the oldest, as a reply cannot come before
-    // the ones ahead of it; a write's wait begins when it is handed to the socket.
-    let writing: { readonly since: number; readonly what: string } | undefined
-    let watchdogTarget = Number.POSITIVE_INFINITY
-    let wake = Deferred.unsafeMake<void>(FiberId.none)
-    const poke = (deadline: number) => {
-      if (deadline < watchdogTarget) Deferred.unsafeDone(wake, Exit.void)
-    }
-    function startWaiting() {
-      const head = owed[0]
-      if (head === undefined || head.deadline !== undefined || !head.armed) return
-      head.deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(options.replyTimeout(head.verb))
-      poke(head.deadline)
     }
 
     const startReader = Effect.gen(function*() {
@@ -296,15 +350,36 @@ export const make = (
       )
     })
 
-    const greetingOwed: Owed = {
-      verb: "<greeting>",
-      result: undefined,
+    const makeGroup = (commands: ReadonlyArray<Command> | undefined, verb: string, need: number): Group => ({
+      replies: [],
+      error: undefined,
+      commands,
+      verb,
+      need,
+      done: false,
       resume: undefined,
-      deadline: undefined,
-      armed: true
+      armed: false,
+      deadline: -1
+    })
+
+    /** Registers a group (its wait begins once armed); takes replies that came early. */
+    const register = (g: Group): void => {
+      while (unsolicited.length > 0 && g.replies.length < g.need) g.replies.push(unsolicited.shift()!)
+      if (unsolicited.length === 0) unsolicitedBytes = 0
+      if (g.replies.length >= g.need) {
+        g.done = true
+        return
+      }
+      owed.push(g)
     }
-    owed.push(greetingOwed)
-    startWaiting()
+    const arm = (g: Group): void => {
+      g.armed = true
+      if (owed[0] === g) startWaiting()
+    }
+
+    const greetingGroup = makeGroup(undefined, "<greeting>", 1)
+    register(greetingGroup)
+    arm(greetingGroup)
     yield* startReader
     yield* Scope.addFinalizer(
       scope,
@@ -314,168 +389,127 @@ export const make = (
       })
     )
 
-    /** Registers an owed reply (armed: its wait may begin); undefined when the connection is closed. */
-    const unsafeRegister = (verb: string, armed = true): Owed | undefined => {
-      const o: Owed = { verb, result: undefined, resume: undefined, deadline: undefined, armed }
-      // a reply that came first (a 552 while the data was still being written) is still this one's
-      const early = unsolicited.shift()
-      if (early !== undefined) {
-        unsolicitedBytes = unsolicited.length === 0 ? 0 : unsolicitedBytes
-        o.result = Exit.succeed(early)
-      } else if (closedWith !== undefined) return undefined
-      else {
-        owed.push(o)
-        if (owed.length === 1) startWaiting()
-      }
-      return o
-    }
-    const register = (verb: string, during = `sending ${replyName(verb)}`): Effect.Effect<Owed, SmtpError> =>
-      Effect.suspend(() => {
-        const o = unsafeRegister(verb)
-        return o === undefined ? Effect.fail((closedWith ?? disconnected())(during)) : Effect.succeed(o)
-      })
-    /** The writes are done: the waits for these replies begin (the write timeout covered them so far). */
-    const arm = (registered: ReadonlyArray<Owed>) =>
-      Effect.sync(() => {
-        for (const o of registered) o.armed = true
-        startWaiting()
-      })
-    /** Registers owed replies, all or none, not yet armed (their commands are still to be written). */
-    const registerAll = (verbs: ReadonlyArray<string>): Effect.Effect<Array<Owed>, SmtpError> =>
-      Effect.suspend(() => {
-        const registered: Array<Owed> = []
-        for (const verb of verbs) {
-          const o = unsafeRegister(verb, false)
-          if (o === undefined) return Effect.fail((closedWith ?? disconnected())(`sending ${replyName(verb)}`))
-          registered.push(o)
-        }
-        return Effect.succeed(registered)
-      })
-    /** The verbs of the replies a batch of commands draws, in order. */
-    const owedBy = (commands: ReadonlyArray<Command>) =>
-      commands.flatMap((c) => Array.from({ length: c.replies ?? 1 }, () => c.verb))
-
     const watchdog = Effect.gen(function*() {
       while (closedWith === undefined) {
         const now = clock.unsafeCurrentTimeMillis()
-        let next = Number.POSITIVE_INFINITY
+        let next = now + period
         const head = owed[0]
-        if (head?.deadline !== undefined) {
+        if (head !== undefined && head.deadline !== -1) {
           if (now >= head.deadline) {
+            const verb = verbAt(head, head.replies.length)
             const error = new SmtpTimeout({
-              phase: `waiting for the reply to ${replyName(head.verb)}`,
-              timeoutMillis: Duration.toMillis(options.replyTimeout(head.verb))
+              phase: `waiting for the reply to ${replyName(verb)}`,
+              timeoutMillis: timeoutMillis(verb)
             })
             return terminate(() => error)
           }
-          next = head.deadline
+          next = Math.min(next, head.deadline)
         }
-        if (writing !== undefined) {
-          const deadline = writing.since + Duration.toMillis(options.writeTimeout)
+        if (writingSince !== -1) {
+          const deadline = writingSince + writeMillis
           if (now >= deadline) {
-            const error = new SmtpTimeout({
-              phase: writing.what,
-              timeoutMillis: Duration.toMillis(options.writeTimeout)
-            })
+            const error = new SmtpTimeout({ phase: writingWhat, timeoutMillis: writeMillis })
             return terminate(() => error)
           }
           next = Math.min(next, deadline)
         }
         wake = Deferred.unsafeMake<void>(FiberId.none)
         watchdogTarget = next
-        yield* next === Number.POSITIVE_INFINITY ?
-          Deferred.await(wake) :
-          Effect.raceFirst(Clock.sleep(Duration.millis(next - now)), Deferred.await(wake))
+        yield* Effect.raceFirst(Clock.sleep(Duration.millis(next - now)), Deferred.await(wake))
       }
     })
 
-    // (a plain slot rather than a Deferred: one is made per reply, and Deferreds are costly to make)
-    const awaitOwed = (o: Owed): Awaiter =>
-      Effect.suspend(() =>
-        o.result !== undefined ?
-          o.result :
-          Effect.async<SmtpReply.SmtpReply, SmtpError>((resume) => {
-            o.resume = resume
-            return Effect.sync(() => {
-              o.resume = undefined
-            })
-          })
-      )
-    const awaiter = (o: Owed): Awaiter =>
-      options.debug === 0 ?
-        awaitOwed(o) :
-        Effect.tap(
-          awaitOwed(o),
-          (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`))
-        )
-
-    const rawWrite = (bytes: Uint8Array, what: string, endsData = false): Effect.Effect<void, SmtpError> =>
-      Effect.suspend(() => {
-        if (closedWith !== undefined || write === undefined) {
-          return Effect.fail(markWriteFailure((closedWith ?? disconnected())(what)))
-        }
-        // from here the bytes may reach the server, whatever the write's outcome
-        if (endsData) endsWritten++
-        const started = { since: clock.unsafeCurrentTimeMillis(), what }
-        writing = started
-        poke(started.since + Duration.toMillis(options.writeTimeout))
-        return write(bytes).pipe(
-          Effect.ensuring(Effect.sync(() => {
-            if (writing === started) writing = undefined
-          })),
-          Effect.catchAll((error) => {
-            // a write failed because the watchdog closed the connection: report the timeout
-            const failure = closedWith ?? disconnected(error)
-            terminate(failure)
-            return Effect.fail(markWriteFailure(failure(what)))
-          })
-        )
+    const awaitGroup = (g: Group): Effect.Effect<Batch> =>
+      g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
+        if (g.done) return resume(Effect.succeed(g))
+        g.resume = resume
+        return Effect.sync(() => {
+          g.resume = undefined
+        })
       })
+    const traced = (g: Group): Effect.Effect<Batch> =>
+      options.debug === 0 ? awaitGroup(g) : Effect.tap(
+        awaitGroup(g),
+        (batch) =>
+          Effect.forEach(
+            batch.replies,
+            (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`), { discard: true }),
+            {
+              discard: true
+            }
+          )
+      )
+    const pending = (g: Group): Pending => ({ await: traced(g), settled: () => g.done, batch: g })
+
+    const rawWrite = (bytes: Uint8Array, what: string, endsData: boolean): Effect.Effect<void, SmtpError> => {
+      if (closedWith !== undefined || write === undefined) {
+        return Effect.fail(markWriteFailure((closedWith ?? disconnected())(what)))
+      }
+      // from here the bytes may reach the server, whatever the write's outcome
+      if (endsData) endsWritten++
+      const seq = ++writeSeq
+      writingSince = clock.unsafeCurrentTimeMillis()
+      writingWhat = what
+      if (writingSince + writeMillis < watchdogTarget) poke(writingSince + writeMillis)
+      return Effect.matchEffect(write(bytes), {
+        onFailure: (error) => {
+          if (seq === writeSeq) writingSince = -1
+          // a write failed because the watchdog closed the connection: report the timeout
+          const failure = closedWith ?? disconnected(error)
+          terminate(failure)
+          return Effect.fail(markWriteFailure(failure(what)))
+        },
+        onSuccess: () => {
+          if (seq === writeSeq) writingSince = -1
+          return Effect.void
+        }
+      })
+    }
 
     /**
      * Writes segments in as few writes as possible: small ones are joined (one flush for a batch
-     * of commands), a large one (a BDAT chunk) is written as it is, never copied.
+     * of commands), a large one (a BDAT chunk) is written as it is, never copied. The write that
+     * holds segment `endSegment` is counted as an end of data.
      */
     const writeSegments = (
       segments: ReadonlyArray<Uint8Array>,
       what: string,
-      /** The index of the segment that ends message data, if any: its write is counted. */
-      endSegment = -1
-    ): Effect.Effect<void, SmtpError> =>
-      Effect.suspend(() => {
-        const writes: Array<Uint8Array> = []
-        let endWrite = -1
-        let small: Array<Uint8Array> = []
-        let smallBytes = 0
-        let smallEnds = false
-        const flush = () => {
-          if (small.length > 0) {
-            if (smallEnds) endWrite = writes.length
-            writes.push(concatBytes(small))
-          }
-          small = []
-          smallBytes = 0
-          smallEnds = false
+      endSegment: number
+    ): Effect.Effect<void, SmtpError> => {
+      if (segments.length === 1) return rawWrite(segments[0], what, endSegment === 0)
+      const writes: Array<Uint8Array> = []
+      let endWrite = -1
+      let small: Array<Uint8Array> = []
+      let smallBytes = 0
+      let smallEnds = false
+      const flush = () => {
+        if (small.length > 0) {
+          if (smallEnds) endWrite = writes.length
+          writes.push(small.length === 1 ? small[0] : concatBytes(small))
         }
-        for (let i = 0; i < segments.length; i++) {
-          const segment = segments[i]
-          if (segment.length === 0 && i !== endSegment) continue
-          if (segment.length >= COALESCE_LIMIT) {
-            flush()
-            if (i === endSegment) endWrite = writes.length
-            writes.push(segment)
-          } else {
-            small.push(segment)
-            smallBytes += segment.length
-            if (i === endSegment) smallEnds = true
-            if (smallBytes >= COALESCE_LIMIT) flush()
-          }
+        small = []
+        smallBytes = 0
+        smallEnds = false
+      }
+      for (let i = 0; i < segments.length; i++) {
+        const segment = segments[i]
+        if (segment.length === 0 && i !== endSegment) continue
+        if (segment.length >= COALESCE_LIMIT) {
+          flush()
+          if (i === endSegment) endWrite = writes.length
+          writes.push(segment)
+        } else {
+          small.push(segment)
+          smallBytes += segment.length
+          if (i === endSegment) smallEnds = true
+          if (smallBytes >= COALESCE_LIMIT) flush()
         }
-        flush()
-        return writes.length === 1 ?
-          rawWrite(writes[0], what, endWrite === 0) :
-          Effect.forEach(writes, (w, i) => rawWrite(w, what, i === endWrite), { discard: true })
-      })
+      }
+      flush()
+      return writes.length === 1 ?
+        rawWrite(writes[0], what, endWrite === 0) :
+        Effect.forEach(writes, (w, i) => rawWrite(w, what, i === endWrite), { discard: true })
+    }
 
     /** The segments of commands, and the index of the last one that ends message data (-1: none). */
     const commandSegments = (commands: ReadonlyArray<Command>) => {
@@ -489,158 +523,188 @@ export const make = (
       return { segments, endSegment }
     }
 
+    const transcriptCommands = (commands: ReadonlyArray<Command>) =>
+      Effect.forEach(commands, (c) =>
+        Effect.zipRight(
+          transcript(`C: ${c.display}`),
+          c.payload === undefined ?
+            Effect.void :
+            transcript(`C: <message data: ${c.payload.reduce((n, p) => n + p.length, 0)} bytes>`)
+        ), { discard: true })
+
+    const sendingWhat = (commands: ReadonlyArray<Command>) =>
+      commands.length === 1 ?
+        `sending ${replyName(commands[0].verb)}` :
+        `sending ${commands.map((c) => replyName(c.verb)).join(", ")}`
+
+    const unsafeSend = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> => {
+      if (closedWith !== undefined) return Effect.fail(closedWith(sendingWhat(commands)))
+      let need = 0
+      for (const c of commands) need += c.replies ?? 1
+      const g = makeGroup(commands, commands[commands.length - 1].verb, need)
+      register(g)
+      const { endSegment, segments } = commandSegments(commands)
+      const written = Effect.matchEffect(writeSegments(segments, sendingWhat(commands), endSegment), {
+        // the write failed: the group holds the failure (the connection was terminated)
+        onFailure: () => Effect.succeed(pending(g)),
+        onSuccess: () => {
+          arm(g)
+          return Effect.succeed(pending(g))
+        }
+      })
+      return options.debug === 0 ? written : Effect.zipRight(transcriptCommands(commands), written)
+    }
+    const send = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> =>
+      Effect.uninterruptible(Effect.suspend(() => unsafeSend(commands)))
+
+    const exchange = (commands: ReadonlyArray<Command>): Effect.Effect<Batch> =>
+      Effect.matchEffect(send(commands), {
+        onFailure: (error) => Effect.succeed({ replies: [], error }),
+        onSuccess: (p) => p.await
+      })
+
+    const command = (c: Command): Effect.Effect<SmtpReply.SmtpReply, SmtpError> =>
+      Effect.flatMap(exchange([c]), (batch) =>
+        batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error))
+
+    const expect = (verb: string, count: number): Pending => {
+      const g = makeGroup(undefined, verb, count)
+      if (count === 0) {
+        g.done = true
+      } else if (closedWith !== undefined) {
+        g.error = closedWith(`waiting for the reply to ${replyName(verb)}`)
+        g.done = true
+      } else {
+        register(g)
+        arm(g)
+      }
+      return pending(g)
+    }
+
     /** A write that stopped half-way (failure or interruption) leaves the stream unusable. */
     const closeOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
       Effect.onExit(
         effect,
-        (exit) => Exit.isFailure(exit) ? Effect.sync(() => terminate(disconnected(exit.cause))) : Effect.void
+        (exit) =>
+          Exit.isFailure(exit) ? Effect.sync(() => terminate(disconnected(exit.cause))) : Effect.void
       )
-
-    const transcriptCommand = (c: Command) =>
-      Effect.zipRight(
-        transcript(`C: ${c.display}`),
-        c.payload === undefined ?
-          Effect.void :
-          transcript(`C: <message data: ${c.payload.reduce((n, p) => n + p.length, 0)} bytes>`)
-      )
-
-    const pipeline = (commands: ReadonlyArray<Command>): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError> =>
-      writeLock.withPermits(1)(
-        Effect.gen(function*() {
-          const registered = yield* registerAll(owedBy(commands))
-          if (options.debug !== 0) yield* Effect.forEach(commands, transcriptCommand)
-          const { endSegment, segments } = commandSegments(commands)
-          yield* writeSegments(segments, `sending ${commands.map((c) => replyName(c.verb)).join(", ")}`, endSegment)
-          yield* arm(registered)
-          return registered.map(awaiter)
-        })
-      )
-
-    const command = (c: Command) => Effect.flatMap(pipeline([c]), (awaiters) => awaiters[0])
-
-    // never fails: on a closed connection the awaiter fails, so the caller keeps what it already has
-    const expect = (verb: string): Effect.Effect<Awaiter> =>
-      Effect.match(register(verb, `waiting for the reply to ${replyName(verb)}`), {
-        onFailure: (error) => Effect.fail(error),
-        onSuccess: awaiter
-      })
 
     const writeData = <E, R>(
       data: Stream.Stream<Uint8Array, E, R>,
-      opts: { readonly owed: ReadonlyArray<string>; readonly label: string; readonly end: () => Uint8Array }
-    ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
-      writeLock.withPermits(1)(
-        Effect.gen(function*() {
-          // registered first, so that a reply the server sends early (552 too big) is theirs, but
-          // armed only after the last byte: the end-of-data wait begins after the final dot
-          const registered = yield* registerAll(opts.owed)
-          const what = `writing ${opts.label}`
-          let bytes = 0
-          // each chunk of the stream is written at once, in writes of at most COALESCE_LIMIT bytes:
-          // small elements are joined, large ones sliced (never copied), so memory stays bounded
-          // whatever the stream's chunking
-          yield* Stream.runForEachChunk(data, (chunk) => {
-            const writes: Array<Uint8Array> = []
-            let small: Array<Uint8Array> = []
-            let smallBytes = 0
-            for (const element of chunk) {
-              bytes += element.length
-              for (let offset = 0; offset < element.length; offset += COALESCE_LIMIT) {
-                const piece = offset === 0 && element.length <= COALESCE_LIMIT ?
-                  element :
-                  element.subarray(offset, offset + COALESCE_LIMIT)
-                if (smallBytes + piece.length > COALESCE_LIMIT) {
-                  writes.push(small.length === 1 ? small[0] : concatBytes(small))
-                  small = []
-                  smallBytes = 0
-                }
-                small.push(piece)
-                smallBytes += piece.length
+      opts: { readonly owed: number; readonly label: string; readonly end: () => Uint8Array }
+    ): Effect.Effect<Pending, SmtpError | E, R> =>
+      Effect.suspend((): Effect.Effect<Pending, SmtpError | E, R> => {
+        if (closedWith !== undefined) return Effect.fail(closedWith(`writing ${opts.label}`))
+        const g = makeGroup(undefined, "<end of data>", opts.owed)
+        register(g)
+        const what = `writing ${opts.label}`
+        let bytes = 0
+        // each chunk of the stream is written at once, in writes of at most COALESCE_LIMIT bytes:
+        // small elements are joined, large ones sliced (never copied), so memory stays bounded
+        // whatever the stream's chunking
+        return Stream.runForEachChunk(data, (chunk) => {
+          const writes: Array<Uint8Array> = []
+          let small: Array<Uint8Array> = []
+          let smallBytes = 0
+          for (const element of chunk) {
+            bytes += element.length
+            for (let offset = 0; offset < element.length; offset += COALESCE_LIMIT) {
+              const piece = offset === 0 && element.length <= COALESCE_LIMIT ?
+                element :
+                element.subarray(offset, offset + COALESCE_LIMIT)
+              if (smallBytes + piece.length > COALESCE_LIMIT) {
+                writes.push(small.length === 1 ? small[0] : concatBytes(small))
+                small = []
+                smallBytes = 0
               }
+              small.push(piece)
+              smallBytes += piece.length
             }
-            if (small.length > 0) writes.push(small.length === 1 ? small[0] : concatBytes(small))
-            return writes.length === 1 ?
-              rawWrite(writes[0], what) :
-              Effect.forEach(writes, (w) => rawWrite(w, what), { discard: true })
-          }).pipe(
-            // the end of data in a write of its own: from here the server may accept the message
-            Effect.zipRight(Effect.suspend(() => {
-              const end = opts.end()
-              bytes += end.length
-              return rawWrite(end, what, true)
-            })),
-            // the connection is closed: stop pulling the message; an early reply is still in the
-            // awaiters, else they fail with the disconnection
-            Effect.catchIf(isWriteFailure, () => Effect.void),
-            closeOnFailure
-          )
-          yield* arm(registered)
-          if (options.debug !== 0) yield* transcript(`C: <${opts.label}: ${bytes} bytes>`)
-          return registered.map(awaiter)
-        })
-      )
+          }
+          if (small.length > 0) writes.push(small.length === 1 ? small[0] : concatBytes(small))
+          return writes.length === 1 ?
+            rawWrite(writes[0], what, false) :
+            Effect.forEach(writes, (w) => rawWrite(w, what, false), { discard: true })
+        }).pipe(
+          // the end of data in a write of its own: from here the server may accept the message
+          Effect.zipRight(Effect.suspend(() => {
+            const end = opts.end()
+            bytes += end.length
+            return rawWrite(end, what, true)
+          })),
+          // the connection is closed: stop pulling the message; an early reply is still in the
+          // group, else it holds the disconnection
+          Effect.catchIf(isWriteFailure, () => Effect.void),
+          closeOnFailure,
+          Effect.zipRight(Effect.sync(() => arm(g))),
+          Effect.zipRight(
+            options.debug === 0 ? Effect.void : Effect.suspend(() => transcript(`C: <${opts.label}: ${bytes} bytes>`))
+          ),
+          Effect.as(pending(g))
+        )
+      })
 
     /**
      * Writes commands produced by a Stream (BDAT chunks), each registering its reply before it is
-     * written; returns the awaiters in order. The write lock is held throughout.
+     * written; returns the pending replies in order.
      */
     const writeCommands = <E, R>(
       commands: Stream.Stream<Command, E, R>,
       label: string
-    ): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
-      writeLock.withPermits(1)(
-        Effect.gen(function*() {
-          const registered: Array<Owed> = []
-          yield* Stream.runForEach(commands, (c) =>
-            Effect.gen(function*() {
-              const o = unsafeRegister(c.verb, false)
-              if (o === undefined) {
-                // closed: the stream is not pulled further; this reply will never come
-                return yield* Effect.fail(markWriteFailure((closedWith ?? disconnected())(`writing ${label}`)))
-              }
-              registered.push(o)
-              if (options.debug !== 0) yield* transcriptCommand(c)
-              const { endSegment, segments } = commandSegments([c])
-              yield* writeSegments(segments, `writing ${label}`, endSegment)
-              yield* arm([o])
-            })).pipe(Effect.catchIf(isWriteFailure, () => Effect.void), closeOnFailure)
-          return registered.map(awaiter)
-        })
-      )
+    ): Effect.Effect<ReadonlyArray<Pending>, SmtpError | E, R> =>
+      Effect.suspend(() => {
+        const registered: Array<Pending> = []
+        return Stream.runForEach(commands, (c) =>
+          Effect.suspend(() => {
+            if (closedWith !== undefined) {
+              // closed: the stream is not pulled further; this reply will never come
+              return Effect.fail(markWriteFailure(closedWith(`writing ${label}`)))
+            }
+            const g = makeGroup([c], c.verb, 1)
+            register(g)
+            registered.push(pending(g))
+            const { endSegment, segments } = commandSegments([c])
+            const written = Effect.map(writeSegments(segments, `writing ${label}`, endSegment), () => arm(g))
+            return options.debug === 0 ? written : Effect.zipRight(transcriptCommands([c]), written)
+          })).pipe(Effect.catchIf(isWriteFailure, () => Effect.void), closeOnFailure, Effect.as(registered))
+      })
 
     const startTls = (
       upgrade: (c: SmtpTransport.Connection) => Effect.Effect<SmtpTransport.Connection, SmtpTlsError | SmtpTimeout>
     ): Effect.Effect<void, SmtpError> =>
-      writeLock.withPermits(1)(
-        Effect.gen(function*() {
-          if (closedWith !== undefined) return yield* Effect.fail(closedWith("starting TLS"))
-          if (owed.length > 0 || unsolicited.length > 0 || decoder.buffered() > 0) {
-            terminate(() => injection)
-            return yield* Effect.fail(injection)
-          }
-          stopping = true
-          if (reader !== undefined) yield* Fiber.interrupt(reader)
-          // after the reader: closing the writer while it runs would end() the socket (FIN)
-          if (writerScope !== undefined) yield* Scope.close(writerScope, Exit.void)
-          write = undefined
-          const upgraded = yield* upgrade(connection).pipe(
-            Effect.tapError((error) => Effect.sync(() => terminate(() => error)))
-          )
-          connection = upgraded
-          decoder = ReplyDecoder.make()
-          yield* startReader
-        }).pipe(
-          // interrupted half-way through the upgrade: neither plaintext nor TLS can go on
-          Effect.onInterrupt(() => Effect.sync(() => terminate(disconnected())))
+      Effect.gen(function*() {
+        if (closedWith !== undefined) return yield* Effect.fail(closedWith("starting TLS"))
+        if (owed.length > 0 || unsolicited.length > 0 || decoder.buffered() > 0) {
+          terminate(() => injection)
+          return yield* Effect.fail(injection)
+        }
+        stopping = true
+        if (reader !== undefined) yield* Fiber.interrupt(reader)
+        // after the reader: closing the writer while it runs would end() the socket (FIN)
+        if (writerScope !== undefined) yield* Scope.close(writerScope, Exit.void)
+        write = undefined
+        const upgraded = yield* upgrade(connection).pipe(
+          Effect.tapError((error) => Effect.sync(() => terminate(() => error)))
         )
+        connection = upgraded
+        decoder = ReplyDecoder.make()
+        lastVerb = ""
+        yield* startReader
+      }).pipe(
+        // interrupted half-way through the upgrade: neither plaintext nor TLS can go on
+        Effect.onInterrupt(() => Effect.sync(() => terminate(disconnected())))
       )
 
     yield* Effect.forkIn(watchdog, scope)
 
     return {
-      pipeline,
+      greeting: Effect.flatMap(
+        traced(greetingGroup),
+        (batch) => batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error)
+      ),
+      send,
+      exchange,
       command,
-      greeting: awaiter(greetingOwed),
       expect,
       allowEarlyReplies: (count) => {
         earlyAllowance = count

@@ -204,8 +204,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         const reply = yield* cmd("DATA")
         if (reply.code !== 354) return yield* Effect.fail(new SmtpDataError(replyFields(reply, "DATA")))
         const unknown = Transaction.unknownAfterEnd(engine, engine.endsWritten())
-        const [final] = yield* Effect.mapError(Transaction.writeMessageData(engine, body, 1), unknown)
-        return yield* Effect.mapError(final, unknown)
+        const end = yield* Effect.mapError(Transaction.writeMessageData(engine, body, 1), unknown)
+        const batch = yield* end.await
+        return batch.error === undefined ? batch.replies[0] : yield* Effect.fail(unknown(batch.error))
       })
 
     /** Ends a DATA that was accepted (354) although the transaction had failed: an empty message. */

@@ -8,13 +8,13 @@
  *   one write: 1 round trip. A large or streamed message goes as BDAT chunks once RCPT is known.
  *
  * The decisions read the replies in command order, so every strategy gives the same results and
- * errors. In LMTP (RFC 2033) the end of data draws one reply per accepted recipient.
+ * errors. In LMTP (RFC 2033) the end of data draws one reply per accepted recipient. Once an end
+ * of data has been written, a failure of the connection is `SmtpDeliveryUnknown`.
  *
  * @internal
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import {
   isSmtpError,
@@ -27,7 +27,7 @@ import {
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import * as Codec from "./command.js"
-import type { Awaiter, Engine } from "./engine.js"
+import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
 
 /** A message up to this size rides in the first flight with BDAT; a larger one waits for RCPT. */
@@ -68,6 +68,7 @@ export interface Outcome {
 }
 
 const DATA = Either.getOrThrow(Codec.encode("DATA"))
+const emptyData = new TextEncoder().encode(".\r\n")
 
 /**
  * Turns a failure of the connection into `SmtpDeliveryUnknown` once an end of data has been
@@ -90,27 +91,21 @@ export const unknownAfterEnd = (engine: Engine, since: number) => <E>(error: E):
   }
 }
 
-const emptyData = new TextEncoder().encode(".\r\n")
-
 /**
- * Writes message data after a 354 and returns the awaiters of the `replies` it draws: a message
- * in memory and not large is stuffed at once and written as one segment; anything else streams
- * through the dot-stuffing transform.
+ * Writes message data after a 354 and returns the pending `replies` it draws: a message in memory
+ * and not large is stuffed at once and written as one segment; anything else streams through the
+ * dot-stuffing transform.
  */
 export const writeMessageData = <E, R>(
   engine: Engine,
   body: Body<E, R>,
   replies: number
-): Effect.Effect<ReadonlyArray<Awaiter>, SmtpError | E, R> =>
+): Effect.Effect<Pending, SmtpError | E, R> =>
   body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
-    engine.pipeline([Codec.messageData(MessageData.dotStuffBytes(body.bytes), replies)]) :
+    engine.send([Codec.messageData(MessageData.dotStuffBytes(body.bytes), replies)]) :
     Effect.suspend(() => {
       const stuffed = MessageData.dotStuffParts(body.stream)
-      return engine.writeData(stuffed.body, {
-        owed: Array.from({ length: replies }, () => "<end of data>"),
-        label: "message data",
-        end: stuffed.end
-      })
+      return engine.writeData(stuffed.body, { owed: replies, label: "message data", end: stuffed.end })
     })
 
 /**
@@ -144,46 +139,52 @@ const bdatCommands = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Str
     )
   })
 
+/** The envelope decided from its replies, or why it failed. */
+type Envelope =
+  | { readonly _tag: "Accepted"; readonly refused: Record<string, SmtpReply>; readonly accepted: Array<number> }
+  | {
+    readonly _tag: "Failed"
+    readonly error: SmtpError
+    /** RSET after it (not after a 421 or a lost connection). */
+    readonly rset: boolean
+  }
+
 /**
- * The replies to the commands, one at a time. Pipelined: written at once by `start`; otherwise
- * each is written when its reply is asked for. Writes are uninterruptible so that no owed reply
- * goes untracked.
+ * Reads the replies to MAIL and each RCPT, in order, from `replies` (those that came); `missing`
+ * is the failure when a reply did not come. Pure.
  */
-const replySource = (
-  engine: Engine,
-  commands: ReadonlyArray<Codec.Command>,
-  pipelined: boolean,
-  classify: (error: SmtpError) => SmtpError
-) => {
-  const awaiters: Array<Awaiter> = []
-  let consumed = 0
-  const write = (batch: ReadonlyArray<Codec.Command>) =>
-    Effect.uninterruptible(Effect.map(engine.pipeline(batch), (a) => {
-      awaiters.push(...a)
-    }))
-  const start: Effect.Effect<void, SmtpError> = pipelined ? write(commands) : Effect.void
-  const next: Effect.Effect<SmtpReply, SmtpError> = Effect.gen(function*() {
-    if (awaiters.length <= consumed) yield* write([commands[awaiters.length]])
-    const reply = yield* Effect.mapError(awaiters[consumed], classify)
-    consumed++
-    return reply
-  })
-  /** Reads every reply still owed; true when the last command was DATA and it was answered 354. */
-  const drainDataAccepted: Effect.Effect<boolean> = Effect.suspend(() => {
-    const rest = awaiters.slice(consumed)
-    consumed = awaiters.length
-    // with no DATA in flight, owed replies need no reading: the engine matches them in order
-    if (awaiters.length < commands.length || commands[commands.length - 1].verb !== "DATA") {
-      return Effect.succeed(false)
+const decideEnvelope = (
+  from: string,
+  recipients: ReadonlyArray<string>,
+  replies: ReadonlyArray<SmtpReply>,
+  missing: SmtpError | undefined
+): Envelope | undefined => {
+  const mail = replies[0]
+  if (mail === undefined) return missing === undefined ? undefined : { _tag: "Failed", error: missing, rset: false }
+  if (mail.code !== 250) {
+    return {
+      _tag: "Failed",
+      error: new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: from }),
+      rset: mail.code !== 421
     }
-    return Effect.forEach(rest, Effect.option).pipe(
-      Effect.map((replies) => {
-        const last = replies[replies.length - 1]
-        return last !== undefined && Option.isSome(last) && last.value.code === 354
-      })
-    )
-  })
-  return { start, next, drainDataAccepted }
+  }
+  const refused: Record<string, SmtpReply> = {}
+  const accepted: Array<number> = []
+  for (let i = 0; i < recipients.length; i++) {
+    const reply = replies[i + 1]
+    if (reply === undefined) {
+      return missing === undefined ? undefined : { _tag: "Failed", error: missing, rset: false }
+    }
+    if (reply.code === 250 || reply.code === 251) accepted.push(i)
+    else refused[recipients[i]] = reply
+    if (reply.code === 421) {
+      return { _tag: "Failed", error: new SmtpRecipientsRefused({ recipients: refused }), rset: false }
+    }
+  }
+  if (accepted.length === 0) {
+    return { _tag: "Failed", error: new SmtpRecipientsRefused({ recipients: refused }), rset: true }
+  }
+  return { _tag: "Accepted", refused, accepted }
 }
 
 export const run = <E, R>(
@@ -196,91 +197,134 @@ export const run = <E, R>(
 ): Effect.Effect<Outcome, SmtpError | E, R> =>
   Effect.suspend(() => {
     const { engine } = ctx
-    const oneFlight = ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT
-    const commands: Array<Codec.Command> = [mail, ...rcpts]
-    if (!ctx.chunking) commands.push(DATA)
-    if (oneFlight) commands.push(Codec.bdat(MessageData.withFinalCrlf(body.bytes!), true))
     const unknown = unknownAfterEnd(engine, engine.endsWritten())
-    const replies = replySource(engine, commands, ctx.pipelining, unknown)
+    const oneFlight = ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT
+    const envelope: Array<Codec.Command> = [mail, ...rcpts]
     // LMTP with BDAT: the replies after the first to BDAT LAST may come before they are expected
     const earlyReplies = ctx.lmtp && ctx.chunking ? recipients.length - 1 : 0
+    /** Batches written and maybe still owed replies: what an interruption must settle. */
+    const inFlight: Array<Pending> = []
+    /** Whether the last command in flight is DATA (an interruption must read whether it was accepted). */
+    let dataInFlight = false
     /** DATA was answered 354 and the message is not fully written: only closing can end it now. */
     let dataOpen = false
 
+    const sendTracked = (commands: ReadonlyArray<Codec.Command>) =>
+      Effect.map(engine.send(commands), (p) => {
+        inFlight.push(p)
+        return p
+      })
     /** Ends a DATA the server accepted although the transaction failed, with an empty message. */
-    const abandonData = engine.pipeline([Codec.messageData(emptyData, 1)]).pipe(
-      Effect.flatMap(([a]) => a),
-      Effect.ignore
-    )
-    const settle = replies.drainDataAccepted.pipe(Effect.flatMap((accepted) => (accepted ? abandonData : Effect.void)))
-    const failAfterRset = (error: SmtpError) => Effect.zipRight(Effect.zipRight(settle, ctx.rset), Effect.fail(error))
-    /** 421 closed the connection: no RSET. Otherwise RSET, as smtplib. */
-    const failWith = (reply: SmtpReply, error: SmtpError) =>
-      reply.code === 421 ? Effect.fail(error) : failAfterRset(error)
+    const abandonData = Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)]))
+    /** After a failed envelope: end an accepted DATA, then RSET (smtplib's `_rset`, failures ignored). */
+    const failEnvelope = (failed: Extract<Envelope, { _tag: "Failed" }>, dataAccepted: boolean) =>
+      Effect.zipRight(
+        failed.rset ? Effect.zipRight(dataAccepted ? abandonData : Effect.void, ctx.rset) : Effect.void,
+        Effect.fail(unknown(failed.error))
+      )
+
+    /** The envelope's replies (and DATA's, or one-flight BDAT's), pipelined or one at a time. */
+    const envelopeReplies: Effect.Effect<Batch, SmtpError> = ctx.pipelining ?
+      Effect.suspend(() => {
+        const commands = ctx.chunking ?
+          oneFlight ? [...envelope, Codec.bdat(MessageData.withFinalCrlf(body.bytes!), true)] : envelope :
+          [...envelope, DATA]
+        dataInFlight = !ctx.chunking
+        return Effect.flatMap(sendTracked(commands), (p) => p.await)
+      }) :
+      Effect.gen(function*() {
+        // one at a time: stop at the first decisive reply, as smtplib does
+        const replies: Array<SmtpReply> = []
+        const commands = [...envelope, DATA]
+        for (let i = 0; i < commands.length; i++) {
+          dataInFlight = i === commands.length - 1
+          const batch = yield* Effect.flatMap(sendTracked([commands[i]]), (p) => p.await)
+          if (batch.error !== undefined) return { replies, error: batch.error }
+          replies.push(batch.replies[0])
+          if (i < envelope.length) {
+            const decided = decideEnvelope(from, recipients, replies, undefined)
+            if (i === 0 && decided?._tag === "Failed") return { replies, error: undefined }
+            if (i > 0 && replies[i].code === 421) return { replies, error: undefined }
+            if (i === envelope.length - 1 && decided?._tag === "Failed") return { replies, error: undefined }
+          }
+        }
+        return { replies, error: undefined }
+      })
+
+    const finalsOf = (batch: Batch, owedAtEnd: number, error: SmtpError | undefined) => {
+      const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
+      for (let i = 0; i < owedAtEnd; i++) {
+        const reply = batch.replies[i]
+        finals.push(reply !== undefined ? Either.right(reply) : Either.left(unknown(error ?? batch.error!)))
+      }
+      return finals
+    }
 
     return Effect.gen(function*() {
       if (earlyReplies > 0) engine.allowEarlyReplies(earlyReplies)
-      yield* replies.start
-      const mailReply = yield* replies.next
-      if (mailReply.code !== 250) {
-        return yield* failWith(mailReply, new SmtpSenderRefused({ ...replyFields(mailReply, "MAIL"), sender: from }))
+      const batch = yield* envelopeReplies
+      const envelopeEnd = envelope.length
+      const decided = decideEnvelope(from, recipients, batch.replies, batch.error)
+      // the reply to DATA (or the one-flight BDAT), when it came
+      const afterEnvelope = batch.replies[envelopeEnd]
+      if (decided === undefined) return yield* Effect.fail(unknown(batch.error!))
+      if (decided._tag === "Failed") {
+        return yield* failEnvelope(decided, !ctx.chunking && afterEnvelope?.code === 354)
       }
-      const refused: Record<string, SmtpReply> = {}
-      const accepted: Array<number> = []
-      for (let i = 0; i < recipients.length; i++) {
-        const reply = yield* replies.next
-        if (reply.code === 250 || reply.code === 251) accepted.push(i)
-        else refused[recipients[i]] = reply
-        if (reply.code === 421) return yield* Effect.fail(new SmtpRecipientsRefused({ recipients: refused }))
-      }
-      if (accepted.length === 0) return yield* failAfterRset(new SmtpRecipientsRefused({ recipients: refused }))
+      const { accepted, refused } = decided
       // LMTP: the end of data draws one reply per accepted recipient (RFC 2033 §4.2)
       const owedAtEnd = ctx.lmtp ? accepted.length : 1
 
-      let endAwaiters: ReadonlyArray<Awaiter>
-      let endCommand: string
       if (!ctx.chunking) {
-        const dataReply = yield* replies.next
-        if (dataReply.code !== 354) return yield* failWith(dataReply, new SmtpDataError(replyFields(dataReply, "DATA")))
-        dataOpen = true
-        endCommand = "<end of data>"
-        endAwaiters = yield* writeMessageData(engine, body, owedAtEnd)
-        dataOpen = false
-      } else {
-        endCommand = "BDAT"
-        let chunkAwaiters: ReadonlyArray<Awaiter>
-        if (oneFlight) {
-          chunkAwaiters = []
-        } else {
-          chunkAwaiters = yield* engine.writeCommands(
-            bdatCommands(MessageData.ensureFinalCrlf(body.stream)),
-            "message data (BDAT)"
-          )
+        if (afterEnvelope === undefined) return yield* Effect.fail(unknown(batch.error!))
+        if (afterEnvelope.code !== 354) {
+          const error = new SmtpDataError(replyFields(afterEnvelope, "DATA"))
+          return yield* afterEnvelope.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
         }
-        // every chunk but the last must be accepted
-        for (let i = 0; i < chunkAwaiters.length - 1; i++) {
-          const reply = yield* Effect.mapError(chunkAwaiters[i], unknown)
+        dataInFlight = false
+        dataOpen = true
+        const end = yield* Effect.mapError(writeMessageData(engine, body, owedAtEnd), unknown)
+        dataOpen = false
+        inFlight.push(end)
+        const finals = yield* end.await
+        return { refused, accepted, finals: finalsOf(finals, owedAtEnd, undefined), endCommand: "<end of data>" }
+      }
+
+      // BDAT: every chunk but the last must be accepted
+      let last: Batch
+      if (oneFlight) {
+        last = { replies: batch.replies.slice(envelopeEnd), error: batch.error }
+      } else {
+        const chunks = yield* Effect.mapError(
+          engine.writeCommands(bdatCommands(MessageData.ensureFinalCrlf(body.stream)), "message data (BDAT)"),
+          unknown
+        )
+        inFlight.push(...chunks)
+        for (let i = 0; i < chunks.length - 1; i++) {
+          const chunk = yield* chunks[i].await
+          if (chunk.error !== undefined) return yield* Effect.fail(unknown(chunk.error))
+          const reply = chunk.replies[0]
           if (reply.code !== 250) {
-            yield* Effect.forEach(chunkAwaiters.slice(i + 1), Effect.option, { discard: true })
-            return yield* failWith(reply, new SmtpDataError(replyFields(reply, "BDAT")))
+            yield* Effect.forEach(chunks.slice(i + 1), (p) => p.await, { discard: true })
+            const error = new SmtpDataError(replyFields(reply, "BDAT"))
+            return yield* reply.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
           }
         }
+        last = chunks.length === 0 ?
+          { replies: [], error: undefined } :
+          yield* chunks[chunks.length - 1].await
+      }
+      if (owedAtEnd > 1 && last.error === undefined) {
         // LMTP: the replies owed after the first reply to BDAT LAST (registered now, in order:
         // nothing else can be written meanwhile, and early arrivals wait in the engine)
-        const extra = yield* Effect.forEach(Array.from({ length: owedAtEnd - 1 }), () => engine.expect("BDAT"))
+        const extra = engine.expect("BDAT", owedAtEnd - 1)
         engine.allowEarlyReplies(0)
-        endAwaiters = [oneFlight ? replies.next : chunkAwaiters[chunkAwaiters.length - 1], ...extra]
+        inFlight.push(extra)
+        const more = yield* extra.await
+        last = { replies: [...last.replies, ...more.replies], error: more.error }
       }
-      const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
-      for (const awaiter of endAwaiters) {
-        // after a lost reply the rest cannot come either: they stay unknown
-        if (finals.length > 0 && Either.isLeft(finals[finals.length - 1])) finals.push(finals[finals.length - 1])
-        else finals.push(Either.mapLeft(yield* Effect.either(awaiter), unknown))
-      }
-      return { refused, accepted, finals, endCommand } satisfies Outcome
+      return { refused, accepted, finals: finalsOf(last, owedAtEnd, last.error), endCommand: "BDAT" }
     }).pipe(
-      // a write that failed after the end of data went out: the outcome is unknown too
-      Effect.mapError(unknown),
       Effect.ensuring(Effect.sync(() => {
         if (earlyReplies > 0) engine.allowEarlyReplies(0)
       })),
@@ -292,10 +336,16 @@ export const run = <E, R>(
         // replies): the session cannot be brought back in step, so it is closed now
         dataOpen || (ctx.lmtp && ctx.chunking) ? engine.close : Effect.sync(() =>
           ctx.onInterrupted(
-            replies.drainDataAccepted.pipe(
-              // DATA was accepted and recipients may have been: any end of data now would deliver
-              // a message nobody asked for, and only closing the connection cancels it
-              Effect.flatMap((accepted) => (accepted ? engine.close : ctx.rset))
+            // with no DATA in flight, owed replies need no reading: the engine matches them in order
+            !dataInFlight ? ctx.rset : Effect.forEach(inFlight, (p) => p.await).pipe(
+              Effect.flatMap((batches) => {
+                // DATA was accepted and recipients may have been: any end of data now would
+                // deliver a message nobody asked for, and only closing the connection cancels it
+                const lastBatch = batches[batches.length - 1]
+                const lastReply = lastBatch?.replies[lastBatch.replies.length - 1]
+                const accepted = lastReply !== undefined && lastReply.code === 354 && lastBatch.error === undefined
+                return accepted ? engine.close : ctx.rset
+              })
             )
           )
         )
