@@ -371,6 +371,12 @@ export const removeHeader: {
  * headers. A missing or unparsable sender field is `SmtpInvalidInput` (smtplib would send the
  * null sender).
  *
+ * Addresses are read as smtplib's `email.utils.getaddresses` reads them, which is laxer than
+ * {@link addresses}: an address without a domain (`To: root`, `Cron Daemon <root>`) is one, as
+ * are groups, comments and quoted local parts. What cannot be an address (`To: Foo Bar`, `<>`,
+ * an unterminated quoted string, `a@b c`) is `SmtpInvalidInput` naming the header and the
+ * position, where getaddresses would guess.
+ *
  * @since 0.1.0
  * @category envelope
  */

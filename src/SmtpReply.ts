@@ -4,19 +4,34 @@
  * @since 0.1.0
  */
 import * as Either from "effect/Either"
+import * as Equal from "effect/Equal"
+import * as Hash from "effect/Hash"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /**
  * A decoded, validated SMTP reply. `lines` holds the text of each line without the code and
- * separator; `text` joins them with `"\n"`, as smtplib does.
+ * separator; `text` joins them with `"\n"`, as smtplib does. Codes 100..599 are well-formed
+ * (RFC 5321 §4.2); what a code means is for the operation that reads it.
+ *
+ * Two replies are `Equal` when their code, lines and raw bytes (or the absence of them) are.
+ * Encoded (`Schema.encode`), the raw bytes are Base64.
  *
  * @since 0.1.0
  * @category models
  */
 export class SmtpReply extends Schema.Class<SmtpReply>("effect-smtp/SmtpReply")({
-  code: Schema.Int.pipe(Schema.between(200, 599)),
-  lines: Schema.Array(Schema.String)
+  code: Schema.Int.pipe(Schema.between(100, 599)),
+  lines: Schema.Array(Schema.String),
+  /**
+   * The reply exactly as received, every line with its code and line end, when it came from a
+   * server (absent for a reply built with {@link make}). `lines` decode it as UTF-8 (anything else
+   * becomes U+FFFD); {@link SmtpReply.decodeLines} decodes it with another charset. It may be a
+   * view into the bytes the socket delivered: copy it to keep it apart from them.
+   *
+   * @since 0.2.0
+   */
+  raw: Schema.optionalWith(Schema.Uint8ArrayFromBase64, { exact: true })
 }) {
   /**
    * The reply text, lines joined with `"\n"` (smtplib's second tuple member).
@@ -35,6 +50,48 @@ export class SmtpReply extends Schema.Class<SmtpReply>("effect-smtp/SmtpReply")(
    */
   get enhancedCode(): string | undefined {
     return parseEnhancedCode(this.code, this.lines[0] ?? "")
+  }
+
+  /**
+   * The lines decoded from the raw bytes with `decoder` (a `TextDecoder("latin1")` for a Latin-1
+   * banner), without code and separator and trimmed as `lines` are; `lines` when there are no raw
+   * bytes.
+   *
+   * @since 0.2.0
+   */
+  decodeLines(decoder: { decode(input: Uint8Array): string }): ReadonlyArray<string> {
+    const raw = this.raw
+    if (raw === undefined) return this.lines
+    const out: Array<string> = []
+    let start = 0
+    while (start < raw.length) {
+      const lf = raw.indexOf(10, start)
+      const next = lf === -1 ? raw.length : lf + 1
+      const end = lf === -1 ? raw.length : lf > start && raw[lf - 1] === 13 ? lf - 1 : lf
+      out.push(trim(decoder.decode(raw.subarray(Math.min(start + 4, end), end))))
+      start = next
+    }
+    return out
+  }
+
+  /**
+   * The text decoded from the raw bytes with `decoder`: {@link SmtpReply.decodeLines} joined with
+   * `"\n"`, as `text`.
+   *
+   * @since 0.2.0
+   */
+  decodeText(decoder: { decode(input: Uint8Array): string }): string {
+    return this.decodeLines(decoder).join("\n")
+  }
+
+  /**
+   * 1yz: a positive preliminary reply (RFC 5321 §4.2.1). No SMTP command has one; no operation
+   * that expects a result takes it for success.
+   *
+   * @since 0.2.0
+   */
+  get isPreliminary(): boolean {
+    return this.code >= 100 && this.code < 200
   }
 
   /**
@@ -81,7 +138,36 @@ export class SmtpReply extends Schema.Class<SmtpReply>("effect-smtp/SmtpReply")(
   override toString(): string {
     return rawLines(this).join("\r\n")
   }
+
+  /**
+   * Equal code, lines and raw bytes.
+   *
+   * @since 0.2.0
+   */
+  [Equal.symbol](that: Equal.Equal): boolean {
+    if (!(that instanceof SmtpReply) || that.code !== this.code || that.lines.length !== this.lines.length) return false
+    for (let i = 0; i < this.lines.length; i++) if (this.lines[i] !== that.lines[i]) return false
+    return bytesEqual(this.raw, that.raw)
+  }
+
+  /**
+   * A hash of the code and lines.
+   *
+   * @since 0.2.0
+   */
+  [Hash.symbol](): number {
+    return Hash.cached(this, Hash.combine(Hash.number(this.code))(Hash.array(this.lines)))
+  }
 }
+
+const bytesEqual = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolean => {
+  if (a === undefined || b === undefined) return a === b
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+const trim = (text: string): string => text.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, "")
 
 /** The reply's lines as on the wire: `250-first`, ..., `250 last`. */
 const rawLines = (reply: { readonly code: number; readonly lines: ReadonlyArray<string> }): Array<string> => {
@@ -115,9 +201,32 @@ export const parseEnhancedCode = (code: number, line: string): string | undefine
 
 const lineRe = /^(\d{3})([ -]?)(.*)$/s
 
+/** Validates raw lines (see {@link FromLines}); the string is why they are not a reply. */
+const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): SmtpReply | string => {
+  if (raw.length === 0) return "a reply has at least one line"
+  let code: string | undefined
+  const lines: Array<string> = []
+  for (let i = 0; i < raw.length; i++) {
+    const m = lineRe.exec(raw[i])
+    const last = i === raw.length - 1
+    if (m === null) return `line ${i + 1} does not start with a 3-digit code`
+    if (code === undefined) code = m[1]
+    else if (m[1] !== code) return `line ${i + 1} has code ${m[1]}, the reply started with ${code}`
+    if (!last && m[2] !== "-") return `line ${i + 1} is not a continuation line`
+    if (last && m[2] === "-") return "the last line is a continuation line"
+    if (m[2] === "" && m[3] !== "") return `line ${i + 1} has no separator after the code`
+    lines.push(trim(m[3]))
+  }
+  const n = Number(code)
+  if (n < 100 || n > 599) return `reply code ${code} is outside 100..599`
+  return new SmtpReply(bytes === undefined ? { code: n, lines } : { code: n, lines, raw: bytes }, {
+    disableValidation: true
+  })
+}
+
 /**
  * Decodes the raw lines of one reply (`"250-first"`, `"250 last"`) into an {@link SmtpReply}:
- * every line starts with the same code in 200..599, every line but the last has `-` after the
+ * every line starts with the same code in 100..599, every line but the last has `-` after the
  * code, the last has a space or nothing. Text is trimmed of surrounding blanks as smtplib does.
  *
  * @since 0.1.0
@@ -129,49 +238,23 @@ export const FromLines: Schema.Schema<SmtpReply, ReadonlyArray<string>> = Schema
   {
     strict: true,
     decode: (raw, _, ast) => {
-      if (raw.length === 0) return ParseResult.fail(new ParseResult.Type(ast, raw, "a reply has at least one line"))
-      let code: string | undefined
-      const lines: Array<string> = []
-      for (let i = 0; i < raw.length; i++) {
-        const m = lineRe.exec(raw[i])
-        const last = i === raw.length - 1
-        if (m === null) {
-          return ParseResult.fail(new ParseResult.Type(ast, raw, `line ${i + 1} does not start with a 3-digit code`))
-        }
-        if (code === undefined) code = m[1]
-        else if (m[1] !== code) {
-          return ParseResult.fail(
-            new ParseResult.Type(ast, raw, `line ${i + 1} has code ${m[1]}, the reply started with ${code}`)
-          )
-        }
-        if (!last && m[2] !== "-") {
-          return ParseResult.fail(new ParseResult.Type(ast, raw, `line ${i + 1} is not a continuation line`))
-        }
-        if (last && m[2] === "-") {
-          return ParseResult.fail(new ParseResult.Type(ast, raw, "the last line is a continuation line"))
-        }
-        if (m[2] === "" && m[3] !== "") {
-          return ParseResult.fail(new ParseResult.Type(ast, raw, `line ${i + 1} has no separator after the code`))
-        }
-        lines.push(m[3].replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ""))
-      }
-      const n = Number(code)
-      if (n < 200 || n > 599) {
-        return ParseResult.fail(new ParseResult.Type(ast, raw, `reply code ${code} is outside 200..599`))
-      }
-      return ParseResult.succeed(new SmtpReply({ code: n, lines }, { disableValidation: true }))
+      const reply = parseLines(raw, undefined)
+      return typeof reply === "string"
+        ? ParseResult.fail(new ParseResult.Type(ast, raw, reply))
+        : ParseResult.succeed(reply)
     },
     encode: (reply) => ParseResult.succeed(rawLines(reply))
   }
 )
 
-const decodeLines = Schema.decodeEither(FromLines)
-
 /**
- * Validates raw reply lines; the Left is a one-line explanation.
+ * Validates raw reply lines as {@link FromLines} does; the Left is a one-line explanation. `bytes`
+ * (since 0.2.0) are the reply as received, kept as `raw`.
  *
  * @since 0.1.0
  * @category parsing
  */
-export const fromLines = (raw: ReadonlyArray<string>): Either.Either<SmtpReply, string> =>
-  Either.mapLeft(decodeLines(raw), (e) => ParseResult.ArrayFormatter.formatErrorSync(e)[0]?.message ?? "invalid reply")
+export const fromLines = (raw: ReadonlyArray<string>, bytes?: Uint8Array): Either.Either<SmtpReply, string> => {
+  const reply = parseLines(raw, bytes)
+  return typeof reply === "string" ? Either.left(reply) : Either.right(reply)
+}

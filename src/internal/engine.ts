@@ -302,7 +302,7 @@ export const make = (
       if (closedWith !== undefined) return
       const result = decoder.push(chunk)
       for (const raw of result.replies) {
-        const reply = SmtpReply.fromLines(raw)
+        const reply = SmtpReply.fromLines(raw, raw.bytes)
         if (Either.isLeft(reply)) {
           const line = raw.find((l) => !/^\d{3}[ -]?/.test(l)) ?? raw[raw.length - 1] ?? ""
           const error = new SmtpProtocolError({ reason: `Malformed reply: ${reply.left}`, line: line.slice(0, 120) })

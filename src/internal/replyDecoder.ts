@@ -5,6 +5,10 @@
  * (inside a UTF-8 character too: lines are decoded only once complete). Lines end with LF; a CR
  * before it is dropped (smtplib accepts bare LF as well).
  *
+ * Each reply also comes with its bytes exactly as received (line ends included), for text that
+ * is not UTF-8: a view into the chunk when the whole reply lies within one chunk (no copy), else
+ * one array joining the copies kept of the earlier chunks.
+ *
  * @internal
  */
 
@@ -17,9 +21,18 @@ export type DecodeFailure =
   | { readonly _tag: "LineTooLong"; readonly line: string }
   | { readonly _tag: "TooManyLines"; readonly line: string }
 
+/** One complete reply: its raw lines (`"250-first"`, `"250 last"`), and its bytes as received. */
+export interface DecodedReply extends ReadonlyArray<string> {
+  /**
+   * The reply's bytes, every line with its line end. A view into the pushed chunk when the reply
+   * lies within it: the caller must not reuse a chunk's buffer while the reply is in use.
+   */
+  readonly bytes: Uint8Array
+}
+
 export interface DecodeResult {
-  /** Complete replies, each as its raw lines (`"250-first"`, `"250 last"`). */
-  readonly replies: ReadonlyArray<ReadonlyArray<string>>
+  /** Complete replies, each as its raw lines (`"250-first"`, `"250 last"`) with its bytes. */
+  readonly replies: ReadonlyArray<DecodedReply>
   /** Set when the stream is broken; nothing more can be decoded after it. */
   readonly failure?: DecodeFailure | undefined
 }
@@ -40,66 +53,87 @@ export const make = (options?: { readonly maxLine?: number; readonly maxLines?: 
   const maxLine = options?.maxLine ?? MAX_LINE
   const maxLines = options?.maxLines ?? MAX_LINES
   const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
-  let partial: Array<Uint8Array> = []
-  let partialLength = 0
+  /** Copies of the bytes of the reply in progress that came in earlier chunks. */
+  let pending: Array<Uint8Array> = []
+  let pendingLength = 0
+  /** The last `partialLine` bytes of `pending` are a line whose LF has not come yet. */
+  let partialLine = 0
   let lines: Array<string> = []
-  let linesBytes = 0
   let failed: DecodeFailure | undefined
 
-  const takeLine = (tail: Uint8Array): Uint8Array => {
-    if (partial.length === 0) return tail
-    const out = new Uint8Array(partialLength + tail.length)
+  /** The bytes of `pending` from offset `from` on, followed by `tail`, in one new array. */
+  const joinPending = (from: number, tail: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(pendingLength - from + tail.length)
+    let skip = from
     let offset = 0
-    for (const p of partial) {
-      out.set(p, offset)
-      offset += p.length
+    for (const p of pending) {
+      if (skip >= p.length) {
+        skip -= p.length
+        continue
+      }
+      const part = skip > 0 ? p.subarray(skip) : p
+      skip = 0
+      out.set(part, offset)
+      offset += part.length
     }
     out.set(tail, offset)
-    partial = []
-    partialLength = 0
     return out
   }
 
   const push = (chunk: Uint8Array): DecodeResult => {
     if (failed !== undefined) return { replies: [], failure: failed }
-    const replies: Array<ReadonlyArray<string>> = []
+    const replies: Array<DecodedReply> = []
+    /** Where the current line starts in the chunk. */
     let start = 0
+    /** Where the current reply starts in the chunk (its bytes from earlier chunks are in `pending`). */
+    let replyStart = 0
     while (start < chunk.length) {
       const lf = chunk.indexOf(LF, start)
       if (lf === -1) {
-        const rest = chunk.subarray(start)
-        if (partialLength + rest.length > maxLine) {
-          failed = { _tag: "LineTooLong", line: preview(takeLine(rest)) }
+        if (partialLine + chunk.length - start > maxLine) {
+          const rest = chunk.subarray(start)
+          failed = {
+            _tag: "LineTooLong",
+            line: preview(partialLine > 0 ? joinPending(pendingLength - partialLine, rest) : rest)
+          }
           return { replies, failure: failed }
         }
-        // copy: the caller may reuse its buffer
-        partial.push(rest.slice())
-        partialLength += rest.length
         break
       }
-      const raw = takeLine(chunk.subarray(start, lf + 1))
+      const segment = chunk.subarray(start, lf + 1)
+      const raw = partialLine > 0 ? joinPending(pendingLength - partialLine, segment) : segment
+      partialLine = 0
       start = lf + 1
       if (raw.length > maxLine) {
         failed = { _tag: "LineTooLong", line: preview(raw) }
         return { replies, failure: failed }
       }
       const end = raw.length >= 2 && raw[raw.length - 2] === CR ? raw.length - 2 : raw.length - 1
-      const bytes = raw.subarray(0, end)
-      const line = decoder.decode(bytes)
-      lines.push(line)
-      linesBytes += raw.length
+      const text = raw.subarray(0, end)
+      lines.push(decoder.decode(text))
       if (lines.length > maxLines) {
         failed = { _tag: "TooManyLines", line: lines[0].slice(0, 80) }
         return { replies, failure: failed }
       }
-      if (bytes.length < 4 || bytes[3] !== HYPHEN) {
-        replies.push(lines)
+      if (text.length < 4 || text[3] !== HYPHEN) {
+        const reply = lines as Array<string> & { bytes: Uint8Array }
+        reply.bytes = pendingLength === 0 ? chunk.subarray(replyStart, start) : joinPending(0, chunk.subarray(0, start))
+        replies.push(reply)
         lines = []
-        linesBytes = 0
+        pending = []
+        pendingLength = 0
+        replyStart = start
       }
+    }
+    if (replyStart < chunk.length) {
+      // copy: the caller may reuse its buffer
+      const rest = chunk.slice(replyStart)
+      pending.push(rest)
+      pendingLength += rest.length
+      partialLine += chunk.length - start
     }
     return { replies }
   }
 
-  return { push, buffered: () => partialLength + linesBytes }
+  return { push, buffered: () => pendingLength }
 }

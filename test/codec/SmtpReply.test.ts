@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Either, FastCheck, Schema } from "effect"
+import { Either, Equal, FastCheck, Hash, Schema } from "effect"
+import { SmtpRecipientsRefused } from "../../src/SmtpError.js"
 import * as SmtpReply from "../../src/SmtpReply.js"
 
 const decoded = (raw: ReadonlyArray<string>): { readonly code: number; readonly lines: ReadonlyArray<string> } => {
@@ -50,9 +51,15 @@ describe("SmtpReply", () => {
       assert.deepStrictEqual(decoded(["250-", "250 b"]), { code: 250, lines: ["", "b"] })
     })
 
-    it("accepts the bounds of the code range", () => {
+    it("accepts the bounds of the code range 100..599 (RFC 5321 §4.2)", () => {
+      assert.deepStrictEqual(decoded(["100 x"]), { code: 100, lines: ["x"] })
       assert.deepStrictEqual(decoded(["200 x"]), { code: 200, lines: ["x"] })
       assert.deepStrictEqual(decoded(["599 x"]), { code: 599, lines: ["x"] })
+    })
+
+    it("decodes a 1yz reply (a positive preliminary reply) like any other", () => {
+      assert.deepStrictEqual(decoded(["199 no hello for you!"]), { code: 199, lines: ["no hello for you!"] })
+      assert.deepStrictEqual(decoded(["150-a", "150 b"]), { code: 150, lines: ["a", "b"] })
     })
 
     it("trims spaces and tabs around the text of each line, like smtplib", () => {
@@ -78,12 +85,14 @@ describe("SmtpReply", () => {
       assert.strictEqual(refused([]), "a reply has at least one line")
     })
 
-    it("refuses a code below 200", () => {
-      assert.strictEqual(refused(["199 x"]), "reply code 199 is outside 200..599")
+    it("refuses a code below 100", () => {
+      assert.strictEqual(refused(["099 x"]), "reply code 099 is outside 100..599")
+      assert.strictEqual(refused(["000 x"]), "reply code 000 is outside 100..599")
     })
 
     it("refuses a code above 599", () => {
-      assert.strictEqual(refused(["600 x"]), "reply code 600 is outside 200..599")
+      assert.strictEqual(refused(["600 x"]), "reply code 600 is outside 100..599")
+      assert.strictEqual(refused(["999 x"]), "reply code 999 is outside 100..599")
     })
 
     it("refuses a line without a 3-digit code", () => {
@@ -247,6 +256,15 @@ describe("SmtpReply", () => {
       return [r.isPositive, r.isIntermediate, r.isTransient, r.isPermanent]
     }
 
+    it("1yz is preliminary, and nothing else", () => {
+      assert.deepStrictEqual(classes(100), [false, false, false, false])
+      assert.deepStrictEqual(classes(199), [false, false, false, false])
+      assert.isTrue(SmtpReply.make(100).isPreliminary)
+      assert.isTrue(SmtpReply.make(199).isPreliminary)
+      assert.isFalse(SmtpReply.make(200).isPreliminary)
+      assert.isFalse(SmtpReply.make(554).isPreliminary)
+    })
+
     it("2yz is positive", () => {
       assert.deepStrictEqual(classes(200), [true, false, false, false])
       assert.deepStrictEqual(classes(250), [true, false, false, false])
@@ -291,8 +309,9 @@ describe("SmtpReply", () => {
       assert.deepStrictEqual(SmtpReply.make(250, " a ").lines, [" a "])
     })
 
-    it("throws on a code outside 200..599 or not an integer", () => {
-      assert.throws(() => SmtpReply.make(199))
+    it("throws on a code outside 100..599 or not an integer", () => {
+      assert.strictEqual(SmtpReply.make(199).code, 199)
+      assert.throws(() => SmtpReply.make(99))
       assert.throws(() => SmtpReply.make(600))
       assert.throws(() => SmtpReply.make(250.5))
     })
@@ -303,6 +322,83 @@ describe("SmtpReply", () => {
       assert.strictEqual(a.code, b.code)
       assert.deepStrictEqual(a.lines, b.lines)
       assert.strictEqual(a.enhancedCode, "5.1.1")
+    })
+  })
+
+  describe("raw bytes", () => {
+    const latin1 = new TextDecoder("latin1")
+    // "220-mx.test Grüße\r\n220 prêt\r\n" in ISO-8859-1
+    const banner = new Uint8Array([
+      ...new TextEncoder().encode("220-mx.test Gr"),
+      0xfc,
+      0xdf,
+      ...new TextEncoder().encode("e\r\n220 pr"),
+      0xea,
+      ...new TextEncoder().encode("t \r\n")
+    ])
+    const decodedBanner = reply(["220-mx.test Gr\uFFFD\uFFFDe", "220 pr\uFFFDt "])
+    const withRaw = Either.getOrThrow(SmtpReply.fromLines(["220-mx.test Gr\uFFFD\uFFFDe", "220 pr\uFFFDt "], banner))
+
+    it("fromLines keeps the bytes given as raw, beside the UTF-8 lines", () => {
+      assert.strictEqual(withRaw.raw, banner)
+      assert.deepStrictEqual(withRaw.lines, ["mx.test Gr\uFFFD\uFFFDe", "pr\uFFFDt"])
+      assert.strictEqual(decodedBanner.raw, undefined)
+      assert.strictEqual(SmtpReply.make(250, "ok").raw, undefined)
+    })
+
+    it("decodeLines and decodeText decode the raw bytes with another charset, trimmed as lines are", () => {
+      assert.deepStrictEqual(withRaw.decodeLines(latin1), ["mx.test Grüße", "prêt"])
+      assert.strictEqual(withRaw.decodeText(latin1), "mx.test Grüße\nprêt")
+    })
+
+    it("decodeLines handles bare LF, a bare code and an empty continuation line", () => {
+      const raw = new TextEncoder().encode("250-\n250-  a \r\n250\r\n")
+      const r = Either.getOrThrow(SmtpReply.fromLines(["250-", "250-  a ", "250"], raw))
+      assert.deepStrictEqual(r.decodeLines(latin1), ["", "a", ""])
+      assert.deepStrictEqual(r.decodeLines(new TextDecoder()), r.lines)
+    })
+
+    it("decodeLines without raw bytes gives the lines", () => {
+      assert.deepStrictEqual(SmtpReply.make(250, "a\nb").decodeLines(latin1), ["a", "b"])
+    })
+
+    it("Equal: same code, lines and raw bytes; Hash agrees", () => {
+      const again = Either.getOrThrow(
+        SmtpReply.fromLines(["220-mx.test Gr\uFFFD\uFFFDe", "220 pr\uFFFDt "], banner.slice())
+      )
+      assert.isTrue(Equal.equals(withRaw, again))
+      assert.strictEqual(Hash.hash(withRaw), Hash.hash(again))
+      assert.isTrue(Equal.equals(SmtpReply.make(250, "a\nb"), SmtpReply.make(250, "a\nb")))
+      const other = banner.slice()
+      other[14] = 0xfb
+      // the same UTF-8 lines (U+FFFD) from different bytes: not the same reply
+      const different = Either.getOrThrow(SmtpReply.fromLines(["220-mx.test Gr\uFFFD\uFFFDe", "220 pr\uFFFDt "], other))
+      assert.isFalse(Equal.equals(withRaw, different))
+      assert.isFalse(Equal.equals(withRaw, decodedBanner))
+      assert.isFalse(Equal.equals(SmtpReply.make(250, "a"), SmtpReply.make(251, "a")))
+      assert.isFalse(Equal.equals(SmtpReply.make(250, "a"), SmtpReply.make(250, "b")))
+    })
+
+    it("Schema encoding: the raw bytes as Base64, through JSON and back to an Equal reply", () => {
+      const encoded = Schema.encodeSync(SmtpReply.SmtpReply)(withRaw)
+      assert.deepStrictEqual(encoded, {
+        code: 220,
+        lines: ["mx.test Gr\uFFFD\uFFFDe", "pr\uFFFDt"],
+        raw: Buffer.from(banner).toString("base64")
+      })
+      const back = Schema.decodeUnknownSync(SmtpReply.SmtpReply)(JSON.parse(JSON.stringify(encoded)))
+      assert.isTrue(Equal.equals(back, withRaw))
+      assert.deepStrictEqual(Schema.encodeSync(SmtpReply.SmtpReply)(SmtpReply.make(250, "ok")), {
+        code: 250,
+        lines: ["ok"]
+      })
+    })
+
+    it("an error carrying replies encodes and decodes with their raw bytes", () => {
+      const error = new SmtpRecipientsRefused({ recipients: { "a@x.test": withRaw } })
+      const json = JSON.stringify(Schema.encodeSync(SmtpRecipientsRefused)(error))
+      const back = Schema.decodeUnknownSync(SmtpRecipientsRefused)(JSON.parse(json))
+      assert.isTrue(Equal.equals(back.recipients["a@x.test"], withRaw))
     })
   })
 })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Stream } from "effect"
+import { spawnSync } from "node:child_process"
 import * as Message from "../../src/Message.js"
 
 const dec = new TextDecoder()
@@ -149,6 +150,27 @@ const cases: ReadonlyArray<Case> = [
     expected: { error: "To" }
   },
   {
+    rule: "a sender without a domain (cron's From: root)",
+    headers: "From: root (Cron Daemon)\r\nTo: root\r\n",
+    expected: { from: "root", to: ["root"] }
+  },
+  {
+    rule: "an empty group as the sender: no address",
+    headers: "From: undisclosed-recipients:;\r\nTo: root\r\n",
+    expected: { error: "The From header holds no address" }
+  },
+  {
+    rule: "<> as the sender: SmtpInvalidInput (a null sender is given explicitly, from: \"\")",
+    headers: "From: <>\r\nTo: root\r\n",
+    expected: { error: "The From header is not a valid address list (address 1: an empty address (<>))" }
+  },
+  {
+    rule: "Resent-To with a bare name",
+    headers: "From: a@example.com\r\nResent-Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nResent-From: root\r\n" +
+      "Resent-To: Eric Idle <eric>, Jeff\r\n",
+    expected: { from: "root", to: ["eric", "Jeff"], resent: true }
+  },
+  {
     rule: "CR or LF in an explicit address: SmtpInvalidInput",
     headers: "From: a@example.com\r\n",
     options: { to: ["b@example.com\r\nRCPT TO:<c@example.com>"] },
@@ -174,6 +196,146 @@ describe("Message.envelope (smtplib send_message rules)", () => {
       }
     })
   }
+})
+
+/**
+ * One address-list header value and the envelope addresses it gives: what smtplib sends (its
+ * `getaddresses` then `quoteaddr`, without the angle brackets) unless `smtplib` says otherwise,
+ * which marks a deliberate difference (README). `error` is the refusal's reason after "The To
+ * header is not a valid address list ".
+ */
+interface Row {
+  readonly value: string
+  readonly rcpt?: ReadonlyArray<string>
+  readonly error?: string
+  /** What smtplib sends where effect-smtp deliberately does otherwise. */
+  readonly smtplib?: ReadonlyArray<string>
+}
+
+const getaddressesTable: ReadonlyArray<Row> = [
+  // bare local parts: a local MTA appends its domain
+  { value: "root", rcpt: ["root"] },
+  { value: "John, Dinsdale", rcpt: ["John", "Dinsdale"] },
+  { value: "a.b", rcpt: ["a.b"] },
+  { value: "jörg", rcpt: ["jörg"] },
+  // display names, with or without a domain
+  { value: "Eric Idle <eric>, Jeff", rcpt: ["eric", "Jeff"] },
+  { value: "Cron Daemon <root>", rcpt: ["root"] },
+  { value: "<root>", rcpt: ["root"] },
+  { value: "\"Doe, John\" <john>", rcpt: ["john"] },
+  { value: "John Q. Public <jqp@x.test>", rcpt: ["jqp@x.test"] },
+  { value: "=?utf-8?q?J=C3=B6rg?= <j@x.test>", rcpt: ["j@x.test"] },
+  // comments
+  { value: "root (Cron Daemon)", rcpt: ["root"] },
+  { value: "root@localhost (Cron Daemon)", rcpt: ["root@localhost"] },
+  { value: "(lead) a@x.test (tail), (c) b (d)", rcpt: ["a@x.test", "b"] },
+  // groups
+  { value: "Team: root, admin;", rcpt: ["root", "admin"] },
+  { value: "Team: root, admin", rcpt: ["root", "admin"] },
+  { value: "Team: x@x.test, \"Y Y\" <y@x.test>;, z@x.test (Zed)", rcpt: ["x@x.test", "y@x.test", "z@x.test"] },
+  { value: "g: a; h: b;", rcpt: ["a", "b"] },
+  { value: "undisclosed-recipients:;", rcpt: [], smtplib: [""] },
+  // quoted local parts
+  { value: "\"root\"", rcpt: ["root"] },
+  { value: "<\"root\">", rcpt: ["root"] },
+  { value: "\"quoted local\"@example.com", rcpt: ["\"quoted local\"@example.com"] },
+  { value: "\"john\"@example.com", rcpt: ["\"john\"@example.com"] },
+  { value: "\"a\\\"b\"@x.test", rcpt: ["\"a\\\"b\"@x.test"] },
+  { value: "\"a b\"", rcpt: ["\"a b\""], smtplib: ["a"] },
+  // other forms getaddresses takes
+  { value: "john . doe@x.test", rcpt: ["john.doe@x.test"] },
+  { value: "a..b@docomo.ne.jp", rcpt: ["a..b@docomo.ne.jp"] },
+  { value: "a.@docomo.ne.jp", rcpt: ["a.@docomo.ne.jp"] },
+  { value: "a@[192.0.2.1]", rcpt: ["a@[192.0.2.1]"] },
+  { value: "jörg@bücher.example", rcpt: ["jörg@bücher.example"] },
+  { value: "<@relay.test:a@x.test>", rcpt: ["a@x.test"] },
+  { value: "a@x.test,", rcpt: ["a@x.test"] },
+  { value: "a@x.test, , b@x.test", rcpt: ["a@x.test", "b@x.test"], smtplib: ["a@x.test", "", "b@x.test"] },
+  { value: "", rcpt: [] },
+  // what cannot be an address: refused, where smtplib sends its guess
+  { value: "Foo Bar", error: "(address 1: several words and no address)", smtplib: ["Foo"] },
+  { value: "a, Foo Bar", error: "(address 2: several words and no address)", smtplib: ["a", "Foo"] },
+  { value: "Team: a, Foo Bar;", error: "(address 2: several words and no address)", smtplib: ["a", "Foo"] },
+  {
+    value: "John Smith john@example.com",
+    error: "(address 1: several words before \"@\")",
+    smtplib: ["John Smith john@example.com"]
+  },
+  { value: "Foo <a b>", error: "(address 1: several words between \"<\" and \">\")", smtplib: ["a"] },
+  { value: "<>", error: "(address 1: an empty address (<>))", smtplib: [""] },
+  { value: "\"\"", error: "(address 1: an empty address)", smtplib: [""] },
+  { value: "<<broken", error: "(address 1: no address between \"<\" and \">\")", smtplib: ["", "broken"] },
+  { value: "a@x.test c", error: "(address 1: something after the address)", smtplib: ["a@x.testc"] },
+  { value: "a <b> <c>", error: "(address 1: something after the address)", smtplib: ["b", "c"] },
+  { value: "a@b@c", error: "(address 1: something after the address)", smtplib: ["", "@c"] },
+  { value: "a@", error: "(address 1: no domain after \"@\")", smtplib: [""] },
+  { value: "@x", error: "(address 1: no address)", smtplib: ["@x"] },
+  { value: ".", error: "(address 1: no address)", smtplib: ["."] },
+  { value: "[1.2.3.4]", error: "(address 1: no address)", smtplib: ["", "1.2.3.4", ""] },
+  { value: "a@b..c", error: "(address 1: a domain with an empty label)", smtplib: ["a@b..c"] },
+  { value: "a@b.", error: "(address 1: a domain with an empty label)", smtplib: ["a@b."] },
+  { value: "\"unterminated", error: "(address 1: an unterminated quoted string)", smtplib: ["unterminated"] },
+  { value: "a (unterminated", error: "(address 1: an unterminated comment)", smtplib: ["a"] },
+  {
+    value: "a@x.test; b@x.test",
+    error: "(address 1: a \";\" outside a group (addresses are separated by \",\"))",
+    smtplib: ["a@x.test", "", "b@x.test"]
+  },
+  { value: "g: h: a;;", error: "(address 1: a group inside a group)", smtplib: ["a"] },
+  { value: "a)b", error: "(address 1: a stray \")\")", smtplib: ["a", "", "b"] },
+  { value: "a\u0000b", error: "(address 1: a control character)", smtplib: ["a\u0000b"] },
+  {
+    value: "ok@x.test, \"a\\\u0001\"@x.test",
+    error: "(address 2: a control character)",
+    smtplib: ["ok@x.test", "\"a\u0001\"@x.test"]
+  }
+]
+
+describe("envelope addresses: smtplib's getaddresses, less its guesses", () => {
+  for (const row of getaddressesTable) {
+    it(`To: ${JSON.stringify(row.value)}`, () => {
+      const result = Message.envelope(msg(`From: a@x.test\r\n${row.value === "" ? "" : `To: ${row.value}\r\n`}`))
+      if (row.error !== undefined) {
+        assert.isTrue(Either.isLeft(result), "expected SmtpInvalidInput")
+        if (Either.isLeft(result)) {
+          assert.strictEqual(result.left.reason, `The To header is not a valid address list ${row.error}`)
+        }
+      } else {
+        assert.deepStrictEqual(Either.getOrThrow(result).to, row.rcpt)
+      }
+    })
+  }
+
+  it("the same addresses as the sender (the first one)", () => {
+    for (const row of getaddressesTable) {
+      if (row.rcpt === undefined || row.rcpt.length === 0) continue
+      const result = Message.envelope(msg(`From: ${row.value}\r\n`))
+      assert.strictEqual(Either.getOrThrow(result).from, row.rcpt[0], row.value)
+    }
+  })
+
+  // the smtplib column is CPython's: checked here when python3 is on the machine (the lax parser:
+  // Python 3.13's strict mode turns some of these lists into a single "" as well)
+  const python = spawnSync("python3", ["--version"])
+  it.skipIf(python.error !== undefined || python.status !== 0)("the smtplib column is what CPython sends", () => {
+    const script = [
+      "import json, sys, smtplib, email.utils",
+      "def ga(v):",
+      "    try: return email.utils.getaddresses([v], strict=False)",
+      "    except TypeError: return email.utils.getaddresses([v])",
+      "rows = json.load(sys.stdin)",
+      "print(json.dumps([[smtplib.quoteaddr(a)[1:-1] for (n, a) in ga(v)] if v else [] for v in rows]))"
+    ].join("\n")
+    const out = spawnSync("python3", ["-c", script], {
+      input: JSON.stringify(getaddressesTable.map((r) => r.value)),
+      encoding: "utf8"
+    })
+    assert.strictEqual(out.status, 0, out.stderr)
+    const sent: Array<Array<string>> = JSON.parse(out.stdout)
+    getaddressesTable.forEach((row, i) => {
+      assert.deepStrictEqual(sent[i], row.smtplib ?? row.rcpt, row.value)
+    })
+  })
 })
 
 const collect = (data: Uint8Array | Stream.Stream<Uint8Array, any, never>) =>

@@ -90,6 +90,55 @@ describe("sendMessage: smtplib's send_message envelope rules, byte-exact", () =>
       assert.strictEqual(written, "EHLO client.test\r\nQUIT\r\n")
     }))
 
+  it.scoped("cron mail to a local MTA: addresses without a domain are sent as smtplib sends them", () =>
+    Effect.gen(function*() {
+      const message = parse(
+        "From: root (Cron Daemon)\r\nTo: root\r\nSubject: Cron <root@host> run-parts /etc/cron.hourly\r\n" + body
+      )
+      const { result, written } = yield* run(message, { recipients: 1 })
+      assert.deepStrictEqual(Either.getOrThrow(result), {})
+      assert.strictEqual(
+        written,
+        "EHLO client.test\r\n" +
+          "MAIL FROM:<root>\r\n" +
+          "RCPT TO:<root>\r\n" +
+          "DATA\r\n" +
+          "From: root (Cron Daemon)\r\nTo: root\r\nSubject: Cron <root@host> run-parts /etc/cron.hourly\r\n" +
+          "\r\nHello\r\n.\r\nQUIT\r\n"
+      )
+    }))
+
+  it.scoped("To: John, Dinsdale and Resent-To with a bare name: one RCPT each, as smtplib", () =>
+    Effect.gen(function*() {
+      const plain = yield* run(parse("From: Eric Idle <eric>\r\nTo: John, Dinsdale\r\n" + body), { recipients: 2 })
+      assert.isTrue(Either.isRight(plain.result))
+      assert.include(plain.written, "MAIL FROM:<eric>\r\nRCPT TO:<John>\r\nRCPT TO:<Dinsdale>\r\nDATA\r\n")
+      const resent = yield* run(
+        parse(
+          "From: a@x.test\r\nTo: b@x.test\r\nResent-Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n" +
+            "Resent-From: Eric Idle <eric>\r\nResent-To: \"Idle, Eric\" <eric@x.test>, Jeff\r\n" + body
+        ),
+        { recipients: 2 }
+      )
+      assert.isTrue(Either.isRight(resent.result))
+      assert.include(resent.written, "MAIL FROM:<eric>\r\nRCPT TO:<eric@x.test>\r\nRCPT TO:<Jeff>\r\nDATA\r\n")
+    }))
+
+  it.scoped("a To that cannot be an address: SmtpInvalidInput naming the header and position, nothing sent", () =>
+    Effect.gen(function*() {
+      const message = parse("From: ann@x.test\r\nTo: bob@x.test, Secret Name\r\n" + body)
+      const { result, written } = yield* run(message, { recipients: 0 })
+      assert.isTrue(Either.isLeft(result))
+      if (Either.isLeft(result)) {
+        assert.strictEqual(result.left._tag, "SmtpInvalidInput")
+        assert.strictEqual(
+          result.left.message,
+          "The To header is not a valid address list (address 2: several words and no address)"
+        )
+      }
+      assert.strictEqual(written, "EHLO client.test\r\nQUIT\r\n")
+    }))
+
   it.scoped("explicit from and to override the headers (Bcc still stripped)", () =>
     Effect.gen(function*() {
       const message = parse("From: ann@x.test\r\nTo: bob@x.test\r\nBcc: dee@x.test\r\n" + body)

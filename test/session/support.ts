@@ -156,6 +156,12 @@ export const plainError = (error: unknown): unknown => {
   if (SmtpError.isSmtpError(error)) {
     const encoded = encodeError(error) as Record<string, unknown>
     const { cause: _cause, ...rest } = encoded
+    if (typeof rest.recipients === "object" && rest.recipients !== null) {
+      // the raw bytes of the replies are checked where they matter (test/session/smtplib.test.ts)
+      rest.recipients = Object.fromEntries(
+        Object.entries(rest.recipients).map(([k, { code, lines }]) => [k, { code, lines }])
+      )
+    }
     // an unknown outcome keeps its cause, in the same plain form
     return error._tag === "SmtpDeliveryUnknown" ? { ...rest, cause: plainError(error.cause) } : rest
   }

@@ -11,6 +11,7 @@
  * - the recipients are the addresses of the first `To`, the first `Bcc` and the first `Cc`
  *   field, in that order (CPython reads `msg[name]`, the first field of each name);
  * - explicit `from` / `to` replace what the headers say;
+ * - the addresses are getaddresses' (see `envelopeAddresses.ts`): `To: root` is `RCPT TO:<root>`;
  * - the message is sent without Bcc and Resent-Bcc; when an envelope address is not ASCII,
  *   SMTPUTF8 and BODY=8BITMIME are added if the server supports SMTPUTF8, else it is an error.
  *
@@ -20,8 +21,8 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput, SmtpNotSupportedError } from "../../SmtpError.js"
-import { parseAddressList } from "./addresses.js"
 import { hasLineBreak, isAscii } from "./bytes.js"
+import { parseEnvelopeAddresses } from "./envelopeAddresses.js"
 import { get, getAll, has } from "./headers.js"
 import { headerBytes, needsSmtpUtf8, serializeWith } from "./serialize.js"
 
@@ -59,11 +60,11 @@ export const envelope = (
           })
         )
       }
-      const first = (yield* parseAddressList(value.value, field))[0]
+      const first = (yield* parseEnvelopeAddresses(value.value, field))[0]
       if (first === undefined) {
         return yield* Either.left(new SmtpInvalidInput({ reason: `The ${field} header holds no address` }))
       }
-      from = first.address
+      from = first
     }
 
     let to: Array<string>
@@ -78,7 +79,7 @@ export const envelope = (
         const field = `${prefix}${name}`
         const value = get(headers, field)
         if (Option.isSome(value)) {
-          for (const address of yield* parseAddressList(value.value, field)) to.push(address.address)
+          for (const address of yield* parseEnvelopeAddresses(value.value, field)) to.push(address)
         }
       }
     }
