@@ -1,6 +1,12 @@
 /**
- * Authentication: the options of `login` and `loginOAuth2`, and the authenticator type of
+ * Authentication: the options of `login`, `loginOAuth2` and `auth`, and the authenticator type of
  * `auth`, the hook for mechanisms this library does not ship.
+ *
+ * The plaintext rule (Go's net/smtp) holds for all three: over an unencrypted connection to a host
+ * that is not loopback, no mechanism that may expose a secret is used unless `allowInsecure` is set.
+ * Only the challenge-response mechanisms, SCRAM-* and CRAM-MD5, are known not to; every other one,
+ * PLAIN, LOGIN, XOAUTH2, OAUTHBEARER and any custom mechanism given to `auth`, is refused with
+ * `SmtpInvalidInput` before anything is written.
  *
  * @since 0.1.0
  */
@@ -36,7 +42,10 @@ export const defaultMechanisms: ReadonlyArray<string> = Sasl.preferenceOrder
  * @category models
  */
 export interface LoginOptions {
-  /** Send the initial response with AUTH (RFC 4954) where the mechanism has one. Default true, as smtplib. */
+  /**
+   * Send the initial response with AUTH (RFC 4954) where the mechanism has one (PLAIN, SCRAM, and
+   * LOGIN's user name, as smtplib). Default true, as smtplib.
+   */
   readonly initialResponseOk?: boolean | undefined
   /** The mechanisms to try, in order (those the server does not advertise are skipped). */
   readonly mechanisms?: ReadonlyArray<string> | undefined
@@ -45,6 +54,23 @@ export interface LoginOptions {
   /**
    * Allow PLAIN and LOGIN (which send the password itself) over an unencrypted connection to a
    * host that is not loopback. Off by default, as in Go's net/smtp.
+   */
+  readonly allowInsecure?: boolean | undefined
+}
+
+/**
+ * Options of `auth`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AuthOptions {
+  /** Call the authenticator with `None` first and send its answer with AUTH (RFC 4954). Default true, as smtplib. */
+  readonly initialResponseOk?: boolean | undefined
+  /**
+   * Allow the mechanism over an unencrypted connection to a host that is not loopback. Needed for
+   * every mechanism but SCRAM-* and CRAM-MD5: a custom one is assumed to send its secret in clear.
+   * Off by default.
    */
   readonly allowInsecure?: boolean | undefined
 }

@@ -144,6 +144,8 @@ export interface Service {
    * mechanisms in preference order (SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, PLAIN, LOGIN), moving on
    * when one is refused, failing with the last `SmtpAuthenticationError`. PLAIN and LOGIN are not
    * used over an unencrypted connection to a non-loopback host unless `allowInsecure` is set.
+   * Credentials that would split a mechanism's fields (a NUL in a PLAIN user name...) skip that
+   * mechanism; `SmtpInvalidInput` when no mechanism can carry them, before anything is written.
    */
   readonly login: (
     user: string,
@@ -152,7 +154,9 @@ export interface Service {
   ) => Effect.Effect<SmtpReply, SmtpError>
   /**
    * OAuth 2.0 (OAUTHBEARER, RFC 7628, or XOAUTH2) with a token from `token`; when the server
-   * rejects it, `token` runs once more for a fresh one and the exchange is retried.
+   * rejects it, `token` runs once more for a fresh one and the exchange is retried. Not over an
+   * unencrypted connection to a non-loopback host unless `allowInsecure`; a user name or token with a
+   * control character (^A separates the fields) is `SmtpInvalidInput`.
    */
   readonly loginOAuth2: <E = never, R = never>(
     user: string,
@@ -161,12 +165,14 @@ export interface Service {
   ) => Effect.Effect<SmtpReply, SmtpError | E, R>
   /**
    * smtplib's `auth`: AUTH with any mechanism through an authenticator (challenge in, response
-   * out). At most 5 challenges; 235 (or 503, already authenticated) is success.
+   * out). At most 5 challenges; 235 (or 503, already authenticated) is success. Over an unencrypted
+   * connection to a non-loopback host only SCRAM-* and CRAM-MD5 are used without `allowInsecure`;
+   * any other mechanism, custom ones included, is `SmtpInvalidInput` before anything is written.
    */
   readonly auth: <E = never, R = never>(
     mechanism: string,
     authenticator: SmtpAuth.Authenticator<E, R>,
-    options?: { readonly initialResponseOk?: boolean | undefined }
+    options?: SmtpAuth.AuthOptions
   ) => Effect.Effect<SmtpReply, SmtpError | E, R>
   /** Whether AUTH succeeded on this session (reset by STARTTLS). */
   readonly isAuthenticated: Effect.Effect<boolean>

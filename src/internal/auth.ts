@@ -1,7 +1,9 @@
 /**
  * SMTP AUTH (RFC 4954) over the engine: one SASL exchange, and `login` / `loginOAuth2` / `auth`
  * built on it. Credentials only ever reach the wire: the transcript shows `<redacted>`, errors
- * carry server replies and mechanism names.
+ * carry server replies and mechanism names. The plaintext rule (no credentials in clear to a host
+ * that is not loopback without `allowInsecure`) is enforced by the exchange itself, so every
+ * operation passes through it.
  *
  * @internal
  */
@@ -50,6 +52,20 @@ interface Mechanism<E, R> {
   readonly step: (challenge: Option.Option<Uint8Array>) => Effect.Effect<Uint8Array | undefined, Abort | E, R>
   /** After 235: a mechanism with something left to verify fails here (SCRAM's server signature). */
   readonly complete: Either.Either<void, string>
+  /**
+   * The mechanism authenticates the server too (SCRAM): when it aborts, the server failed to prove
+   * itself, and the connection is closed after the cancellation so that no other mechanism hands it
+   * a password. Other aborts (a challenge PLAIN or LOGIN did not expect) leave the session usable.
+   */
+  readonly verifiesServer: boolean
+}
+
+interface ExchangeOptions {
+  readonly initialResponseOk: boolean
+  /** The caller's opt-in to credentials in clear to a host that is not loopback (required: no default). */
+  readonly allowInsecure: boolean
+  /** The mechanisms tried so far, this one included, for the error. */
+  readonly tried: ReadonlyArray<string>
 }
 
 const authError = (reply: SmtpReply, mechanisms: ReadonlyArray<string>, detail?: string) =>
@@ -62,16 +78,46 @@ const authError = (reply: SmtpReply, mechanisms: ReadonlyArray<string>, detail?:
 const send = (engine: Engine, line: string, display: string) =>
   Effect.flatMap(Codec.secretLine("AUTH", line, display), engine.command)
 
-/** Runs one exchange. Fails with `SmtpAuthenticationError` on a refusal; E from a custom step. */
+/** The connection is neither encrypted nor to this machine, and the caller did not opt in. */
+const inClear = (ctx: AuthContext, allowInsecure: boolean) => !allowInsecure && !ctx.engine.isSecure() && !ctx.loopback
+
+const insecureRefusal = (what: string) =>
+  new SmtpInvalidInput({
+    reason: `Refusing to send ${what} over an unencrypted connection to a host that is not loopback: ` +
+      `connect with security "starttls" or "tls", or pass { allowInsecure: true } to opt in`
+  })
+
+/** What a mechanism would expose in clear, for the refusal (the name is a validated mechanism name). */
+const secretOf = (name: string) =>
+  name === "PLAIN" || name === "LOGIN"
+    ? `a password (AUTH ${name})`
+    : name === "XOAUTH2" || name === "OAUTHBEARER"
+    ? `an OAuth token (AUTH ${name})`
+    : `AUTH ${name} credentials (only SCRAM-* and CRAM-MD5 are known not to expose a secret)`
+
+/**
+ * Go's net/smtp rule, for every mechanism but the challenge-response ones (SCRAM-*, CRAM-MD5): a
+ * mechanism not known to be safe, custom ones included, is assumed to send its secret in clear.
+ */
+const plaintextRule = (ctx: AuthContext, name: string, allowInsecure: boolean): Effect.Effect<void, SmtpInvalidInput> =>
+  Sasl.isSafeInClear(name) || !inClear(ctx, allowInsecure) ?
+    Effect.void :
+    Effect.fail(insecureRefusal(secretOf(name.toUpperCase())))
+
+/**
+ * Runs one exchange: the plaintext rule first (nothing is written, the mechanism is not asked for
+ * anything, when it refuses), then AUTH and the challenges. Fails with `SmtpAuthenticationError` on
+ * a refusal or a cancelled exchange; E from a custom step.
+ */
 const exchange = <E, R>(
   ctx: AuthContext,
   mechanism: Mechanism<E, R>,
-  initialResponseOk: boolean,
-  tried: ReadonlyArray<string>
+  { allowInsecure, initialResponseOk, tried }: ExchangeOptions
 ): Effect.Effect<SmtpReply, SmtpError | E, R> => {
   let started = false
   return Effect.gen(function*() {
     const { engine } = ctx
+    yield* plaintextRule(ctx, mechanism.name, allowInsecure)
     const cancel = (reason: string) =>
       Effect.flatMap(send(engine, "*", "*"), (reply) => Effect.fail(authError(reply, tried, reason)))
     const initial = initialResponseOk ? yield* Effect.either(mechanism.step(Option.none())) : Either.right(undefined)
@@ -99,10 +145,11 @@ const exchange = <E, R>(
       const response = yield* Effect.either(mechanism.step(Option.some(challenge)))
       if (Either.isLeft(response)) {
         if (response.left instanceof Abort) {
-          // the mechanism caught the server lying (a wrong SCRAM signature, a forged nonce): cancel,
-          // then close, so that no further mechanism hands this server a password
           const reason = response.left.reason
-          return yield* Effect.ensuring(cancel(reason), engine.close)
+          // a mechanism that authenticates the server caught it lying (a wrong SCRAM signature, a
+          // forged nonce): cancel, then close, so that no further mechanism hands it a password.
+          // Otherwise (a challenge PLAIN or LOGIN did not expect) cancel and keep the session.
+          return yield* mechanism.verifiesServer ? Effect.ensuring(cancel(reason), engine.close) : cancel(reason)
         }
         // a custom authenticator failed: cancel the exchange, then report its own error
         yield* Effect.ignore(send(engine, "*", "*"))
@@ -133,6 +180,7 @@ const exchange = <E, R>(
 
 const fromSasl = (name: string, session: Sasl.SaslSession): Mechanism<never, never> => ({
   name,
+  verifiesServer: name.toUpperCase().startsWith("SCRAM-"),
   step: (challenge) =>
     Option.match(challenge, {
       onNone: () => Effect.succeed(session.initial()),
@@ -143,8 +191,6 @@ const fromSasl = (name: string, session: Sasl.SaslSession): Mechanism<never, nev
     return session.complete()
   }
 })
-
-const isPasswordInClear = (name: string) => name === "PLAIN" || name === "LOGIN"
 
 const advertised = (ctx: AuthContext) =>
   Effect.gen(function*() {
@@ -158,13 +204,12 @@ const advertised = (ctx: AuthContext) =>
     return auth.split(/\s+/).filter((m) => m !== "").map((m) => m.toUpperCase())
   })
 
-const insecureRefusal = (what: string, option: string) =>
-  new SmtpInvalidInput({
-    reason: `Refusing to send ${what} over an unencrypted connection to a host that is not loopback: ` +
-      `connect with security "starttls" or "tls", or pass { ${option}: true } to opt in`
-  })
-
-/** smtplib's `login`: the advertised mechanisms in preference order, the last error if all fail. */
+/**
+ * smtplib's `login`: the advertised mechanisms in preference order, the last error if all fail.
+ * Every mechanism's session is started before anything is written: one that cannot carry the
+ * credentials (an authzid for LOGIN or CRAM-MD5, a space in a CRAM-MD5 user name, a password SCRAM's
+ * SASLprep refuses) is skipped, and when none can, the login fails with `SmtpInvalidInput`.
+ */
 export const login = (
   ctx: AuthContext,
   user: string,
@@ -174,14 +219,22 @@ export const login = (
   Effect.gen(function*() {
     const offered = yield* advertised(ctx)
     const candidates = Sasl.choose(offered, options.mechanisms ?? Sasl.preferenceOrder)
-    const insecure = !ctx.engine.isSecure() && !ctx.loopback && options.allowInsecure !== true
+    const unknown = candidates.find((m) => !Sasl.isPasswordMechanism(m))
+    if (unknown !== undefined) {
+      return yield* Effect.fail(
+        new SmtpInvalidInput({
+          reason: `Unsupported SASL mechanism for password authentication: ${unknown.toUpperCase()}`
+        })
+      )
+    }
+    const allowInsecure = options.allowInsecure === true
     // an authorization identity fits only PLAIN and SCRAM: the others are skipped, not failed
     const carriers = options.authzid === undefined || options.authzid === "" ?
       candidates :
       candidates.filter((m) => !["CRAM-MD5", "LOGIN"].includes(m.toUpperCase()))
-    const usable = insecure ? carriers.filter((m) => !isPasswordInClear(m.toUpperCase())) : carriers
+    const usable = inClear(ctx, allowInsecure) ? carriers.filter(Sasl.isSafeInClear) : carriers
     if (usable.length === 0) {
-      if (carriers.length > 0) return yield* Effect.fail(insecureRefusal("a password", "allowInsecure"))
+      if (carriers.length > 0) return yield* Effect.fail(insecureRefusal("a password"))
       if (candidates.length > 0) {
         return yield* Effect.fail(
           new SmtpInvalidInput({
@@ -196,18 +249,27 @@ export const login = (
         })
       )
     }
+    const sessions = usable.map((name) => ({
+      name,
+      session: Sasl.forPassword(name, { username: user, password: Redacted.value(password), authzid: options.authzid })
+    }))
+    const startable = sessions.flatMap(({ name, session }) =>
+      Either.isRight(session) ? [{ name, session: session.right }] : []
+    )
+    if (startable.length === 0) {
+      const reasons = sessions.flatMap(({ session }) => Either.isLeft(session) ? [session.left] : [])
+      return yield* Effect.fail(new SmtpInvalidInput({ reason: [...new Set(reasons)].join("; ") }))
+    }
     const tried: Array<string> = []
     let last: SmtpAuthenticationError | undefined
-    for (const name of usable) {
-      const session = Sasl.forPassword(name, {
-        username: user,
-        password: Redacted.value(password),
-        authzid: options.authzid
-      })
-      if (Either.isLeft(session)) return yield* Effect.fail(new SmtpInvalidInput({ reason: session.left }))
+    for (const { name, session } of startable) {
       tried.push(name)
       const result = yield* Effect.either(
-        exchange(ctx, fromSasl(name, session.right), options.initialResponseOk ?? true, tried.slice())
+        exchange(ctx, fromSasl(name, session), {
+          initialResponseOk: options.initialResponseOk ?? true,
+          allowInsecure,
+          tried: tried.slice()
+        })
       )
       if (Either.isRight(result)) return result.right
       if (result.left._tag !== "SmtpAuthenticationError" || ctx.engine.isClosed()) {
@@ -237,23 +299,30 @@ export const loginOAuth2 = <E, R>(
         })
       )
     }
-    if (!ctx.engine.isSecure() && !ctx.loopback && options.allowInsecure !== true) {
-      return yield* Effect.fail(insecureRefusal("an OAuth token", "allowInsecure"))
-    }
+    const allowInsecure = options.allowInsecure === true
+    // both checked before the token is fetched (the exchange checks the plaintext rule again)
+    yield* plaintextRule(ctx, name, allowInsecure)
+    const identity = name === "XOAUTH2" ?
+      Sasl.XOAuth2.validateIdentity({ username: user }) :
+      Sasl.OAuthBearer.validateIdentity({ username: user, host: ctx.host, port: ctx.port })
+    if (identity !== undefined) return yield* Effect.fail(new SmtpInvalidInput({ reason: identity }))
     const attempt = Effect.gen(function*() {
       const t = Redacted.value(yield* token)
-      const session = name === "XOAUTH2" ?
+      const started = name === "XOAUTH2" ?
         Sasl.XOAuth2.make({ username: user, token: t }) :
         Sasl.OAuthBearer.make({ username: user, token: t, host: ctx.host, port: ctx.port })
-      return yield* exchange(ctx, fromSasl(name, session), true, [name]).pipe(
-        Effect.mapError((e) => {
-          const json = session.serverError()
-          if (e._tag !== "SmtpAuthenticationError" || json === undefined) return e
-          const status = [json.status && `status ${json.status}`, json.scope && `scope ${json.scope}`]
-            .filter(Boolean).join(", ")
-          return new SmtpAuthenticationError({ ...e, detail: `token rejected${status ? ` (${status})` : ""}` })
-        })
-      )
+      if (Either.isLeft(started)) return yield* Effect.fail(new SmtpInvalidInput({ reason: started.left }))
+      const session = started.right
+      return yield* exchange(ctx, fromSasl(name, session), { initialResponseOk: true, allowInsecure, tried: [name] })
+        .pipe(
+          Effect.mapError((e) => {
+            const json = session.serverError()
+            if (e._tag !== "SmtpAuthenticationError" || json === undefined) return e
+            const status = [json.status && `status ${json.status}`, json.scope && `scope ${json.scope}`]
+              .filter(Boolean).join(", ")
+            return new SmtpAuthenticationError({ ...e, detail: `token rejected${status ? ` (${status})` : ""}` })
+          })
+        )
     })
     return yield* attempt.pipe(
       Effect.catchIf(
@@ -266,12 +335,16 @@ export const loginOAuth2 = <E, R>(
     )
   })
 
-/** smtplib's `auth`: any mechanism, through a caller's authenticator. */
+/**
+ * smtplib's `auth`: any mechanism, through a caller's authenticator. The plaintext rule applies as
+ * for `login`: any mechanism but SCRAM-* and CRAM-MD5, custom ones included, is refused in clear to
+ * a host that is not loopback unless `allowInsecure`, before the authenticator runs.
+ */
 export const auth = <E, R>(
   ctx: AuthContext,
   name: string,
   authenticator: SmtpAuth.Authenticator<E, R>,
-  options: { readonly initialResponseOk?: boolean | undefined } = {}
+  options: SmtpAuth.AuthOptions = {}
 ): Effect.Effect<SmtpReply, SmtpError | E, R> =>
   Effect.gen(function*() {
     yield* ctx.ehloOrHeloIfNeeded
@@ -286,7 +359,12 @@ export const auth = <E, R>(
     const mechanism: Mechanism<E, R> = {
       name: name.toUpperCase(),
       step: (challenge) => Effect.map(authenticator(challenge), (r) => (typeof r === "string" ? utf8(r) : r)),
-      complete: Either.void
+      complete: Either.void,
+      verifiesServer: false
     }
-    return yield* exchange(ctx, mechanism, options.initialResponseOk ?? true, [name.toUpperCase()])
+    return yield* exchange(ctx, mechanism, {
+      initialResponseOk: options.initialResponseOk ?? true,
+      allowInsecure: options.allowInsecure === true,
+      tried: [name.toUpperCase()]
+    })
   })

@@ -95,8 +95,7 @@ describe("login: the plaintext rule (Go's net/smtp)", () => {
       const { record, result } = yield* scripted(
         [
           EHLO("LOGIN"),
-          { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
-          { expect: b64("user"), reply: "334 UGFzc3dvcmQ6" },
+          { expect: `AUTH LOGIN ${b64("user")}`, reply: "334 UGFzc3dvcmQ6" },
           { expect: b64("hunter2"), reply: "235 2.7.0 Authentication successful" },
           QUIT
         ],
@@ -181,7 +180,7 @@ describe("login: the exchanges, byte for byte", () => {
       assert.strictEqual(written, `EHLO client.test\r\nAUTH PLAIN\r\n${plainIr}\r\nQUIT\r\n`)
     }))
 
-  it.effect("LOGIN: two 334 prompts, the user then the password", () =>
+  it.effect("LOGIN with initialResponseOk false: two 334 prompts, the user then the password", () =>
     Effect.gen(function*() {
       const { record, result, written } = yield* scripted(
         [
@@ -191,20 +190,19 @@ describe("login: the exchanges, byte for byte", () => {
           { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
           QUIT
         ],
-        (smtp) => smtp.login("user", password, { allowInsecure: true })
+        (smtp) => smtp.login("user", password, { initialResponseOk: false, allowInsecure: true })
       )
       right(result)
       followed(record)
       assert.strictEqual(written, "EHLO client.test\r\nAUTH LOGIN\r\ndXNlcg==\r\naHVudGVyMg==\r\nQUIT\r\n")
     }))
 
-  it.effect("LOGIN: a third 334 is answered with * and fails", () =>
+  it.effect("LOGIN: a 334 after the password is answered with * and fails", () =>
     Effect.gen(function*() {
       const { record, result } = yield* scripted(
         [
           EHLO("LOGIN"),
-          { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
-          { expect: "dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
           { expect: "aHVudGVyMg==", reply: `334 ${b64("Again:")}` },
           { expect: "*", reply: "501 5.7.0 Authentication cancelled" },
           QUIT
@@ -214,7 +212,7 @@ describe("login: the exchanges, byte for byte", () => {
       followedToCancel(record)
       const error = authError(left(result))
       assert.strictEqual(error.code, 501)
-      assert.include(error.detail ?? "", "third")
+      assert.include(error.detail ?? "", "after the password")
     }))
 
   it.effect("501 to the AUTH line: SmtpAuthenticationError with the code, enhanced code and text", () =>
@@ -299,8 +297,7 @@ describe("login: preference order", () => {
           { expect: "AUTH CRAM-MD5", reply: `334 ${b64(rfc2195.challenge)}` },
           { expect: base64Line, reply: "535 5.7.8 CRAM-MD5 refused" },
           { expect: `AUTH PLAIN ${plainIr}`, reply: "535 5.7.8 PLAIN refused" },
-          { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
-          { expect: "dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
           { expect: "aHVudGVyMg==", reply: "535 5.7.8 LOGIN refused" },
           QUIT
         ],
@@ -319,7 +316,7 @@ describe("login: preference order", () => {
       assert.deepStrictEqual(error.mechanisms, ["CRAM-MD5", "PLAIN", "LOGIN"])
       assert.strictEqual(
         written.split("\r\n").filter((l) => l.startsWith("AUTH")).join("|"),
-        `AUTH CRAM-MD5|AUTH PLAIN ${plainIr}|AUTH LOGIN`
+        `AUTH CRAM-MD5|AUTH PLAIN ${plainIr}|AUTH LOGIN dXNlcg==`
       )
     }))
 
@@ -349,7 +346,7 @@ describe("login: preference order", () => {
           { expect: /^AUTH SCRAM-SHA-1 [A-Za-z0-9+/]+={0,2}$/, reply: refused },
           { expect: "AUTH CRAM-MD5", reply: refused },
           { expect: `AUTH PLAIN ${plainIr}`, reply: refused },
-          { expect: "AUTH LOGIN", reply: refused },
+          { expect: "AUTH LOGIN dXNlcg==", reply: refused },
           QUIT
         ],
         (smtp) => smtp.login("user", password, { allowInsecure: true })
@@ -369,8 +366,7 @@ describe("login: preference order", () => {
       const { record, result } = yield* scripted(
         [
           EHLO("LOGIN PLAIN CRAM-MD5"),
-          { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
-          { expect: "dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
           { expect: "aHVudGVyMg==", reply: "535 5.7.8 LOGIN refused" },
           { expect: `AUTH PLAIN ${plainIr}`, reply: "235 2.7.0 Authentication successful" },
           QUIT
@@ -442,7 +438,40 @@ describe("login: preference order", () => {
       const { record, result } = yield* scripted(
         [
           { expect: "EHLO client.test", reply: "250-mx.test\r\n250-AUTH=LOGIN\r\n250 PIPELINING" },
-          { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
+          QUIT
+        ],
+        (smtp) => smtp.login("user", password, { allowInsecure: true })
+      )
+      right(result)
+      followed(record)
+    }))
+})
+
+describe("login: LOGIN sends its initial response and answers the prompt asked", () => {
+  it.effect("initialResponseOk (the default): AUTH LOGIN <base64 user>, then the password to 334 Password:", () =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* scripted(
+        [
+          EHLO("LOGIN"),
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
+          QUIT
+        ],
+        (smtp) => smtp.login("user", password, { allowInsecure: true })
+      )
+      assert.strictEqual(right(result).code, 235)
+      followed(record)
+      assert.strictEqual(written, "EHLO client.test\r\nAUTH LOGIN dXNlcg==\r\naHVudGVyMg==\r\nQUIT\r\n")
+    }))
+
+  it.effect("a server that ignores the initial response and asks Username: gets the user again, then the password", () =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* scripted(
+        [
+          EHLO("LOGIN"),
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 VXNlcm5hbWU6" },
           { expect: "dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
           { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
           QUIT
@@ -450,6 +479,171 @@ describe("login: preference order", () => {
         (smtp) => smtp.login("user", password, { allowInsecure: true })
       )
       right(result)
+      followed(record)
+      assert.strictEqual(written, "EHLO client.test\r\nAUTH LOGIN dXNlcg==\r\ndXNlcg==\r\naHVudGVyMg==\r\nQUIT\r\n")
+    }))
+
+  it.effect("without the initial response, a server that prompts Password: first gets the password, not the user", () =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* scripted(
+        [
+          EHLO("LOGIN"),
+          { expect: "AUTH LOGIN", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "aHVudGVyMg==", reply: "334 VXNlcm5hbWU6" },
+          { expect: "dXNlcg==", reply: "235 2.7.0 Authentication successful" },
+          QUIT
+        ],
+        (smtp) => smtp.login("user", password, { initialResponseOk: false, allowInsecure: true })
+      )
+      right(result)
+      followed(record)
+      assert.strictEqual(written, "EHLO client.test\r\nAUTH LOGIN\r\naHVudGVyMg==\r\ndXNlcg==\r\nQUIT\r\n")
+    }))
+
+  for (
+    const [label, userPrompt, passwordPrompt] of [
+      ["\"User Name\" and \"password\" (case-insensitive, no colon)", b64("User Name"), b64("password")],
+      ["\"username:\" and \"PASSWORD:\"", b64("username:"), b64("PASSWORD:")],
+      ["prompts base64-encoded twice", b64("VXNlcm5hbWU6"), b64("UGFzc3dvcmQ6")],
+      ["as aiosmtpd's defaults, \"User Name\\0\" and \"Password\\0\"", b64("User Name\u0000"), b64("Password\u0000")]
+    ] as const
+  ) {
+    it.effect(`prompts spelled ${label}: password first, then the user, each as asked`, () =>
+      Effect.gen(function*() {
+        const { record, result } = yield* scripted(
+          [
+            EHLO("LOGIN"),
+            { expect: "AUTH LOGIN", reply: `334 ${passwordPrompt}` },
+            { expect: "aHVudGVyMg==", reply: `334 ${userPrompt}` },
+            { expect: "dXNlcg==", reply: "235 2.7.0 Authentication successful" },
+            QUIT
+          ],
+          (smtp) => smtp.login("user", password, { initialResponseOk: false, allowInsecure: true })
+        )
+        right(result)
+        followed(record)
+      }))
+  }
+
+  it.effect("empty or unrecognised prompts are answered by position (user, then password), as smtplib", () =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* scripted(
+        [
+          EHLO("LOGIN"),
+          { expect: "AUTH LOGIN", reply: "334 " },
+          { expect: "dXNlcg==", reply: `334 ${b64("Secret phrase?")}` },
+          { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
+          QUIT
+        ],
+        (smtp) => smtp.login("user", password, { initialResponseOk: false, allowInsecure: true })
+      )
+      right(result)
+      followed(record)
+      assert.strictEqual(written, "EHLO client.test\r\nAUTH LOGIN\r\ndXNlcg==\r\naHVudGVyMg==\r\nQUIT\r\n")
+    }))
+
+  it.effect("after the initial response an unrecognised prompt is the second position: the password", () =>
+    Effect.gen(function*() {
+      const { record, result } = yield* scripted(
+        [
+          EHLO("LOGIN"),
+          { expect: "AUTH LOGIN dXNlcg==", reply: `334 ${b64("Secret phrase?")}` },
+          { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
+          QUIT
+        ],
+        (smtp) => smtp.login("user", password, { allowInsecure: true })
+      )
+      right(result)
+      followed(record)
+    }))
+
+  it.effect("asked for the password twice: * (the password is not sent again), the session stays usable", () =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* scripted(
+        [
+          EHLO("LOGIN"),
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "aHVudGVyMg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "*", reply: "501 5.7.0 Authentication cancelled" },
+          { expect: "NOOP", reply: "250 2.0.0 OK" },
+          QUIT
+        ],
+        (smtp) =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(smtp.login("user", password, { allowInsecure: true }))
+            assert.strictEqual((yield* smtp.noop).code, 250)
+            return error
+          })
+      )
+      followed(record)
+      const error = authError(right(result))
+      assert.strictEqual(error.code, 501)
+      assert.include(error.detail ?? "", "password")
+      assert.strictEqual(written.split("\r\n").filter((l) => l === "aHVudGVyMg==").length, 1)
+    }))
+})
+
+describe("login: PLAIN challenged after its initial response (RFC 4954 §4)", () => {
+  it.effect("* cancels, the 501 is read, SmtpAuthenticationError says why, and the session stays usable", () =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* scripted(
+        [
+          EHLO("PLAIN"),
+          { expect: `AUTH PLAIN ${plainIr}`, reply: `334 ${b64("and now?")}` },
+          { expect: "*", reply: "501 5.7.0 Authentication cancelled" },
+          { expect: "NOOP", reply: "250 2.0.0 OK" },
+          QUIT
+        ],
+        (smtp) =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(smtp.login("user", password, { allowInsecure: true }))
+            assert.isFalse(yield* smtp.isClosed)
+            assert.isFalse(yield* smtp.isAuthenticated)
+            assert.strictEqual((yield* smtp.noop).code, 250)
+            return error
+          })
+      )
+      followed(record)
+      const error = authError(right(result))
+      assert.strictEqual(error.code, 501)
+      assert.strictEqual(error.enhancedCode, "5.7.0")
+      assert.deepStrictEqual(error.mechanisms, ["PLAIN"])
+      assert.include(error.detail ?? "", "PLAIN")
+      assert.include(error.detail ?? "", "initial response")
+      assert.notInclude(error.message, "hunter2")
+      assert.strictEqual(written, `EHLO client.test\r\nAUTH PLAIN ${plainIr}\r\n*\r\nNOOP\r\nQUIT\r\n`)
+    }))
+
+  it.effect("an empty 334 after the initial response is cancelled the same way", () =>
+    Effect.gen(function*() {
+      const { record, result } = yield* scripted(
+        [
+          EHLO("PLAIN"),
+          { expect: `AUTH PLAIN ${plainIr}`, reply: "334 " },
+          { expect: "*", reply: "501 5.7.0 Authentication cancelled" },
+          { expect: "NOOP", reply: "250 2.0.0 OK" },
+          QUIT
+        ],
+        (smtp) => Effect.zipRight(Effect.flip(smtp.login("user", password, { allowInsecure: true })), smtp.noop)
+      )
+      assert.strictEqual(right(result).code, 250)
+      followed(record)
+    }))
+
+  it.effect("login goes on to the next mechanism, as after any refusal", () =>
+    Effect.gen(function*() {
+      const { record, result } = yield* scripted(
+        [
+          EHLO("PLAIN LOGIN"),
+          { expect: `AUTH PLAIN ${plainIr}`, reply: `334 ${b64("and now?")}` },
+          { expect: "*", reply: "501 5.7.0 Authentication cancelled" },
+          { expect: "AUTH LOGIN dXNlcg==", reply: "334 UGFzc3dvcmQ6" },
+          { expect: "aHVudGVyMg==", reply: "235 2.7.0 Authentication successful" },
+          QUIT
+        ],
+        (smtp) => smtp.login("user", password, { allowInsecure: true })
+      )
+      assert.strictEqual(right(result).code, 235)
       followed(record)
     }))
 })
@@ -470,6 +664,9 @@ const recording = (answers: ReadonlyArray<string | Uint8Array | undefined>) => {
 }
 
 describe("auth(): the custom-mechanism hook", () => {
+  // over TLS: the plaintext rule refuses custom mechanisms in clear to mx.test (tested below)
+  const tls: SmtpClient.Options = { security: "tls" }
+
   it.effect("the authenticator gets None first, then each challenge decoded", () =>
     Effect.gen(function*() {
       const auth = recording([undefined, "world", new Uint8Array([0, 1, 255])])
@@ -486,7 +683,8 @@ describe("auth(): the custom-mechanism hook", () => {
             const reply = yield* smtp.auth("x-test", auth.authenticator)
             assert.strictEqual(reply.code, 235)
             assert.isTrue(yield* smtp.isAuthenticated)
-          })
+          }),
+        tls
       )
       right(result)
       followed(record)
@@ -510,7 +708,8 @@ describe("auth(): the custom-mechanism hook", () => {
             const error = yield* Effect.flip(smtp.auth("X-TEST", withIr.authenticator))
             yield* smtp.auth("X-EMPTY", empty.authenticator)
             return error
-          })
+          }),
+        tls
       )
       followed(record)
       const error = authError(right(result))
@@ -529,7 +728,8 @@ describe("auth(): the custom-mechanism hook", () => {
           { expect: b64("answer"), reply: "235 2.7.0 ok" },
           QUIT
         ],
-        (smtp) => smtp.auth("X-TEST", auth.authenticator, { initialResponseOk: false })
+        (smtp) => smtp.auth("X-TEST", auth.authenticator, { initialResponseOk: false }),
+        tls
       )
       right(result)
       followed(record)
@@ -552,7 +752,8 @@ describe("auth(): the custom-mechanism hook", () => {
           { expect: "*", reply: "501 5.7.0 Authentication cancelled" },
           QUIT
         ],
-        (smtp) => smtp.auth("X-LOOP", auth.authenticator)
+        (smtp) => smtp.auth("X-LOOP", auth.authenticator),
+        tls
       )
       followed(record)
       const error = authError(left(result))
@@ -576,7 +777,8 @@ describe("auth(): the custom-mechanism hook", () => {
           smtp.auth("X-FAIL", (challenge) =>
             Option.isNone(challenge) ?
               Effect.succeed("init") :
-              Effect.fail(new AuthenticatorFailed({ round: ++round })))
+              Effect.fail(new AuthenticatorFailed({ round: ++round }))),
+        tls
       )
       followed(record)
       const error = left(result)
@@ -598,6 +800,71 @@ describe("auth(): the custom-mechanism hook", () => {
       invalidInput(left(result))
       assert.deepStrictEqual(auth.calls, [])
       assert.strictEqual(written, "EHLO client.test\r\nQUIT\r\n")
+    }))
+})
+
+describe("auth(): the plaintext rule holds here too (Go's net/smtp)", () => {
+  it.effect("in clear to a non-loopback host: PLAIN, LOGIN, XOAUTH2 and custom names refused, nothing written", () =>
+    Effect.gen(function*() {
+      for (const name of ["PLAIN", "login", "XOAUTH2", "OAUTHBEARER", "X-CUSTOM", "DIGEST-MD5"]) {
+        for (const initialResponseOk of [true, false]) {
+          const auth = recording(["\u0000user\u0000hunter2"])
+          const { record, result, written } = yield* scripted(
+            [EHLO("PLAIN LOGIN XOAUTH2 OAUTHBEARER X-CUSTOM DIGEST-MD5"), QUIT],
+            (smtp) => smtp.auth(name, auth.authenticator, { initialResponseOk })
+          )
+          followed(record)
+          const error = invalidInput(left(result))
+          assert.include(error.message, `AUTH ${name.toUpperCase()}`)
+          assert.include(error.message, "allowInsecure: true")
+          assert.notInclude(error.message, "hunter2")
+          assert.deepStrictEqual(auth.calls, [], `${name}: the authenticator never ran`)
+          assert.strictEqual(written, "EHLO client.test\r\nQUIT\r\n")
+        }
+      }
+    }))
+
+  it.effect("the challenge-response mechanisms (CRAM-MD5, SCRAM-*) go ahead in clear", () =>
+    Effect.gen(function*() {
+      const cram = recording([undefined, rfc2195.response])
+      const scram = recording(["n,,n=user,r=abc"])
+      const { record, result } = yield* scripted(
+        [
+          EHLO("CRAM-MD5 SCRAM-SHA-256"),
+          { expect: "AUTH CRAM-MD5", reply: `334 ${b64(rfc2195.challenge)}` },
+          { expect: b64(rfc2195.response), reply: "535 5.7.8 no" },
+          { expect: `AUTH SCRAM-SHA-256 ${b64("n,,n=user,r=abc")}`, reply: "535 5.7.8 no" },
+          QUIT
+        ],
+        (smtp) =>
+          Effect.zipRight(
+            Effect.flip(smtp.auth("CRAM-MD5", cram.authenticator)),
+            smtp.auth("scram-sha-256", scram.authenticator)
+          )
+      )
+      followed(record)
+      assert.strictEqual(authError(left(result)).code, 535)
+    }))
+
+  it.effect("allowInsecure opts in; over TLS, or to loopback, no opt-in is needed", () =>
+    Effect.gen(function*() {
+      const plain = () => recording(["\u0000user\u0000hunter2"])
+      const steps = [
+        EHLO("PLAIN"),
+        { expect: `AUTH PLAIN ${plainIr}`, reply: "235 2.7.0 ok" },
+        QUIT
+      ]
+      const optIn = yield* scripted(steps, (smtp) => smtp.auth("PLAIN", plain().authenticator, { allowInsecure: true }))
+      right(optIn.result)
+      followed(optIn.record)
+      const tls = yield* scripted(steps, (smtp) => smtp.auth("PLAIN", plain().authenticator), { security: "tls" })
+      right(tls.result)
+      followed(tls.record)
+      const loopback = yield* scripted(steps, (smtp) => smtp.auth("PLAIN", plain().authenticator), {
+        host: "127.0.0.1"
+      })
+      right(loopback.result)
+      followed(loopback.record)
     }))
 })
 

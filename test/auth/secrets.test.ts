@@ -211,18 +211,23 @@ describe("no credential in logs, spans or errors", () => {
       ], login({ initialResponseOk: false }))
       yield* capture.session([
         EHLO("LOGIN"),
-        { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
-        { expect: b64("user"), reply: "334 UGFzc3dvcmQ6" },
+        { expect: `AUTH LOGIN ${b64("user")}`, reply: "334 UGFzc3dvcmQ6" },
         { expect: b64(PASSWORD), reply: "235 2.7.0 ok" },
         QUIT
       ], login())
+      yield* capture.session([
+        EHLO("LOGIN"),
+        { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
+        { expect: b64("user"), reply: "334 UGFzc3dvcmQ6" },
+        { expect: b64(PASSWORD), reply: refused },
+        QUIT
+      ], login({ initialResponseOk: false }))
       yield* capture.session([
         EHLO("LOGIN PLAIN CRAM-MD5"),
         { expect: "AUTH CRAM-MD5", reply: `334 ${b64(rfc2195.challenge)}` },
         { expect: /./, reply: refused },
         { expect: `AUTH PLAIN ${plainIr}`, reply: "501 5.5.2 Syntax error" },
-        { expect: "AUTH LOGIN", reply: "334 VXNlcm5hbWU6" },
-        { expect: b64("user"), reply: "334 UGFzc3dvcmQ6" },
+        { expect: `AUTH LOGIN ${b64("user")}`, reply: "334 UGFzc3dvcmQ6" },
         { expect: b64(PASSWORD), reply: `334 ${b64("Again:")}` },
         { expect: "*", reply: "501 5.7.0 cancelled" },
         QUIT
@@ -246,6 +251,7 @@ describe("no credential in logs, spans or errors", () => {
       assert.isTrue(capture.transcript("C: AUTH PLAIN <redacted>"))
       assert.isTrue(capture.transcript("C: <redacted>"))
       assert.isTrue(capture.transcript("C: AUTH LOGIN"))
+      assert.isTrue(capture.transcript("C: AUTH LOGIN <redacted>"))
       assert.isTrue(capture.transcript("C: AUTH CRAM-MD5"))
       assert.isTrue(capture.transcript("C: *"))
       assert.isTrue(capture.transcript("S: 334 VXNlcm5hbWU6"))
@@ -295,28 +301,37 @@ describe("no credential in logs, spans or errors", () => {
       capture.assertClean([TOKEN_1, TOKEN_2, `Bearer ${TOKEN_1}`, xoauth2(user, TOKEN_1)])
     }))
 
-  it.effect("auth() with a custom mechanism: responses, the 334 loop, a failing authenticator", () =>
+  it.effect("auth() with a custom mechanism: responses, the 334 loop, a failing authenticator, refused in clear", () =>
     Effect.gen(function*() {
       const capture = makeCapture()
+      const tls: SmtpClient.Options = { security: "tls" }
       const secretAnswer = (challenge: Option.Option<Uint8Array>) =>
         Effect.succeed(Option.isNone(challenge) ? `${CUSTOM}-initial` : `${CUSTOM}-response`)
-      yield* capture.session([
-        EHLO("X-SECRET"),
-        { expect: `AUTH X-SECRET ${b64(`${CUSTOM}-initial`)}`, reply: `334 ${b64("challenge")}` },
-        { expect: b64(`${CUSTOM}-response`), reply: "235 2.7.0 ok" },
-        QUIT
-      ], (smtp) => smtp.auth("X-SECRET", secretAnswer))
+      yield* capture.session(
+        [
+          EHLO("X-SECRET"),
+          { expect: `AUTH X-SECRET ${b64(`${CUSTOM}-initial`)}`, reply: `334 ${b64("challenge")}` },
+          { expect: b64(`${CUSTOM}-response`), reply: "235 2.7.0 ok" },
+          QUIT
+        ],
+        (smtp) => smtp.auth("X-SECRET", secretAnswer),
+        tls
+      )
       const loop: ReadonlyArray<ScriptedTransport.Step> = Array.from({ length: 5 }, () => ({
         expect: b64(`${CUSTOM}-response`),
         reply: `334 ${b64("more")}`
       }))
-      yield* capture.session([
-        EHLO("X-SECRET"),
-        { expect: /^AUTH X-SECRET /, reply: `334 ${b64("more")}` },
-        ...loop,
-        { expect: "*", reply: "501 5.7.0 cancelled" },
-        QUIT
-      ], (smtp) => smtp.auth("X-SECRET", secretAnswer))
+      yield* capture.session(
+        [
+          EHLO("X-SECRET"),
+          { expect: /^AUTH X-SECRET /, reply: `334 ${b64("more")}` },
+          ...loop,
+          { expect: "*", reply: "501 5.7.0 cancelled" },
+          QUIT
+        ],
+        (smtp) => smtp.auth("X-SECRET", secretAnswer),
+        tls
+      )
       yield* capture.session([
         EHLO("X-SECRET"),
         { expect: /^AUTH X-SECRET /, reply: `334 ${b64("challenge")}` },
@@ -326,7 +341,9 @@ describe("no credential in logs, spans or errors", () => {
         smtp.auth(
           "X-SECRET",
           (challenge) => Option.isNone(challenge) ? secretAnswer(challenge) : Effect.fail("authenticator gave up")
-        ))
+        ), tls)
+      // refused in clear to a non-loopback host: the authenticator never runs
+      yield* capture.session([EHLO("X-SECRET"), QUIT], (smtp) => smtp.auth("X-SECRET", secretAnswer))
       assert.isTrue(capture.transcript("C: AUTH X-SECRET <redacted>"))
       capture.assertClean([CUSTOM])
     }))
@@ -454,6 +471,130 @@ describe("no credential in logs, spans or errors: real TCP", () => {
         b64(xoauth2("alice", TOKEN_1))
       ])
     })))
+})
+
+describe("field injection: a value that would split or add a SASL field is refused before anything is written", () => {
+  const EVIL = "EVILTOKEN-injected"
+  const nothingAfterEhlo = "EHLO client.test\r\nQUIT\r\n"
+
+  /** One refused attempt: SmtpInvalidInput naming the field, nothing but EHLO and QUIT written. */
+  const refused = <E>(
+    capture: ReturnType<typeof makeCapture>,
+    auth: string,
+    use: (smtp: Parameters<Parameters<typeof scripted>[1]>[0]) => Effect.Effect<unknown, E>,
+    field: string,
+    options: SmtpClient.Options = {}
+  ) =>
+    Effect.gen(function*() {
+      const { record, result, written } = yield* capture.session([EHLO(auth), QUIT], use, options)
+      assert.deepStrictEqual(record.mismatches(), [])
+      assert.strictEqual(written, nothingAfterEhlo, `${auth} / ${field}: nothing but EHLO and QUIT`)
+      if (Either.isRight(result)) return assert.fail(`${auth} / ${field}: expected SmtpInvalidInput, got a success`)
+      const error = result.left as { readonly _tag?: string; readonly message?: string }
+      assert.strictEqual(error._tag, "SmtpInvalidInput", `${auth} / ${field}: ${error.message}`)
+      assert.include(error.message ?? "", field, `${auth}: the message names the field`)
+      return error.message ?? ""
+    })
+
+  it.effect("PLAIN: NUL in the user name, the authzid or the password; CR/LF in the user name", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const login =
+        (user: string, secret: string, options = {}) => (smtp: Parameters<Parameters<typeof scripted>[1]>[0]) =>
+          smtp.login(user, Redacted.make(secret), { allowInsecure: true, ...options })
+      yield* refused(capture, "PLAIN", login(`admin\u0000${EVIL}`, PASSWORD), "user name")
+      yield* refused(capture, "PLAIN", login("user", PASSWORD, { authzid: `admin\u0000${EVIL}` }), "authzid")
+      yield* refused(capture, "PLAIN", login("user", `${PASSWORD}\u0000${EVIL}`), "password")
+      yield* refused(capture, "PLAIN", login(`user\r\n${EVIL}`, PASSWORD), "user name")
+      // over TLS too: the check is about the message, not the channel
+      yield* refused(capture, "PLAIN", login(`admin\u0000${EVIL}`, PASSWORD), "user name", { security: "tls" })
+      capture.assertClean([PASSWORD, EVIL])
+    }))
+
+  it.effect("LOGIN: control characters in the user name, NUL in the password", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const login = (user: string, secret: string) => (smtp: Parameters<Parameters<typeof scripted>[1]>[0]) =>
+        smtp.login(user, Redacted.make(secret), { allowInsecure: true })
+      yield* refused(capture, "LOGIN", login(`user\r\n${EVIL}`, PASSWORD), "user name")
+      yield* refused(capture, "LOGIN", login(`user\u0000${EVIL}`, PASSWORD), "user name")
+      yield* refused(capture, "LOGIN", login("user", `${PASSWORD}\u0000${EVIL}`), "password")
+      capture.assertClean([PASSWORD, EVIL])
+    }))
+
+  it.effect("CRAM-MD5: a space or a control character in the user name (the response is user SP digest)", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const login = (user: string) => (smtp: Parameters<Parameters<typeof scripted>[1]>[0]) =>
+        smtp.login(user, Redacted.make(PASSWORD))
+      const message = yield* refused(capture, "CRAM-MD5", login(`tim ${EVIL}`), "user name")
+      assert.include(message, "space")
+      yield* refused(capture, "CRAM-MD5", login(`tim\r\n${EVIL}`), "user name")
+      capture.assertClean([PASSWORD, EVIL])
+    }))
+
+  it.effect("SCRAM: NUL in the authzid (no GS2 escape for it) or in the user name (SASLprep)", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const login = (user: string, authzid?: string) => (smtp: Parameters<Parameters<typeof scripted>[1]>[0]) =>
+        smtp.login(user, Redacted.make(PASSWORD), authzid === undefined ? {} : { authzid })
+      yield* refused(capture, "SCRAM-SHA-256", login("user", `admin\u0000${EVIL}`), "authzid")
+      yield* refused(capture, "SCRAM-SHA-256", login(`user\u0000${EVIL}`), "user")
+      capture.assertClean([PASSWORD, EVIL])
+    }))
+
+  it.effect("XOAUTH2 and OAUTHBEARER: ^A in the user name (an extra auth= field) refused before the token is fetched", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      for (const mechanism of ["XOAUTH2", "OAUTHBEARER"] as const) {
+        for (const user of [`me@example.com\u0001auth=Bearer ${EVIL}`, `me@example.com\r\n${EVIL}`]) {
+          const tokens = tokenProvider(TOKEN_1)
+          yield* refused(
+            capture,
+            mechanism,
+            (smtp) => smtp.loginOAuth2(user, tokens.provider, { mechanism }),
+            "user name",
+            { security: "tls" }
+          )
+          assert.strictEqual(tokens.runs(), 0, "the token provider did not run")
+        }
+      }
+      capture.assertClean([TOKEN_1, EVIL])
+    }))
+
+  it.effect("XOAUTH2 and OAUTHBEARER: a token containing ^A or a line break is refused, never written", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      for (const mechanism of ["XOAUTH2", "OAUTHBEARER"] as const) {
+        for (const token of [`${TOKEN_1}\u0001auth=Bearer ${EVIL}`, `${TOKEN_1}\r\n${EVIL}`]) {
+          const message = yield* refused(
+            capture,
+            mechanism,
+            (smtp) => smtp.loginOAuth2(user, tokenProvider(token).provider, { mechanism }),
+            "token",
+            { security: "tls" }
+          )
+          assert.notInclude(message, TOKEN_1)
+        }
+      }
+      capture.assertClean([TOKEN_1, EVIL])
+    }))
+
+  it.effect("OAUTHBEARER: ',' and '=' in the user (the GS2 authzid) go out as =2C and =3D (RFC 7628 / RFC 5801)", () =>
+    Effect.gen(function*() {
+      const capture = makeCapture()
+      const awkward = "a,b=c@example.com"
+      const expected =
+        `n,a=a=2Cb=3Dc@example.com,\u0001host=mx.test\u0001port=465\u0001auth=Bearer ${TOKEN_1}\u0001\u0001`
+      const { record, result } = yield* capture.session(
+        [EHLO("OAUTHBEARER"), { expect: `AUTH OAUTHBEARER ${b64(expected)}`, reply: "235 2.7.0 ok" }, QUIT],
+        (smtp) => smtp.loginOAuth2(awkward, tokenProvider(TOKEN_1).provider),
+        { security: "tls" }
+      )
+      assert.isTrue(Either.isRight(result))
+      assert.deepStrictEqual(record.mismatches(), [])
+      assert.strictEqual(record.remaining(), 0)
+    }))
 })
 
 describe("secrets in values the user holds", () => {

@@ -674,7 +674,8 @@ describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "p
         })))
     }
 
-    for (const mechanism of ["PLAIN", "SCRAM-SHA-256"] as const) {
+    // LOGIN sends the user name with AUTH by default (as smtplib): this covers the bare AUTH LOGIN and its prompts
+    for (const mechanism of ["PLAIN", "LOGIN", "SCRAM-SHA-256"] as const) {
       it.live(`AUTH ${mechanism} without an initial response (initialResponseOk: false)`, () =>
         live(Effect.gen(function*() {
           const peer = peerOrThrow()

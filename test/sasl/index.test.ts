@@ -29,8 +29,8 @@ describe("Sasl.forPassword", () => {
     const plain = expectRight(Sasl.forPassword("plain", credentials))
     assert.strictEqual(text(plain.initial()), "\u0000user\u0000pencil")
     const login = expectRight(Sasl.forPassword("LOGIN", credentials))
-    assert.isUndefined(login.initial())
-    assert.strictEqual(text(expectRight(login.respond(bytes("Username:")))), "user")
+    assert.strictEqual(text(login.initial()), "user")
+    assert.strictEqual(text(expectRight(login.respond(bytes("Password:")))), "pencil")
     const cram = expectRight(Sasl.forPassword("CRAM-MD5", credentials))
     assert.isUndefined(cram.initial())
     assert.match(text(expectRight(cram.respond(bytes("<1.2@x>"))))!, /^user [0-9a-f]{32}$/)
@@ -59,6 +59,27 @@ describe("Sasl.forPassword", () => {
       text(expectRight(Sasl.forPassword("PLAIN", { username: "user", password: "bell\u0007pw" })).initial()),
       "\u0000user\u0000bell\u0007pw"
     )
+  })
+
+  it("refuses credentials a mechanism cannot carry, naming the field, never the value", () => {
+    const nulUser = { username: "user\u0000admin", password: "pencil" }
+    for (const name of ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"]) {
+      const reason = expectLeft(Sasl.forPassword(name, nulUser))
+      assert.include(reason, `${name}: the user name`)
+      assert.notInclude(reason, "admin")
+    }
+    assert.include(expectLeft(Sasl.forPassword("SCRAM-SHA-1", { ...credentials, authzid: "ad\u0000min" })), "authzid")
+    assert.include(expectLeft(Sasl.forPassword("CRAM-MD5", { username: "a b", password: "pencil" })), "space")
+    expectRight(Sasl.forPassword("PLAIN", { username: "a b", password: "pencil" }))
+  })
+
+  it("isSafeInClear: only the challenge-response mechanisms (SCRAM-*, CRAM-MD5)", () => {
+    for (const name of ["SCRAM-SHA-1", "scram-sha-256", "SCRAM-SHA-512-PLUS", "CRAM-MD5", "cram-md5"]) {
+      assert.isTrue(Sasl.isSafeInClear(name), name)
+    }
+    for (const name of ["PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER", "X-CUSTOM", "GSSAPI", "DIGEST-MD5", "SCRAM"]) {
+      assert.isFalse(Sasl.isSafeInClear(name), name)
+    }
   })
 
   it("re-exports the mechanism modules", () => {

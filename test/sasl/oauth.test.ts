@@ -5,11 +5,13 @@ import * as XOAuth2 from "../../src/internal/sasl/xoauth2.js"
 import { assertNoSecretInReasons, bytes, expectLeft, expectRight, fromBase64, text } from "./_helpers.js"
 
 const rfcToken = "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg=="
+const xoauth2 = (options: XOAuth2.Options) => expectRight(XOAuth2.make(options))
+const oauthBearer = (options: OAuthBearer.Options) => expectRight(OAuthBearer.make(options))
 
 describe("XOAUTH2", () => {
   it("matches Google's documented initial response", () => {
     assert.strictEqual(XOAuth2.mechanism, "XOAUTH2")
-    const session = XOAuth2.make({
+    const session = xoauth2({
       username: "someuser@example.com",
       token: "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg"
     })
@@ -24,7 +26,7 @@ describe("XOAUTH2", () => {
   })
 
   it("records the error JSON and answers with an empty response", () => {
-    const session = XOAuth2.make({ username: "someuser@example.com", token: "tok-9f8e7d" })
+    const session = xoauth2({ username: "someuser@example.com", token: "tok-9f8e7d" })
     session.initial()
     const raw = "{\"status\":\"401\",\"schemes\":\"Bearer\",\"scope\":\"https://mail.google.com/\"}"
     assert.deepStrictEqual(expectRight(session.respond(bytes(raw))), new Uint8Array(0))
@@ -38,14 +40,33 @@ describe("XOAUTH2", () => {
   })
 
   it("keeps a challenge that is not JSON as raw text", () => {
-    const session = XOAuth2.make({ username: "u", token: "tok-9f8e7d" })
+    const session = xoauth2({ username: "u", token: "tok-9f8e7d" })
     session.initial()
     expectRight(session.respond(bytes("not json")))
     assert.deepStrictEqual(session.serverError(), { raw: "not json" })
   })
 
+  it("refuses ^A (the field separator) and other control characters in the user name and the token", () => {
+    const cases: ReadonlyArray<readonly [XOAuth2.Options, string]> = [
+      [
+        { username: "u\u0001auth=Bearer EVIL", token: "tok-9f8e7d" },
+        "user name contains ^A (U+0001), the XOAUTH2 field separator"
+      ],
+      [{ username: "u\r\n", token: "tok-9f8e7d" }, "user name contains CR (U+000D), a control character"],
+      [{ username: "u", token: "tok-9f8e7d\u0001auth=Bearer EVIL" }, "token contains ^A"],
+      [{ username: "u", token: "tok-9f8e7d\n" }, "token contains LF"]
+    ]
+    for (const [options, expected] of cases) {
+      const reason = expectLeft(XOAuth2.make(options))
+      assert.include(reason, `XOAUTH2: the ${expected}`)
+      assert.notInclude(reason, "EVIL")
+    }
+    assert.strictEqual(XOAuth2.validateIdentity({ username: "u\u0001" })?.startsWith("XOAUTH2: the user name"), true)
+    assert.isUndefined(XOAuth2.validateIdentity({ username: "someuser@example.com" }))
+  })
+
   it("answers an empty first challenge with the initial response", () => {
-    const session = XOAuth2.make({ username: "u", token: "tok-9f8e7d" })
+    const session = xoauth2({ username: "u", token: "tok-9f8e7d" })
     assert.strictEqual(
       text(expectRight(session.respond(new Uint8Array(0)))),
       "user=u\u0001auth=Bearer tok-9f8e7d\u0001\u0001"
@@ -57,7 +78,7 @@ describe("XOAUTH2", () => {
 describe("OAUTHBEARER (RFC 7628)", () => {
   it("matches the §4.1 initial response (IMAP, port 143)", () => {
     assert.strictEqual(OAuthBearer.mechanism, "OAUTHBEARER")
-    const session = OAuthBearer.make({
+    const session = oauthBearer({
       username: "user@example.com",
       token: rfcToken,
       host: "server.example.com",
@@ -73,7 +94,7 @@ describe("OAUTHBEARER (RFC 7628)", () => {
   })
 
   it("matches the §4.4 initial response (SMTP, port 587)", () => {
-    const session = OAuthBearer.make({
+    const session = oauthBearer({
       username: "user@example.com",
       token: rfcToken,
       host: "server.example.com",
@@ -88,12 +109,34 @@ describe("OAUTHBEARER (RFC 7628)", () => {
   })
 
   it("escapes the user and omits host and port when not given", () => {
-    const session = OAuthBearer.make({ username: "a,b=c@example.com", token: "tok-9f8e7d" })
+    const session = oauthBearer({ username: "a,b=c@example.com", token: "tok-9f8e7d" })
     assert.strictEqual(text(session.initial()), "n,a=a=2Cb=3Dc@example.com,\u0001auth=Bearer tok-9f8e7d\u0001\u0001")
   })
 
+  it("refuses ^A and control characters in the user name, the host and the token; escapes , and = in the user", () => {
+    const cases: ReadonlyArray<readonly [OAuthBearer.Options, string]> = [
+      [
+        { username: "u\u0001auth=Bearer EVIL", token: "tok-9f8e7d" },
+        "user name contains ^A (U+0001), the OAUTHBEARER field separator"
+      ],
+      [{ username: "u\u0000", token: "tok-9f8e7d" }, "user name contains NUL"],
+      [{ username: "u", token: "tok-9f8e7d", host: "mx\u0001auth=Bearer EVIL" }, "host contains ^A"],
+      [{ username: "u", token: "tok-9f8e7d\u0001auth=Bearer EVIL" }, "token contains ^A"]
+    ]
+    for (const [options, expected] of cases) {
+      const reason = expectLeft(OAuthBearer.make(options))
+      assert.include(reason, `OAUTHBEARER: the ${expected}`)
+      assert.notInclude(reason, "EVIL")
+    }
+    assert.isDefined(OAuthBearer.validateIdentity({ username: "u", host: "mx\r\n" }))
+    assert.strictEqual(
+      text(oauthBearer({ username: "u,a=EVIL", token: "tok-9f8e7d" }).initial()),
+      "n,a=u=2Ca=3DEVIL,\u0001auth=Bearer tok-9f8e7d\u0001\u0001"
+    )
+  })
+
   it("records the §4.3 error JSON and answers with a single 0x01", () => {
-    const session = OAuthBearer.make({ username: "user@example.com", token: rfcToken, host: "server.example.com" })
+    const session = oauthBearer({ username: "user@example.com", token: rfcToken, host: "server.example.com" })
     session.initial()
     const challenge = fromBase64(
       "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJleGFtcGxlX3Njb3BlIiwib3BlbmlkLWNvbmZpZ3VyYXRpb24iOiJodHRwczovL2V4YW1wbGUuY29tLy53ZWxsLWtub3duL29wZW5pZC1jb25maWd1cmF0aW9uIn0="
@@ -109,7 +152,7 @@ describe("OAUTHBEARER (RFC 7628)", () => {
   })
 
   it("records the §4.4 SMTP error JSON", () => {
-    const session = OAuthBearer.make({ username: "user@example.com", token: rfcToken, port: 587 })
+    const session = oauthBearer({ username: "user@example.com", token: rfcToken, port: 587 })
     session.initial()
     const challenge = fromBase64(
       "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NoZW1lcyI6ImJlYXJlciIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmV4YW1wbGUuY29tLyJ9"

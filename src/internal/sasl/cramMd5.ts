@@ -7,6 +7,7 @@ import { hmac } from "@noble/hashes/hmac.js"
 import { md5 } from "@noble/hashes/legacy.js"
 import * as Either from "effect/Either"
 import { toHex, utf8 } from "./bytes.js"
+import * as Fields from "./fields.js"
 import type { SaslSession } from "./types.js"
 
 /** The mechanism name. */
@@ -18,10 +19,25 @@ export interface Options {
   readonly password: string
 }
 
-/** Starts a CRAM-MD5 exchange (no initial response). An empty or a second challenge aborts. */
-export const make = (options: Options): SaslSession => {
+/**
+ * Why the credentials cannot be used with CRAM-MD5, or undefined: the user name may hold no space (it
+ * separates the user name from the digest) and no control character; the password no NUL.
+ */
+export const validate = (options: Options): string | undefined =>
+  Fields.first(
+    Fields.check(mechanism, "user name", options.username, /[\u0000-\u0020\u007f]/, " "),
+    Fields.check(mechanism, "password", options.password, Fields.nul)
+  )
+
+/**
+ * Starts a CRAM-MD5 exchange (no initial response); Left when `validate` refuses the credentials. An
+ * empty or a second challenge aborts.
+ */
+export const make = (options: Options): Either.Either<SaslSession, string> => {
+  const invalid = validate(options)
+  if (invalid !== undefined) return Either.left(invalid)
   let answered = false
-  return {
+  return Either.right({
     initial: () => undefined,
     respond: (challenge) => {
       if (answered) return Either.left("CRAM-MD5: unexpected second server challenge")
@@ -32,5 +48,5 @@ export const make = (options: Options): SaslSession => {
     },
     complete: () => Either.void,
     serverError: () => undefined
-  }
+  })
 }

@@ -11,6 +11,7 @@ import * as Scram from "./scram.js"
 import type { SaslSession } from "./types.js"
 
 export * as CramMd5 from "./cramMd5.js"
+export * as Fields from "./fields.js"
 export * as Login from "./login.js"
 export * as OAuthBearer from "./oauthBearer.js"
 export * as Plain from "./plain.js"
@@ -46,10 +47,24 @@ export interface PasswordOptions {
   readonly authzid?: string | undefined
 }
 
+/** Whether `forPassword` knows the mechanism (case-insensitive). */
+export const isPasswordMechanism = (mechanism: string): boolean => preferenceOrder.includes(mechanism.toUpperCase())
+
+/**
+ * Whether a mechanism is known not to send a reusable secret in clear: the challenge-response ones,
+ * SCRAM-* and CRAM-MD5. Every other name, known (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) or not (a custom
+ * mechanism), is treated as sending its credentials in clear.
+ */
+export const isSafeInClear = (mechanism: string): boolean => {
+  const name = mechanism.toUpperCase()
+  return name === CramMd5.mechanism || name.startsWith("SCRAM-")
+}
+
 /**
  * Starts a password exchange for a mechanism name (case-insensitive). Left for a mechanism that is
  * not a password mechanism, for an authzid with LOGIN or CRAM-MD5 (they cannot carry one), and for
- * credentials SCRAM's SASLprep rejects.
+ * credentials the mechanism cannot carry (a value that would split its fields, or that SCRAM's
+ * SASLprep rejects): the reason names the field, never its value.
  */
 export const forPassword = (mechanism: string, options: PasswordOptions): Either.Either<SaslSession, string> => {
   const name = mechanism.toUpperCase()
@@ -60,12 +75,14 @@ export const forPassword = (mechanism: string, options: PasswordOptions): Either
     case Scram.mechanisms["SHA-1"]:
       return Scram.make({ hash: "SHA-1", ...options })
     case Plain.mechanism:
-      return Either.right(Plain.make(options))
+      return Plain.make(options)
     case CramMd5.mechanism:
     case Login.mechanism:
       return hasAuthzid
         ? Either.left(`${name} cannot carry an authorization identity (authzid)`)
-        : Either.right(name === Login.mechanism ? Login.make(options) : CramMd5.make(options))
+        : name === Login.mechanism
+        ? Login.make(options)
+        : CramMd5.make(options)
     default:
       return Either.left(`unsupported SASL mechanism for password authentication: ${name}`)
   }

@@ -6,6 +6,7 @@
  */
 import * as Either from "effect/Either"
 import { escapeSaslName, utf8 } from "./bytes.js"
+import * as Fields from "./fields.js"
 import { parseOAuthError } from "./oauthError.js"
 import type { OAuthError, SaslSession } from "./types.js"
 
@@ -20,18 +21,38 @@ export interface Options {
   readonly port?: number | undefined
 }
 
-/** The client initial response of RFC 7628 §3.1. */
+/**
+ * Why the user name or host cannot be sent, or undefined: ^A separates the key/value pairs and no
+ * control character belongs in either (`,` and `=` in the user name are escaped as =2C and =3D, RFC
+ * 5801's saslname). Checkable before a token is fetched.
+ */
+export const validateIdentity = (options: Omit<Options, "token">): string | undefined =>
+  Fields.first(
+    Fields.check(mechanism, "user name", options.username, Fields.controls, "\u0001"),
+    Fields.check(mechanism, "host", options.host ?? "", Fields.controls, "\u0001")
+  )
+
+/** Why the credentials cannot be sent, or undefined: `validateIdentity`, and no control character in the token. */
+export const validate = (options: Options): string | undefined =>
+  Fields.first(
+    validateIdentity(options),
+    Fields.check(mechanism, "token", options.token, Fields.controls, "\u0001")
+  )
+
+/** The client initial response of RFC 7628 §3.1 (for credentials `validate` accepts). */
 export const initialResponse = (options: Options): string =>
   `n,a=${escapeSaslName(options.username)},\u0001` +
   (options.host !== undefined ? `host=${options.host}\u0001` : "") +
   (options.port !== undefined ? `port=${options.port}\u0001` : "") +
   `auth=Bearer ${options.token}\u0001\u0001`
 
-/** Starts an OAUTHBEARER exchange. */
-export const make = (options: Options): SaslSession => {
+/** Starts an OAUTHBEARER exchange; Left when `validate` refuses the credentials. */
+export const make = (options: Options): Either.Either<SaslSession, string> => {
+  const invalid = validate(options)
+  if (invalid !== undefined) return Either.left(invalid)
   let sent = false
   let error: OAuthError | undefined = undefined
-  return {
+  return Either.right({
     initial: () => {
       sent = true
       return utf8(initialResponse(options))
@@ -47,5 +68,5 @@ export const make = (options: Options): SaslSession => {
     },
     complete: () => Either.void,
     serverError: () => error
-  }
+  })
 }

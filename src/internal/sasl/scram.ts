@@ -21,6 +21,7 @@ import {
   toBase64,
   utf8
 } from "./bytes.js"
+import * as Fields from "./fields.js"
 import type { SaslSession } from "./types.js"
 
 /** The hash functions SCRAM is defined for here. */
@@ -69,9 +70,10 @@ const attributes = (message: string): Array<readonly [string, string]> | undefin
 const xor = (a: Uint8Array, b: Uint8Array): Uint8Array => a.map((byte, i) => byte ^ b[i])
 
 /**
- * Starts a SCRAM exchange. Left when the username or password is rejected by SASLprep (RFC 4013) or
- * the supplied nonce is invalid. The server-first message is checked (nonce extends ours, base64
- * salt, iteration count within bounds, no mandatory extension) before the proof is computed.
+ * Starts a SCRAM exchange. Left when the user name or password is rejected by SASLprep (RFC 4013),
+ * the authzid holds a control character, or the supplied nonce is invalid. The server-first message
+ * is checked (nonce extends ours, base64 salt, iteration count within bounds, no mandatory
+ * extension) before the proof is computed.
  */
 export const make = (options: Options): Either.Either<SaslSession, string> => {
   const name = mechanisms[options.hash]
@@ -79,9 +81,12 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
   const minIterations = options.minIterations ?? 4096
   const maxIterations = options.maxIterations ?? 1_000_000
   const username = prepare(options.username, true)
-  if (username === undefined) return Either.left(`${name}: the username is not valid under SASLprep (RFC 4013)`)
+  if (username === undefined) return Either.left(`${name}: the user name is not valid under SASLprep (RFC 4013)`)
   const password = prepare(options.password, false)
   if (password === undefined) return Either.left(`${name}: the password is not valid under SASLprep (RFC 4013)`)
+  // the authzid is not SASLprep'd: "," and "=" are escaped below, control characters are refused here
+  const authzid = Fields.check(name, "authzid", options.authzid ?? "", Fields.controls)
+  if (authzid !== undefined) return Either.left(authzid)
   const nonce = options.nonce ?? randomNonce()
   if (!nonceSyntax.test(nonce)) return Either.left(`${name}: invalid client nonce`)
 

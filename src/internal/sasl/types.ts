@@ -7,9 +7,9 @@ import type * as Either from "effect/Either"
 
 /** One authentication exchange. Pure and synchronous: challenge bytes in, response bytes out. */
 export interface SaslSession {
-  /** The initial response sent with AUTH (RFC 4954), or undefined when the mechanism waits for a first challenge (LOGIN, CRAM-MD5). */
+  /** The initial response sent with AUTH (RFC 4954), or undefined when the mechanism waits for a first challenge (CRAM-MD5). */
   readonly initial: () => Uint8Array | undefined
-  /** The response to a server challenge (already base64-decoded). Left(reason) when the challenge is invalid and the exchange must be aborted (malformed SCRAM server-first, wrong server signature, nonce mismatch, iteration count too low...). */
+  /** The response to a server challenge (already base64-decoded). Left(reason) when the challenge is invalid and the exchange must be aborted (a challenge PLAIN or LOGIN did not expect, malformed SCRAM server-first, wrong server signature, nonce mismatch, iteration count too low...). */
   readonly respond: (challenge: Uint8Array) => Either.Either<Uint8Array, string>
   /** Called after the server's 235. Left(reason) when the mechanism had something left to verify (SCRAM: the server signature was never received/verified). */
   readonly complete: () => Either.Either<void, string>

@@ -6,6 +6,7 @@
  */
 import * as Either from "effect/Either"
 import { empty, utf8 } from "./bytes.js"
+import * as Fields from "./fields.js"
 import { parseOAuthError } from "./oauthError.js"
 import type { OAuthError, SaslSession } from "./types.js"
 
@@ -18,12 +19,28 @@ export interface Options {
   readonly token: string
 }
 
-/** Starts an XOAUTH2 exchange. */
-export const make = (options: Options): SaslSession => {
+/**
+ * Why the user name cannot be sent, or undefined: ^A separates XOAUTH2's fields, and no control
+ * character belongs in a user name. Checkable before a token is fetched.
+ */
+export const validateIdentity = (options: Pick<Options, "username">): string | undefined =>
+  Fields.check(mechanism, "user name", options.username, Fields.controls, "\u0001")
+
+/** Why the credentials cannot be sent, or undefined: `validateIdentity`, and no control character in the token. */
+export const validate = (options: Options): string | undefined =>
+  Fields.first(
+    validateIdentity(options),
+    Fields.check(mechanism, "token", options.token, Fields.controls, "\u0001")
+  )
+
+/** Starts an XOAUTH2 exchange; Left when `validate` refuses the credentials. */
+export const make = (options: Options): Either.Either<SaslSession, string> => {
+  const invalid = validate(options)
+  if (invalid !== undefined) return Either.left(invalid)
   const message = () => utf8(`user=${options.username}\u0001auth=Bearer ${options.token}\u0001\u0001`)
   let sent = false
   let error: OAuthError | undefined = undefined
-  return {
+  return Either.right({
     initial: () => {
       sent = true
       return message()
@@ -39,5 +56,5 @@ export const make = (options: Options): SaslSession => {
     },
     complete: () => Either.void,
     serverError: () => error
-  }
+  })
 }
