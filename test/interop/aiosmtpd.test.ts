@@ -295,25 +295,27 @@ describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? 
   })
 
   describe("interruption, disconnects and concurrency", () => {
-    it.live("the server closing after the data (dropdata@) is SmtpServerDisconnected", () =>
+    it.live("the server closing after the data (dropdata@) is SmtpDeliveryUnknown (a disconnection after the dot)", () =>
       live(Effect.gen(function*() {
         const peer = peerOrThrow()
         const smtp = yield* connectPlain(peer)
         const error = yield* Effect.flip(
           smtp.sendmail(FROM, ["a@example.test", "dropdata@example.test"], "Subject: dropdata\r\n\r\nx\r\n")
         )
-        assert.strictEqual(error._tag, "SmtpServerDisconnected")
+        assert.strictEqual(error._tag, "SmtpDeliveryUnknown")
+        assert.strictEqual(error._tag === "SmtpDeliveryUnknown" && (error.cause as any)?._tag, "SmtpServerDisconnected")
         assert.isTrue(yield* smtp.isClosed)
       })))
 
-    it.live("a slow final reply (slowdata-300@) with timeout 100 ms is SmtpTimeout", () =>
+    it.live("a slow final reply (slowdata-300@) with timeout 100 ms is SmtpDeliveryUnknown (a timeout after the dot)", () =>
       live(Effect.gen(function*() {
         const peer = peerOrThrow()
         const smtp = yield* connectPlain(peer, { timeout: "100 millis" })
         const error = yield* Effect.flip(
           smtp.sendmail(FROM, ["a@example.test", "slowdata-300@example.test"], "Subject: slow\r\n\r\nx\r\n")
         )
-        assert.strictEqual(error._tag, "SmtpTimeout")
+        assert.strictEqual(error._tag, "SmtpDeliveryUnknown")
+        assert.strictEqual(error._tag === "SmtpDeliveryUnknown" && (error.cause as any)?._tag, "SmtpTimeout")
         assert.isTrue(yield* smtp.isClosed)
       })))
 

@@ -299,7 +299,8 @@ describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? 
       ])
       assert.deepStrictEqual(delivery.delivered, {})
       assert.deepStrictEqual(delivery.unknown, ["alice@example.test", "dropdata@example.test"])
-      assert.strictEqual(delivery.interruption?._tag, "SmtpServerDisconnected")
+      assert.strictEqual(delivery.interruption?._tag, "SmtpDeliveryUnknown")
+      assert.strictEqual((delivery.interruption as any)?.cause?._tag, "SmtpServerDisconnected")
       assert.isTrue(yield* lmtp.isClosed)
     })))
 
@@ -317,6 +318,7 @@ describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? 
         ["alice@example.test", "unknown", "data", undefined],
         ["slowdata-4000@example.test", "unknown", "data", undefined]
       ])
-      assert.deepStrictEqual(delivery.interruption?._tag, "SmtpTimeout")
+      assert.deepStrictEqual(delivery.interruption?._tag, "SmtpDeliveryUnknown")
+      assert.deepStrictEqual((delivery.interruption as any)?.cause?._tag, "SmtpTimeout")
     })))
 })
