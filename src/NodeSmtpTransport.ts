@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as Socket from "@effect/platform/Socket"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -131,8 +132,38 @@ const wrap = (
     close: Effect.sync(() => {
       duplex.destroy()
       raw.destroy()
-    })
+    }),
+    write: (bytes) => bufferedWrite(duplex, bytes)
   }))
+
+const writeFailure = (cause: unknown) => new Socket.SocketGenericError({ reason: "Write", cause })
+
+/**
+ * Hands the bytes to Node's stream buffer and completes at once unless the buffer is full, then
+ * waits for 'drain' (Node's own backpressure): the platform writer waits for every write's
+ * callback, one more suspension per write. Errors also end the Socket's `run`.
+ */
+const bufferedWrite = (duplex: Net.Socket, bytes: Uint8Array): Effect.Effect<void, Socket.SocketError> => {
+  if (duplex.destroyed || !duplex.writable) return Effect.fail(writeFailure(new Error("the socket is closed")))
+  if (duplex.write(bytes)) return Effect.void
+  return Effect.async<void, Socket.SocketError>((resume) => {
+    const onDrain = () => {
+      cleanup()
+      resume(Effect.void)
+    }
+    const onClose = () => {
+      cleanup()
+      resume(Effect.fail(writeFailure(new Error("the socket closed before its buffer drained"))))
+    }
+    const cleanup = () => {
+      duplex.off("drain", onDrain)
+      duplex.off("close", onClose)
+    }
+    duplex.on("drain", onDrain)
+    duplex.on("close", onClose)
+    return Effect.sync(cleanup)
+  })
+}
 
 /**
  * Opens a TCP or Unix socket connection (and the TLS handshake for implicit TLS), closed with

@@ -72,6 +72,12 @@ export interface Connection {
   readonly upgradeTls: (options: TlsOptions) => Effect.Effect<Connection, SmtpTlsError | SmtpTimeout>
   /** Closes the connection now, without a goodbye. Must be synchronous (`Effect.sync`): it is run from socket callbacks. */
   readonly close: Effect.Effect<void>
+  /**
+   * A faster write than `socket.writer`, used when present: it completes as soon as the bytes are
+   * buffered, and waits only while the buffer is full (backpressure); a failure of the connection
+   * surfaces through the socket's `run` as well. Optional: transports without it use the writer.
+   */
+  readonly write?: ((bytes: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
 }
 
 /**

@@ -89,20 +89,22 @@ export const encode = (
 ): Either.Either<Command, SmtpInvalidInput> => {
   const line = args === undefined || args === "" ? verb : `${verb} ${args}`
   // only a known verb is named: anything else could be a secret given to docmd
-  const known = verbName(verb.split(/[\s\0]/)[0].toUpperCase())
-  const name = known === "the command" ? known : JSON.stringify(known)
+  const named = () => {
+    const known = verbName(verb.split(/[\s\0]/)[0].toUpperCase())
+    return known === "the command" ? known : JSON.stringify(known)
+  }
   if (lineBreak.test(line)) {
     return Either.left(
-      new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${name} (nothing was sent)` })
+      new SmtpInvalidInput({ reason: `A command may not contain CR or LF: ${named()} (nothing was sent)` })
     )
   }
   if (line.includes("\0")) {
-    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain NUL: ${name} (nothing was sent)` }))
+    return Either.left(new SmtpInvalidInput({ reason: `A command may not contain NUL: ${named()} (nothing was sent)` }))
   }
   if (options?.utf8 !== true && nonAscii.test(line)) {
     return Either.left(
       new SmtpInvalidInput({
-        reason: `Non-ASCII characters in ${name}: they need SMTPUTF8 (pass it in the mail options)`
+        reason: `Non-ASCII characters in ${named()}: they need SMTPUTF8 (pass it in the mail options)`
       })
     )
   }

@@ -334,7 +334,8 @@ export const make = (
       const socket = connection.socket
       const ws = yield* Scope.fork(scope, ExecutionStrategy.sequential)
       writerScope = ws
-      write = yield* Scope.extend(socket.writer, ws)
+      const writer = yield* Scope.extend(socket.writer, ws)
+      write = connection.write ?? writer
       stopping = false
       reader = yield* socket.run(onChunk).pipe(
         Effect.exit,

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type * as LmtpConnection from "../LmtpConnection.js"
 import * as Message from "../Message.js"
 import type * as SmtpConnection from "../SmtpConnection.js"
@@ -57,7 +58,7 @@ export interface SessionState {
 /** A message as a byte stream, and as bytes when it is already in memory. */
 const messageStream = <E, R>(
   message: SmtpConnection.MessageInput<E, R>
-): Effect.Effect<
+): Either.Either<
   {
     readonly stream: Stream.Stream<Uint8Array, E, R>
     readonly bytes: Uint8Array | undefined
@@ -66,16 +67,27 @@ const messageStream = <E, R>(
   SmtpInvalidInput
 > => {
   if (typeof message === "string") {
-    return Effect.map(MessageData.encodeStringMessage(message), (bytes) => ({
-      stream: Stream.succeed(bytes),
-      bytes,
-      size: bytes.length
-    }))
+    return Either.map(MessageData.encodeStringMessage(message), (bytes) => inMemory(bytes))
   }
-  if (message instanceof Uint8Array) {
-    return Effect.succeed({ stream: Stream.succeed(message), bytes: message, size: message.length })
-  }
-  return Effect.succeed({ stream: message, bytes: undefined, size: undefined })
+  if (message instanceof Uint8Array) return Either.right(inMemory(message))
+  return Either.right({ stream: message, bytes: undefined, size: undefined })
+}
+
+/** A message in memory: its Stream is made only if something reads it. */
+const inMemory = (bytes: Uint8Array) => ({
+  get stream() {
+    return Stream.succeed(bytes)
+  },
+  bytes,
+  size: bytes.length
+})
+
+/** A transaction validated and encoded, ready to be written. */
+interface Prepared<E, R> {
+  readonly recipients: ReadonlyArray<string>
+  readonly mail: Codec.Command
+  readonly rcpts: ReadonlyArray<Codec.Command>
+  readonly body: Transaction.Body<E, R>
 }
 
 const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
@@ -107,13 +119,25 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
      * One operation at a time on a session, each in a span named after smtplib's audit event
      * `smtplib.send`, with the operation and the OpenTelemetry server attributes (never arguments).
      */
-    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
-      lock.withPermits(1)(Effect.zipRight(runRecovery, effect)).pipe(
-        Effect.withSpan("smtplib.send", {
+    const spanOptions = new Map<string, Tracer.SpanOptions>()
+    const spanFor = (operation: string): Tracer.SpanOptions => {
+      let span = spanOptions.get(operation)
+      if (span === undefined) {
+        span = {
           kind: "client",
           captureStackTrace: false,
           attributes: { ...spanAttributes, "smtp.operation": operation }
-        })
+        }
+        spanOptions.set(operation, span)
+      }
+      return span
+    }
+    const withLock = lock.withPermits(1)
+    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
+      Effect.withSpan(
+        withLock(Effect.suspend(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect))),
+        "smtplib.send",
+        spanFor(operation)
       )
 
     /**
@@ -163,8 +187,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         return reply
       })
 
+    const greeted = () => state.heloResp !== undefined || state.ehloResp !== undefined
     const ehloOrHeloIfNeeded = Effect.gen(function*() {
-      if (state.heloResp !== undefined || state.ehloResp !== undefined) return
+      if (greeted()) return
       const e = yield* ehlo()
       if (e.isPositive) return
       if (options.lmtp) return yield* Effect.fail(new SmtpHeloError(replyFields(e, "LHLO")))
@@ -174,22 +199,26 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     const hasExtn = (name: string) => state.features.has(name.toLowerCase())
 
-    const mailCommand = (sender: string, mailOptions: ReadonlyArray<string>) =>
-      Effect.gen(function*() {
-        const utf8 = mailOptions.some(isSmtpUtf8)
-        if (utf8 && !hasExtn("smtputf8")) {
-          return yield* Effect.fail(
-            new SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "the mail options ask for SMTPUTF8" })
-          )
-        }
-        const list = mailOptions.length > 0 && state.doesEsmtp ? ` ${mailOptions.join(" ")}` : ""
-        yield* Codec.checkAddress("sender", sender)
-        return yield* Codec.encode("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, { utf8 })
-      })
+    const mailCommand = (
+      sender: string,
+      mailOptions: ReadonlyArray<string>
+    ): Either.Either<Codec.Command, SmtpInvalidInput | SmtpNotSupportedError> => {
+      const utf8 = mailOptions.some(isSmtpUtf8)
+      if (utf8 && !hasExtn("smtputf8")) {
+        return Either.left(
+          new SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "the mail options ask for SMTPUTF8" })
+        )
+      }
+      const list = mailOptions.length > 0 && state.doesEsmtp ? ` ${mailOptions.join(" ")}` : ""
+      return Either.flatMap(
+        Codec.checkAddress("sender", sender),
+        () => Codec.encode("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, { utf8 })
+      )
+    }
 
     const rcptCommand = (recipient: string, rcptOptions: ReadonlyArray<string>, utf8: boolean) => {
       const list = rcptOptions.length > 0 && state.doesEsmtp ? ` ${rcptOptions.join(" ")}` : ""
-      return Effect.flatMap(
+      return Either.flatMap(
         Codec.checkAddress("recipient", recipient),
         () => Codec.encode("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, { utf8 })
       )
@@ -227,31 +256,54 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       to: string | ReadonlyArray<string>,
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions: SmtpConnection.SendmailOptions | undefined
-    ) =>
-      Effect.gen(function*() {
-        const recipients = typeof to === "string" ? [to] : to
-        if (recipients.length === 0) {
-          return yield* Effect.fail(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
-        }
-        const { bytes, size: knownSize, stream } = yield* messageStream(message)
-        yield* ehloOrHeloIfNeeded
-        if ((sendOptions?.mailOptions ?? []).some(isSmtpUtf8) && !hasExtn("smtputf8")) {
-          return yield* Effect.fail(
-            new SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "the mail options ask for SMTPUTF8" })
-          )
-        }
-        const mailOptions: Array<string> = []
-        if (state.doesEsmtp) {
-          const size = sendOptions?.size ?? knownSize
-          if (hasExtn("size") && size !== undefined) mailOptions.push(`SIZE=${size}`)
-          mailOptions.push(...(sendOptions?.mailOptions ?? []))
-        }
-        const utf8 = mailOptions.some(isSmtpUtf8)
-        const mail = yield* mailCommand(from, mailOptions)
-        const rcpts: Array<Codec.Command> = []
-        for (const r of recipients) rcpts.push(yield* rcptCommand(r, sendOptions?.rcptOptions ?? [], utf8))
-        return { recipients, mail, rcpts, body: { stream, bytes } }
-      })
+    ): Effect.Effect<Prepared<E, R>, SmtpError> => {
+      const recipients = typeof to === "string" ? [to] : to
+      if (recipients.length === 0) {
+        return Either.left(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
+      }
+      // validated (a bad message writes nothing), then EHLO when needed, then the commands
+      const body = messageStream(message)
+      if (Either.isLeft(body)) return Either.left(body.left)
+      return greeted() ?
+        prepareCommands(from, recipients, body.right, sendOptions) :
+        Effect.flatMap(ehloOrHeloIfNeeded, () => prepareCommands(from, recipients, body.right, sendOptions))
+    }
+
+    /** The transaction's commands, validated and encoded: an invalid one writes nothing. Synchronous. */
+    const prepareCommands = <E, R>(
+      from: string,
+      recipients: ReadonlyArray<string>,
+      body: {
+        readonly stream: Stream.Stream<Uint8Array, E, R>
+        readonly bytes: Uint8Array | undefined
+        readonly size: number | undefined
+      },
+      sendOptions: SmtpConnection.SendmailOptions | undefined
+    ): Either.Either<Prepared<E, R>, SmtpError> => {
+      const extra = sendOptions?.mailOptions ?? []
+      if (extra.length > 0 && extra.some(isSmtpUtf8) && !hasExtn("smtputf8")) {
+        return Either.left(
+          new SmtpNotSupportedError({ feature: "SMTPUTF8", detail: "the mail options ask for SMTPUTF8" })
+        )
+      }
+      const mailOptions: Array<string> = []
+      if (state.doesEsmtp) {
+        const size = sendOptions?.size ?? body.size
+        if (size !== undefined && hasExtn("size")) mailOptions.push(`SIZE=${size}`)
+        for (const o of extra) mailOptions.push(o)
+      }
+      const utf8 = mailOptions.length > 0 && mailOptions.some(isSmtpUtf8)
+      const mail = mailCommand(from, mailOptions)
+      if (Either.isLeft(mail)) return Either.left(mail.left)
+      const rcpts: Array<Codec.Command> = []
+      const rcptOptions = sendOptions?.rcptOptions ?? []
+      for (const r of recipients) {
+        const rcpt = rcptCommand(r, rcptOptions, utf8)
+        if (Either.isLeft(rcpt)) return Either.left(rcpt.left)
+        rcpts.push(rcpt.right)
+      }
+      return Either.right({ recipients, mail: mail.right, rcpts, body })
+    }
 
     const sendmail = <E, R>(
       from: string,

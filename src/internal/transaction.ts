@@ -325,9 +325,7 @@ export const run = <E, R>(
       }
       return { refused, accepted, finals: finalsOf(last, owedAtEnd, last.error), endCommand: "BDAT" }
     }).pipe(
-      Effect.ensuring(Effect.sync(() => {
-        if (earlyReplies > 0) engine.allowEarlyReplies(0)
-      })),
+      (effect) => earlyReplies === 0 ? effect : Effect.ensuring(effect, Effect.sync(() => engine.allowEarlyReplies(0))),
       // interrupted half-way: replies may be owed and DATA may be open; the next operation
       // settles that first: RSET, or closing when DATA was accepted (an interruption while data
       // was being written closes the connection at once)
