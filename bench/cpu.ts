@@ -98,9 +98,17 @@ for (let rep = 0; rep < REPS; rep++) {
 }
 sink.stop()
 const smtpCpu = median(results["effect-smtp"].map((r) => r.cpuMicros))
-console.log(`median effect-smtp: ${smtpCpu.toFixed(0)} µs/msg, ${median(results["effect-smtp"].map((r) => r.msgsPerSecond)).toFixed(0)} msgs/s`)
+console.log(
+  `median effect-smtp: ${smtpCpu.toFixed(0)} µs/msg, ${
+    median(results["effect-smtp"].map((r) => r.msgsPerSecond)).toFixed(0)
+  } msgs/s`
+)
 if (leanPath !== undefined) {
   const leanCpu = median(results["effect-lean"].map((r) => r.cpuMicros))
-  console.log(`median effect-lean: ${leanCpu.toFixed(0)} µs/msg, ${median(results["effect-lean"].map((r) => r.msgsPerSecond)).toFixed(0)} msgs/s`)
+  console.log(
+    `median effect-lean: ${leanCpu.toFixed(0)} µs/msg, ${
+      median(results["effect-lean"].map((r) => r.msgsPerSecond)).toFixed(0)
+    } msgs/s`
+  )
   console.log(`ratio (CPU per message, effect-smtp / effect-lean): ${(smtpCpu / leanCpu).toFixed(2)}`)
 }
