@@ -72,6 +72,45 @@ export interface SendMessageOptions {
 export type RefusedRecipients = Readonly<Record<string, SmtpReply>>
 
 /**
+ * One message of a batch (`sendBatch`): the envelope and the message, in memory (a string as
+ * `sendmail` takes it, or bytes).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BatchItem {
+  readonly from: string
+  readonly to: string | ReadonlyArray<string>
+  readonly message: string | Uint8Array
+  readonly options?: SendmailOptions | undefined
+}
+
+/**
+ * The outcome of one message of a batch, by its position in the input (`index`):
+ *
+ * - `Sent`: the server accepted it (`reply` is its final reply; `refused` the recipients it refused);
+ * - `Refused`: the server refused it (`error` holds the reply: `SmtpSenderRefused`,
+ *   `SmtpRecipientsRefused`, `SmtpDataError`; a 4xx refusal is worth another attempt);
+ * - `NotSent`: it was not sent (its input was invalid, or the connection failed before its end of
+ *   data was written): safe to send again;
+ * - `Unknown`: the connection failed after its end of data was written and before the final reply
+ *   (`SmtpDeliveryUnknown`): it may have been delivered.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type BatchOutcome =
+  | {
+    readonly _tag: "Sent"
+    readonly index: number
+    readonly refused: RefusedRecipients
+    readonly reply: SmtpReply
+  }
+  | { readonly _tag: "Refused"; readonly index: number; readonly error: SmtpError }
+  | { readonly _tag: "NotSent"; readonly index: number; readonly error: SmtpError }
+  | { readonly _tag: "Unknown"; readonly index: number; readonly error: SmtpError }
+
+/**
  * The session operations.
  *
  * @since 0.1.0
@@ -131,6 +170,18 @@ export interface Service {
     message: MessageInput<E, R>,
     options?: SendmailOptions
   ) => Effect.Effect<RefusedRecipients, SmtpError | E, R>
+  /**
+   * Sends a sequence of messages with cross-message pipelining (RFC 2920 §3.1): the next message's
+   * envelope goes in the same write as the previous message's end of data (one round trip per
+   * message with DATA), or, with CHUNKING, every message is written without waiting for the
+   * previous one's replies (a window of 32 messages or 1 MiB). Returns one outcome per message, in
+   * input order, as a Stream pulled on demand (memory stays bounded by the window, not by the
+   * number of messages). One message's refusal never affects another's outcome. Without
+   * PIPELINING the messages go one at a time. The session is held for the whole batch.
+   */
+  readonly sendBatch: <E = never, R = never>(
+    items: Iterable<BatchItem> | Stream.Stream<BatchItem, E, R>
+  ) => Stream.Stream<BatchOutcome, SmtpError | E, R>
   /**
    * smtplib's `starttls`: EHLO if needed; `SmtpNotSupportedError` when the server does not
    * advertise STARTTLS; `SmtpResponseException` unless it answers 220; then the TLS handshake

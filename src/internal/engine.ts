@@ -152,14 +152,17 @@ const verbAt = (g: Group, index: number): string => {
   return g.verb
 }
 
-/** Failures of the socket, told apart from those of a message Stream being written. */
-const writeFailures = new WeakSet<object>()
+/**
+ * Failures of the socket, told apart from those of a message Stream being written, by a hidden
+ * mark (not by identity: Effect may hand the error back wrapped in a Proxy inside a span).
+ */
+const WriteFailure = Symbol.for("effect-smtp/internal/WriteFailure")
 const markWriteFailure = <E extends object>(error: E): E => {
-  writeFailures.add(error)
+  Object.defineProperty(error, WriteFailure, { value: true, enumerable: false })
   return error
 }
 const isWriteFailure = (error: unknown): error is SmtpError =>
-  typeof error === "object" && error !== null && writeFailures.has(error)
+  typeof error === "object" && error !== null && (error as { readonly [WriteFailure]?: boolean })[WriteFailure] === true
 
 /** Segments smaller than this are joined into one write; larger message data is written in slices of it. */
 const COALESCE_LIMIT = 64 * 1024
@@ -193,6 +196,12 @@ export const make = (
     let lastCode = 0
     /** Set once the connection is unusable: makes the error for an operation that needs it. */
     let closedWith: ((during: string) => SmtpError) | undefined
+    /**
+     * Set when a write failed: nothing more is written, the connection is being closed, and the
+     * reader reads what the server had already sent (a reply sent before it closed is kept) before
+     * the owed replies fail with this.
+     */
+    let broken: ((during: string) => SmtpError) | undefined
     let reader: Fiber.RuntimeFiber<void, never> | undefined
     let writerScope: Scope.CloseableScope | undefined
     let write: ((chunk: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
@@ -343,7 +352,8 @@ export const make = (
           Effect.sync(() => {
             if (stopping) return
             terminate(
-              Exit.isSuccess(exit) ? disconnected() : disconnected(Exit.isFailure(exit) ? exit.cause : undefined)
+              broken ??
+                (Exit.isSuccess(exit) ? disconnected() : disconnected(Exit.isFailure(exit) ? exit.cause : undefined))
             )
           })
         ),
@@ -443,8 +453,8 @@ export const make = (
     const pending = (g: Group): Pending => ({ await: traced(g), settled: () => g.done, batch: g })
 
     const rawWrite = (bytes: Uint8Array, what: string, endsData: boolean): Effect.Effect<void, SmtpError> => {
-      if (closedWith !== undefined || write === undefined) {
-        return Effect.fail(markWriteFailure((closedWith ?? disconnected())(what)))
+      if (closedWith !== undefined || broken !== undefined || write === undefined) {
+        return Effect.fail(markWriteFailure((closedWith ?? broken ?? disconnected())(what)))
       }
       // from here the bytes may reach the server, whatever the write's outcome
       if (endsData) endsWritten++
@@ -456,8 +466,14 @@ export const make = (
         onFailure: (error) => {
           if (seq === writeSeq) writingSince = -1
           // a write failed because the watchdog closed the connection: report the timeout
-          const failure = closedWith ?? disconnected(error)
-          terminate(failure)
+          const failure = closedWith ?? broken ?? disconnected(error)
+          if (closedWith === undefined && broken === undefined) {
+            // close, and let the reader take what the server sent before it closed; its end
+            // fails the owed replies with this failure
+            broken = failure
+            if (reader === undefined || stopping) terminate(failure)
+            else Effect.runSync(connection.close)
+          }
           return Effect.fail(markWriteFailure(failure(what)))
         },
         onSuccess: () => {
@@ -539,7 +555,8 @@ export const make = (
         `sending ${commands.map((c) => replyName(c.verb)).join(", ")}`
 
     const unsafeSend = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> => {
-      if (closedWith !== undefined) return Effect.fail(closedWith(sendingWhat(commands)))
+      const unusable = closedWith ?? broken
+      if (unusable !== undefined) return Effect.fail(unusable(sendingWhat(commands)))
       let need = 0
       for (const c of commands) need += c.replies ?? 1
       const g = makeGroup(commands, commands[commands.length - 1].verb, need)
@@ -595,7 +612,8 @@ export const make = (
       opts: { readonly owed: number; readonly label: string; readonly end: () => Uint8Array }
     ): Effect.Effect<Pending, SmtpError | E, R> =>
       Effect.suspend((): Effect.Effect<Pending, SmtpError | E, R> => {
-        if (closedWith !== undefined) return Effect.fail(closedWith(`writing ${opts.label}`))
+        const unusable = closedWith ?? broken
+        if (unusable !== undefined) return Effect.fail(unusable(`writing ${opts.label}`))
         const g = makeGroup(undefined, "<end of data>", opts.owed)
         register(g)
         const what = `writing ${opts.label}`
@@ -657,9 +675,10 @@ export const make = (
         const registered: Array<Pending> = []
         return Stream.runForEach(commands, (c) =>
           Effect.suspend(() => {
-            if (closedWith !== undefined) {
+            const unusable = closedWith ?? broken
+            if (unusable !== undefined) {
               // closed: the stream is not pulled further; this reply will never come
-              return Effect.fail(markWriteFailure(closedWith(`writing ${label}`)))
+              return Effect.fail(markWriteFailure(unusable(`writing ${label}`)))
             }
             const g = makeGroup([c], c.verb, 1)
             register(g)
@@ -715,7 +734,7 @@ export const make = (
       writeCommands,
       startTls,
       close: Effect.sync(() => terminate(disconnected())),
-      isClosed: () => closedWith !== undefined,
+      isClosed: () => closedWith !== undefined || broken !== undefined,
       isSecure: () => connection.secure
     } satisfies Engine
   })

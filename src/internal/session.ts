@@ -24,6 +24,7 @@ import {
 import type { SmtpReply } from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
 import * as Auth from "./auth.js"
+import * as Batch from "./batch.js"
 import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Engine } from "./engine.js"
@@ -439,7 +440,87 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       }
     }
 
+    /** One message of a batch on its own (no PIPELINING, or LMTP), as an outcome. */
+    const sendOne = (item: SmtpConnection.BatchItem, index: number): Effect.Effect<SmtpConnection.BatchOutcome> =>
+      Effect.flatMap(prepare<never, never>(item.from, item.to, item.message, item.options), (prepared) =>
+        Effect.flatMap(
+          Transaction.run(
+            transactionContext(),
+            item.from,
+            prepared.recipients,
+            prepared.mail,
+            prepared.rcpts,
+            prepared.body
+          ),
+          (outcome): Effect.Effect<SmtpConnection.BatchOutcome, SmtpError> => {
+            const end = outcome.finals[0]
+            if (Either.isLeft(end)) return Effect.fail(end.left)
+            if (end.right.code === 250) {
+              return Effect.succeed({ _tag: "Sent", index, refused: outcome.refused, reply: end.right })
+            }
+            const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
+            return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
+          }
+        )).pipe(
+          Effect.catchAll((error) =>
+            Effect.succeed<SmtpConnection.BatchOutcome>(
+              error._tag === "SmtpDeliveryUnknown" ?
+                { _tag: "Unknown", index, error } :
+                error._tag === "SmtpSenderRefused" || error._tag === "SmtpRecipientsRefused" ||
+                  error._tag === "SmtpDataError" ?
+                { _tag: "Refused", index, error } :
+                { _tag: "NotSent", index, error }
+            )
+          )
+        )
+
+    const sendBatch = <E, R>(
+      items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
+    ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> => {
+      const input: Stream.Stream<SmtpConnection.BatchItem, E, R> = Stream.StreamTypeId in items ?
+        items as Stream.Stream<SmtpConnection.BatchItem, E, R> :
+        Stream.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
+      return Stream.unwrapScoped(Effect.gen(function*() {
+        // the session is held for the whole batch
+        yield* Effect.acquireRelease(lock.take(1), () => lock.release(1))
+        yield* runRecovery
+        yield* ehloOrHeloIfNeeded
+        if (!hasExtn("pipelining")) {
+          return Stream.mapEffect(Stream.zipWithIndex(input), ([item, index]) => sendOne(item, index))
+        }
+        return Batch.run({
+          engine,
+          chunking: options.chunking && hasExtn("chunking"),
+          greet: ehloOrHeloIfNeeded,
+          prepare: (item) =>
+            Either.flatMap(
+              typeof item.message === "string" || item.message instanceof Uint8Array ?
+                Either.right(item.message) :
+                Either.left(new SmtpInvalidInput({ reason: "A message of a batch must be a string or bytes" })),
+              (message) => {
+                const recipients = typeof item.to === "string" ? [item.to] : item.to
+                if (recipients.length === 0) {
+                  return Either.left(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
+                }
+                return Either.flatMap(messageStream(message), (body) =>
+                  Either.map(prepareCommands(item.from, recipients, body, item.options), (prepared) => ({
+                    recipients,
+                    mail: prepared.mail,
+                    rcpts: prepared.rcpts,
+                    bytes: body.bytes!
+                  })))
+              }
+            ),
+          onInterrupted: (r) => {
+            recover = r
+          },
+          rset: quietRset
+        }, input)
+      })).pipe(Stream.withSpan("smtplib.send", spanFor("sendBatch")))
+    }
+
     const service: SmtpConnection.Service = {
+      sendBatch,
       greeting,
       helo: (name) => serialised(helo(name), "helo"),
       ehlo: (name) => serialised(ehlo(name), "ehlo"),
@@ -491,8 +572,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       isSecure: Effect.sync(() => engine.isSecure())
     }
     const deliverMessage = sendMessageWith(deliver)
+    const { sendBatch: _smtpOnly, ...common } = service
     const lmtpService: LmtpConnection.Service = {
-      ...service,
+      ...common,
       sendmail: (from, to, message, sendOptions) => serialised(deliver(from, to, message, sendOptions), "sendmail"),
       sendMessage: (message, sendOptions) => serialised(deliverMessage(message, sendOptions), "sendMessage")
     }

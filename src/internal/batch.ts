@@ -1,0 +1,418 @@
+/**
+ * Cross-message pipelining (RFC 2920 §3.1): a sequence of messages on one connection, the next
+ * message's envelope in the same write as the previous message's end of data.
+ *
+ * - DATA: flight k+1 is `body(k) . CRLF` + `MAIL, RCPT..., DATA` of message k+1 (or, when message
+ *   k's envelope failed, `RSET` + the next envelope): one round trip per message.
+ * - BDAT (CHUNKING): every message is `RSET` (after the first), `MAIL, RCPT..., BDAT n LAST` + body,
+ *   written without waiting, up to a window of messages in flight: about no round trip per message.
+ *   The RSET puts the server back in its initial state whatever the previous message's outcome,
+ *   since that outcome is not known yet when the next envelope is written.
+ *
+ * One outcome per message, in order: a refusal of one message never affects another, and after a
+ * connection failure each message is `Unknown` when its end of data had been written, else `NotSent`.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type * as SmtpConnection from "../SmtpConnection.js"
+import {
+  replyFields,
+  SmtpDataError,
+  SmtpDeliveryUnknown,
+  type SmtpError,
+  SmtpInvalidInput,
+  SmtpRecipientsRefused,
+  SmtpSenderRefused
+} from "../SmtpError.js"
+import type { SmtpReply } from "../SmtpReply.js"
+import * as Codec from "./command.js"
+import type { Batch, Engine, Pending } from "./engine.js"
+import * as MessageData from "./messageData.js"
+import { ONE_FLIGHT_LIMIT } from "./transaction.js"
+
+/** A message of a batch, validated and encoded. */
+export interface Prepared {
+  readonly recipients: ReadonlyArray<string>
+  readonly mail: Codec.Command
+  readonly rcpts: ReadonlyArray<Codec.Command>
+  readonly bytes: Uint8Array
+}
+
+export interface BatchContext {
+  readonly engine: Engine
+  /** Use BDAT (CHUNKING and PIPELINING advertised, allowed by the caller). */
+  readonly chunking: boolean
+  /** EHLO (or HELO) when the session has not greeted yet. */
+  readonly greet: Effect.Effect<void, SmtpError>
+  /** Validates and encodes one item (after the greeting: options depend on the extensions). */
+  readonly prepare: (item: SmtpConnection.BatchItem) => Either.Either<Prepared, SmtpError>
+  /** Registers what the next operation must do first when the batch stops half-way. */
+  readonly onInterrupted: (recover: Effect.Effect<void>) => void
+  readonly rset: Effect.Effect<void>
+}
+
+/** Messages written ahead with BDAT before the oldest reply is awaited. */
+const BDAT_WINDOW = 32
+/** Bytes written ahead with BDAT at most (the window closes earlier for large messages). */
+const BDAT_WINDOW_BYTES = 1024 * 1024
+
+const DATA = Either.getOrThrow(Codec.encode("DATA"))
+const RSET = Either.getOrThrow(Codec.encode("RSET"))
+const ABANDON = Codec.messageData(new TextEncoder().encode(".\r\n"), 1)
+
+type Outcome = SmtpConnection.BatchOutcome
+
+const unknown = (index: number, error: SmtpError): Outcome => ({
+  _tag: "Unknown",
+  index,
+  error: error._tag === "SmtpDeliveryUnknown" ?
+    error :
+    new SmtpDeliveryUnknown({
+      during: error._tag === "SmtpServerDisconnected" ?
+        error.during :
+        error._tag === "SmtpTimeout" ?
+        error.phase :
+        "waiting for the final reply",
+      cause: error
+    })
+})
+const notSent = (index: number, error: SmtpError): Outcome => ({ _tag: "NotSent", index, error })
+
+/** The envelope's replies ([MAIL, RCPT...]) decided: accepted recipients, or a refusal. */
+const decideEnvelope = (
+  item: SmtpConnection.BatchItem,
+  prepared: Prepared,
+  replies: ReadonlyArray<SmtpReply>
+): { readonly refused: Record<string, SmtpReply> } | { readonly error: SmtpError } | undefined => {
+  const mail = replies[0]
+  if (mail === undefined) return undefined
+  if (mail.code !== 250) return { error: new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: item.from }) }
+  const refused: Record<string, SmtpReply> = {}
+  let accepted = 0
+  for (let i = 0; i < prepared.recipients.length; i++) {
+    const reply = replies[i + 1]
+    if (reply === undefined) return undefined
+    if (reply.code === 250 || reply.code === 251) accepted++
+    else refused[prepared.recipients[i]] = reply
+  }
+  return accepted === 0 ? { error: new SmtpRecipientsRefused({ recipients: refused }) } : { refused }
+}
+
+/** The outcome of a message from its final reply. */
+const finalOutcome = (index: number, refused: Record<string, SmtpReply>, reply: SmtpReply, verb: string): Outcome =>
+  reply.code === 250 ?
+    { _tag: "Sent", index, refused, reply } :
+    { _tag: "Refused", index, error: new SmtpDataError(replyFields(reply, verb)) }
+
+interface Entry {
+  readonly index: number
+  readonly item: SmtpConnection.BatchItem
+  readonly prepared: Prepared
+}
+
+/**
+ * The batch as a Stream of outcomes, pulled on demand: nothing is written ahead of what the
+ * consumer asks for beyond one flight (DATA) or one window (BDAT), so memory stays bounded.
+ */
+export const run = <E, R>(
+  ctx: BatchContext,
+  items: Stream.Stream<SmtpConnection.BatchItem, E, R>
+): Stream.Stream<Outcome, E | SmtpError, R> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const { engine } = ctx
+    const pull = yield* Stream.toPull(items)
+    let index = 0
+    let inputDone = false
+    /** Set when the connection failed: every later item is NotSent with it. */
+    let dead: SmtpError | undefined
+    /** What is in flight and must be settled if the consumer stops half-way. */
+    let inFlight: Array<Pending> = []
+    /** DATA was accepted (354) for the current message and its body is not written yet. */
+    let dataOpen = false
+
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        if (dataOpen) return Effect.runSync(engine.close)
+        if (inFlight.some((p) => !p.settled())) ctx.onInterrupted(ctx.rset)
+      })
+    )
+
+    /** The next item and its preparation; invalid ones become outcomes at once. */
+    const next = (outcomes: Array<Outcome>): Effect.Effect<Entry | undefined, E, R> =>
+      Effect.gen(function*() {
+        while (!inputDone) {
+          const chunk = yield* Effect.catchAll(pull, (e) =>
+            Option.match(e, {
+              onNone: () => {
+                inputDone = true
+                return Effect.succeed(undefined)
+              },
+              onSome: (error) => Effect.fail(error)
+            }))
+          if (chunk === undefined) return undefined
+          // a pull may bring several items: keep them in order
+          pending.push(...chunk)
+          while (pending.length > 0) {
+            const item = pending.shift()!
+            const i = index++
+            if (dead !== undefined) {
+              outcomes.push(notSent(i, dead))
+              continue
+            }
+            const prepared = ctx.prepare(item)
+            if (Either.isLeft(prepared)) {
+              outcomes.push({ _tag: "NotSent", index: i, error: prepared.left })
+              continue
+            }
+            return { index: i, item, prepared: prepared.right }
+          }
+        }
+        return undefined
+      })
+    const pending: Array<SmtpConnection.BatchItem> = []
+    const nextEntry = (outcomes: Array<Outcome>): Effect.Effect<Entry | undefined, E, R> =>
+      pending.length > 0 ?
+        Effect.suspend(() => {
+          while (pending.length > 0) {
+            const item = pending.shift()!
+            const i = index++
+            if (dead !== undefined) {
+              outcomes.push(notSent(i, dead))
+              continue
+            }
+            const prepared = ctx.prepare(item)
+            if (Either.isLeft(prepared)) {
+              outcomes.push({ _tag: "NotSent", index: i, error: prepared.left })
+              continue
+            }
+            return Effect.succeed<Entry | undefined>({ index: i, item, prepared: prepared.right })
+          }
+          return next(outcomes)
+        }) :
+        next(outcomes)
+
+    /** After a failure of the connection: the rest of the input is NotSent. */
+    const drainDead = (outcomes: Array<Outcome>) =>
+      Effect.gen(function*() {
+        while (true) {
+          const entry = yield* nextEntry(outcomes)
+          if (entry === undefined) return
+          outcomes.push(notSent(entry.index, dead!))
+        }
+      })
+
+    const envelopeOf = (entry: Entry): Array<Codec.Command> => [entry.prepared.mail, ...entry.prepared.rcpts]
+
+    yield* ctx.greet
+
+    // ---------------------------------------------------------------------------------------- DATA
+    /** The current message: its envelope (with DATA) is in flight in `flight`, from `offset`. */
+    let current: Entry | undefined
+    let flight: Batch | undefined
+    let offset = 0
+    let started = false
+
+    const dataStep: Effect.Effect<Option.Option<ReadonlyArray<Outcome>>, E, R> = Effect.gen(function*() {
+      const outcomes: Array<Outcome> = []
+      if (!started) {
+        started = true
+        current = yield* nextEntry(outcomes)
+        if (current !== undefined) {
+          const sent = yield* Effect.either(engine.send([...envelopeOf(current), DATA]))
+          if (Either.isLeft(sent)) {
+            dead = sent.left
+            outcomes.push(notSent(current.index, dead))
+            current = undefined
+            yield* drainDead(outcomes)
+          } else {
+            inFlight = [sent.right]
+            flight = yield* sent.right.await
+            offset = 0
+          }
+        }
+        return Option.some(outcomes)
+      }
+      if (current === undefined) return outcomes.length > 0 ? Option.some(outcomes) : Option.none()
+      const entry = current
+      const batch = flight!
+      const replies = batch.replies.slice(offset)
+      const n = entry.prepared.recipients.length
+      const decided = decideEnvelope(entry.item, entry.prepared, replies)
+      const dataReply = replies[n + 1]
+      // the connection failed before the envelope's replies came: nothing of the body was written
+      if (decided === undefined || ("refused" in decided && dataReply === undefined)) {
+        dead = batch.error!
+        outcomes.push(notSent(entry.index, dead))
+        current = undefined
+        yield* drainDead(outcomes)
+        return Option.some(outcomes)
+      }
+      // items read ahead that are already decided (invalid) come after this message's outcome
+      const later: Array<Outcome> = []
+      const following = yield* nextEntry(later)
+      const commands: Array<Codec.Command> = []
+      let endsAt = -1
+      if ("refused" in decided && dataReply!.code === 354) {
+        dataOpen = true
+        commands.push(Codec.messageData(MessageData.dotStuffBytes(entry.prepared.bytes), 1))
+        endsAt = 0
+      } else {
+        const error = "error" in decided ? decided.error : new SmtpDataError(replyFields(dataReply!, "DATA"))
+        outcomes.push({ _tag: "Refused", index: entry.index, error })
+        // an accepted DATA for a failed envelope is ended empty (nobody receives it), then RSET
+        if (dataReply?.code === 354) commands.push(ABANDON)
+        if (mayRset(replies)) commands.push(RSET)
+      }
+      if (following !== undefined) commands.push(...envelopeOf(following), DATA)
+      if (commands.length === 0) {
+        current = undefined
+        outcomes.push(...later)
+        return Option.some(outcomes)
+      }
+      const sent = yield* Effect.either(engine.send(commands))
+      dataOpen = false
+      if (Either.isLeft(sent)) {
+        // nothing could be written: the body was not sent either
+        dead = sent.left
+        if (endsAt === 0) outcomes.push(notSent(entry.index, dead))
+        outcomes.push(...later)
+        if (following !== undefined) outcomes.push(notSent(following.index, dead))
+        current = undefined
+        yield* drainDead(outcomes)
+        return Option.some(outcomes)
+      }
+      inFlight = [sent.right]
+      const result = yield* sent.right.await
+      // replies: [final of this message] [abandon] [RSET] [next envelope...]
+      let at = 0
+      if (endsAt === 0) {
+        const final = result.replies[0]
+        outcomes.push(
+          final === undefined ?
+            unknown(entry.index, result.error!) :
+            finalOutcome(
+              entry.index,
+              (decided as { refused: Record<string, SmtpReply> }).refused,
+              final,
+              "<end of data>"
+            )
+        )
+        at = 1
+      } else {
+        if (dataReply?.code === 354) at++
+        if (mayRset(replies)) at++
+      }
+      outcomes.push(...later)
+      current = following
+      flight = result
+      offset = at
+      if (following !== undefined && result.replies.length <= at && result.error !== undefined) {
+        dead = result.error
+        outcomes.push(notSent(following.index, dead))
+        current = undefined
+        yield* drainDead(outcomes)
+      }
+      return Option.some(outcomes)
+    })
+
+    /** RSET after a failed envelope unless the server is closing (421). */
+    const mayRset = (replies: ReadonlyArray<SmtpReply>) => !replies.some((r) => r.code === 421)
+
+    // ---------------------------------------------------------------------------------------- BDAT
+    interface Written {
+      readonly entry: Entry
+      readonly pending: Pending
+      readonly rset: boolean
+      readonly bytes: number
+    }
+    /** A place in the window: a message written, or an outcome already known (kept in order). */
+    type Slot = Written | { readonly decided: Outcome }
+    const window: Array<Slot> = []
+    let windowBytes = 0
+    let first = true
+
+    const bdatOutcome = (w: Written, batch: Batch): Outcome => {
+      const replies = w.rset ? batch.replies.slice(1) : batch.replies
+      const decided = decideEnvelope(w.entry.item, w.entry.prepared, replies)
+      if (decided !== undefined && "error" in decided) {
+        return { _tag: "Refused", index: w.entry.index, error: decided.error }
+      }
+      const final = replies[w.entry.prepared.recipients.length + 1]
+      // BDAT LAST went out with the envelope: without its reply the outcome is unknown
+      if (decided === undefined || final === undefined) {
+        return unknown(w.entry.index, batch.error!)
+      }
+      return finalOutcome(w.entry.index, decided.refused, final, "BDAT")
+    }
+
+    const bdatStep: Effect.Effect<Option.Option<ReadonlyArray<Outcome>>, E, R> = Effect.gen(function*() {
+      const outcomes: Array<Outcome> = []
+      // fill the window
+      while (dead === undefined && window.length < BDAT_WINDOW && windowBytes < BDAT_WINDOW_BYTES) {
+        const decided: Array<Outcome> = []
+        const entry = yield* nextEntry(decided)
+        for (const outcome of decided) window.push({ decided: outcome })
+        if (entry === undefined) break
+        if (entry.prepared.bytes.length > ONE_FLIGHT_LIMIT) {
+          window.push({
+            decided: {
+              _tag: "NotSent",
+              index: entry.index,
+              error: new SmtpInvalidInput({
+                reason: `A message of a batch may be at most ${ONE_FLIGHT_LIMIT} bytes with BDAT; send it with sendmail`
+              })
+            }
+          })
+          continue
+        }
+        const commands: Array<Codec.Command> = first ? [] : [RSET]
+        commands.push(...envelopeOf(entry), Codec.bdat(MessageData.withFinalCrlf(entry.prepared.bytes), true))
+        const sent = yield* Effect.either(engine.send(commands))
+        if (Either.isLeft(sent)) {
+          dead = sent.left
+          window.push({ decided: notSent(entry.index, dead) })
+          break
+        }
+        window.push({ entry, pending: sent.right, rset: !first, bytes: entry.prepared.bytes.length })
+        inFlight.push(sent.right)
+        windowBytes += entry.prepared.bytes.length
+        first = false
+      }
+      // settle the oldest message
+      const oldest = window.shift()
+      if (oldest === undefined) {
+        if (dead !== undefined) yield* drainDead(outcomes)
+        return outcomes.length > 0 || !inputDone ? Option.some(outcomes) : Option.none()
+      }
+      if ("decided" in oldest) {
+        outcomes.push(oldest.decided)
+        return Option.some(outcomes)
+      }
+      windowBytes -= oldest.bytes
+      inFlight = inFlight.filter((p) => p !== oldest.pending)
+      const batch = yield* oldest.pending.await
+      outcomes.push(bdatOutcome(oldest, batch))
+      if (batch.error !== undefined) dead = batch.error
+      if (dead !== undefined) {
+        // the rest of the window went out too: each is decided by what came back, or unknown
+        for (const w of window.splice(0)) {
+          outcomes.push("decided" in w ? w.decided : bdatOutcome(w, yield* w.pending.await))
+        }
+        windowBytes = 0
+        yield* drainDead(outcomes)
+      }
+      return Option.some(outcomes)
+    })
+
+    const step = ctx.chunking ? bdatStep : dataStep
+    return Stream.repeatEffectOption(
+      Effect.flatMap(
+        Effect.mapError(step, Option.some),
+        (o) => Option.isNone(o) ? Effect.fail(Option.none()) : Effect.succeed(o.value)
+      )
+    ).pipe(Stream.flattenIterables)
+  }))
