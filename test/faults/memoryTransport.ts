@@ -12,7 +12,7 @@
 import { Socket } from "@effect/platform"
 import { Effect, Layer, Queue } from "effect"
 import { SmtpTransport } from "../../src/index.js"
-import { type ServerOptions, SmtpModel } from "./model.js"
+import { holdsUpload, type ServerOptions, SmtpModel } from "./model.js"
 
 type Event = Uint8Array | "close" | "reset"
 
@@ -40,11 +40,7 @@ export interface MemoryTransport {
   readonly layer: Layer.Layer<SmtpTransport.SmtpTransport>
   readonly connections: () => ReadonlyArray<MemoryConnection>
   readonly connection: (i: number) => MemoryConnection
-  /**
-   * For a message Stream that must not outrun a fault (the `body` stage): waits while the
-   * latest connection's server has faulted (other than by stalling) and the client has not yet
-   * noticed (closed the connection). Yields only: no clock.
-   */
+  /** The gate of a message Stream at the `body` / `chunk` stages (see `holdsUpload`); yields only, no clock. */
   readonly gate: Effect.Effect<void>
 }
 
@@ -199,8 +195,7 @@ export const make = (options: (index: number) => ServerOptions): Effect.Effect<M
     const gate = Effect.gen(function*() {
       for (let i = 0; i < 10_000; i++) {
         const latest = connections[connections.length - 1]
-        const fired = latest?.model.fired
-        if (fired === undefined || fired.kind === "stall" || latest.clientClosed()) return
+        if (!holdsUpload(latest?.model, latest?.clientClosed() ?? false)) return
         yield* Effect.yieldNow()
       }
       return yield* Effect.dieMessage("gate: the client never noticed the fault")

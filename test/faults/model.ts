@@ -395,6 +395,19 @@ export class SmtpModel {
   }
 }
 
+/**
+ * Whether a message Stream must wait before writing more (the gate of the `body` and `chunk`
+ * stages): until the server has received the first part and faulted, then, unless it stalled,
+ * until the client has noticed and closed the connection. The rest of the message (the end of data
+ * above all) must not reach the socket before the client knows of the fault.
+ */
+export const holdsUpload = (model: SmtpModel | undefined, clientClosed: boolean): boolean => {
+  const fault = model?.options.fault
+  if (model === undefined || fault === undefined || (fault.stage !== "body" && fault.stage !== "chunk")) return false
+  if (model.fired === undefined) return true
+  return model.fired.kind !== "stall" && !clientClosed
+}
+
 /** The Message-ID of a message as the server received it. */
 export const messageId = (message: Uint8Array): string | undefined =>
   /^Message-ID:\s*<?([^\s>]+)>?/im.exec(latin1.decode(message.subarray(0, 4096)))?.[1]

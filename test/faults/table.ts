@@ -157,17 +157,22 @@ export const filler = (n: number): Uint8Array => {
 }
 
 const KIB256 = 256 * 1024
+/** 64 KiB of text, the unit of a long tail (the same bytes again and again: nothing is held). */
+const BLOCK = filler(64 * 1024)
 
 /**
  * A message Stream in parts, with `gate` between the first and the rest. Small: two short parts
  * (DATA writes the first before the gate), or, with `first` empty, the gate and one part. Big: the first part a little over 256 KiB (one full
  * BDAT chunk goes out before the gate), then another 256 KiB (a second non-last chunk), then a
- * short tail (LAST).
+ * short tail (LAST). `tailBytes` (a multiple of 64 KiB) more are inserted after the gate,
+ * produced lazily: over real sockets, enough to fill the socket buffers of a server that stopped
+ * reading, so that a write blocks before the end of data.
  */
 export const streamBody = (
   first: string,
   gate: Effect.Effect<void>,
-  big: boolean
+  big: boolean,
+  tailBytes = 0
 ): Stream.Stream<Uint8Array> => {
   // `first` empty (sendMessage: the header section comes first, from the Message): the gate first
   const parts = big ?
@@ -178,6 +183,9 @@ export const streamBody = (
   const rest = big ? [filler(KIB256), utf8("the end\r\n")] : [utf8("second part\r\n")]
   return Stream.fromIterable(parts).pipe(
     Stream.concat(Stream.drain(Stream.fromEffect(gate))),
+    Stream.concat(
+      tailBytes === 0 ? Stream.empty : Stream.repeatValue(BLOCK).pipe(Stream.take(tailBytes / BLOCK.length))
+    ),
     Stream.concat(Stream.fromIterable(rest))
   )
 }
@@ -205,6 +213,8 @@ export interface SendSettings {
   readonly gate: Effect.Effect<void>
   /** Mailer's retry schedule (attempts after the first). */
   readonly retries: number
+  /** Bytes of message inserted after the gate (see `streamBody`). */
+  readonly tailBytes?: number | undefined
 }
 
 const withSession = <S extends { readonly isClosed: Effect.Effect<boolean> }, E>(
@@ -226,14 +236,14 @@ export const send = (
 ): Effect.Effect<Outcome, never, SmtpTransport.SmtpTransport> => {
   const streamed = path.streamAt.includes(stage)
   const body = (): string | Stream.Stream<Uint8Array> =>
-    streamed ? streamBody(headerText(id), settings.gate, path.bigStream) : stringMessage(id)
+    streamed ? streamBody(headerText(id), settings.gate, path.bigStream, settings.tailBytes) : stringMessage(id)
   switch (path.api) {
     case "sendmail":
       return withSession(SmtpClient.connect(settings.connect), (smtp) => smtp.sendmail(FROM, TO, body()))
     case "sendMessage": {
       const message: Message.Message = {
         headers: headerList(id),
-        body: streamed ? streamBody("", settings.gate, false) : utf8("hello\r\n")
+        body: streamed ? streamBody("", settings.gate, false, settings.tailBytes) : utf8("hello\r\n")
       }
       return withSession(SmtpClient.connect(settings.connect), (smtp) => smtp.sendMessage(message))
     }
