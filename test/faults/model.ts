@@ -99,6 +99,8 @@ export interface ServerOptions {
   readonly onDelivered?: ((message: Uint8Array, sender: string) => void) | undefined
   /** Called on every MAIL command (one per attempt), with its sender. */
   readonly onMail?: ((sender: string) => void) | undefined
+  /** Called when the fault happens. */
+  readonly onFault?: ((fault: Fault) => void) | undefined
 }
 
 const encoder = new TextEncoder()
@@ -194,6 +196,7 @@ export class SmtpModel {
   private fire(stage: Stage, kind: FaultKind) {
     this.fired = { stage, kind, received: this.received }
     this.log.push(`fault: ${kind} at ${stage}`)
+    this.options.onFault?.({ stage, kind })
     switch (kind) {
       case "close":
         this.dead = true
