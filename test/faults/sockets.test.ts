@@ -11,7 +11,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { beforeAll } from "vitest"
+import { beforeAll, vi } from "vitest"
 import { NodeSmtpTransport } from "../../src/index.js"
 import type { FaultKind, Stage } from "./model.js"
 import * as NetServer from "./netServer.js"
@@ -23,6 +23,9 @@ const CLOSE_TIMEOUT_MS = 500
 const STALLED_UPLOAD_BYTES = 96 * 1024 * 1024
 
 const socketPaths = paths.filter((p) => p.api !== "mailer")
+
+// the stall cases spend their time waiting: run more of them at once than vitest's default 5
+vi.setConfig({ maxConcurrency: 16 })
 
 const resources = () => {
   const counts: Record<string, number> = {}

@@ -125,7 +125,7 @@ describe("a stray reply never makes a refused message a success (property)", () 
           }),
         {
           fastCheck: {
-            numRuns: 150,
+            numRuns: 100,
             // always tried: a 250 right after the reply to MAIL, in each delivery shape
             examples: [
               [{ position: 2, code: 250, text: "stray", lines: 1, ownChunk: false }],
