@@ -121,6 +121,10 @@ export interface Engine {
   readonly close: Effect.Effect<void>
   /** Whether the connection is closed (by either side, a timeout or a protocol error). */
   readonly isClosed: () => boolean
+  /** Why the connection is unusable, for an operation that was `during` something. */
+  readonly failure: (during: string) => SmtpError
+  /** Whether a reply came that no command asked for: the replies matched before it are in doubt. */
+  readonly desynchronised: () => boolean
   /** Whether the socket is encrypted now. */
   readonly isSecure: () => boolean
 }
@@ -202,6 +206,7 @@ export const make = (
      * the owed replies fail with this.
      */
     let broken: ((during: string) => SmtpError) | undefined
+    let desynchronised = false
     let reader: Fiber.RuntimeFiber<void, never> | undefined
     let writerScope: Scope.CloseableScope | undefined
     let write: ((chunk: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
@@ -286,15 +291,17 @@ export const make = (
           g.deadline = clock.unsafeCurrentTimeMillis() + timeoutMillis(verbAt(g, g.replies.length))
           poke(g.deadline)
         }
+      } else if (earlyAllowance > 0 && unsolicitedBytes + size <= UNSOLICITED_LIMIT) {
+        // an early reply that will be asked for (LMTP after BDAT LAST), 421 included
+        earlyAllowance--
+        unsolicitedBytes += size
+        unsolicited.push(reply)
       } else if (reply.code === 421) {
         // the one reply a server may send unasked (RFC 5321 §3.8): handled below
       } else if (lastVerb === "STARTTLS" && lastCode === 220) {
         return terminate(() => injection)
-      } else if (earlyAllowance > 0 && unsolicitedBytes + size <= UNSOLICITED_LIMIT) {
-        earlyAllowance--
-        unsolicitedBytes += size
-        unsolicited.push(reply)
       } else {
+        desynchronised = true
         // a reply no command asked for: every later reply would be matched to the wrong command
         // (a stray 250 would turn a refusal into a success), so the stream cannot be trusted
         const error = new SmtpProtocolError({
@@ -590,7 +597,13 @@ export const make = (
       if (count === 0) {
         g.done = true
       } else if (closedWith !== undefined) {
-        g.error = closedWith(`waiting for the reply to ${replyName(verb)}`)
+        // replies that came before the connection closed are still theirs
+        while (unsolicited.length > 0 && g.replies.length < count) {
+          g.replies.push(unsolicited.shift()!)
+        }
+        if (g.replies.length < count) {
+          g.error = closedWith(`waiting for the reply to ${replyName(verb)}`)
+        }
         g.done = true
       } else {
         register(g)
@@ -735,6 +748,8 @@ export const make = (
       startTls,
       close: Effect.sync(() => terminate(disconnected())),
       isClosed: () => closedWith !== undefined || broken !== undefined,
+      failure: (during) => (closedWith ?? broken ?? disconnected())(during),
+      desynchronised: () => desynchronised,
       isSecure: () => connection.secure
     } satisfies Engine
   })

@@ -193,7 +193,10 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       if (greeted()) return
       const e = yield* ehlo()
       if (e.isPositive) return
-      if (options.lmtp) return yield* Effect.fail(new SmtpHeloError(replyFields(e, "LHLO")))
+      // LMTP has no HELO; a 421 closed the connection (RFC 5321 §3.8): no HELO either
+      if (options.lmtp || e.code === 421 || engine.isClosed()) {
+        return yield* Effect.fail(new SmtpHeloError(replyFields(e, options.lmtp ? "LHLO" : "EHLO")))
+      }
       const h = yield* helo()
       if (!h.isPositive) return yield* Effect.fail(new SmtpHeloError(replyFields(h, "HELO")))
     })

@@ -197,7 +197,8 @@ export const run = <E, R>(
 ): Effect.Effect<Outcome, SmtpError | E, R> =>
   Effect.suspend(() => {
     const { engine } = ctx
-    const unknown = unknownAfterEnd(engine, engine.endsWritten())
+    const since = engine.endsWritten()
+    const unknown = unknownAfterEnd(engine, since)
     const oneFlight = ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT
     const envelope: Array<Codec.Command> = [mail, ...rcpts]
     // LMTP with BDAT: the replies after the first to BDAT LAST may come before they are expected
@@ -260,6 +261,15 @@ export const run = <E, R>(
       return finals
     }
 
+    /**
+     * A reply no command asked for came during the transaction: the replies matched before it may
+     * belong to other commands (a stray 250 shifts them), so no success can be trusted.
+     */
+    const trusted = (outcome: Outcome): Effect.Effect<Outcome, SmtpError> =>
+      engine.desynchronised() ?
+        Effect.fail(unknown(engine.failure("reading the final reply"))) :
+        Effect.succeed(outcome)
+
     return Effect.gen(function*() {
       if (earlyReplies > 0) engine.allowEarlyReplies(earlyReplies)
       const batch = yield* envelopeReplies
@@ -287,7 +297,22 @@ export const run = <E, R>(
         dataOpen = false
         inFlight.push(end)
         const finals = yield* end.await
-        return { refused, accepted, finals: finalsOf(finals, owedAtEnd, undefined), endCommand: "<end of data>" }
+        if (engine.endsWritten() <= since) {
+          // the end of data never went out: nothing can have been accepted. A reply that came
+          // during the upload (552 too big, 421 closing) is the answer to the whole transaction
+          const early = finals.replies[0]
+          if (early === undefined) return yield* Effect.fail(finals.error ?? engine.failure("writing the message data"))
+          const error = new SmtpDataError(replyFields(early, "<end of data>"))
+          return yield* early.code === 421 || engine.isClosed() ?
+            Effect.fail(error) :
+            Effect.zipRight(ctx.rset, Effect.fail(error))
+        }
+        return yield* trusted({
+          refused,
+          accepted,
+          finals: finalsOf(finals, owedAtEnd, undefined),
+          endCommand: "<end of data>"
+        })
       }
 
       // BDAT: every chunk but the last must be accepted
@@ -300,7 +325,10 @@ export const run = <E, R>(
           unknown
         )
         inFlight.push(...chunks)
-        for (let i = 0; i < chunks.length - 1; i++) {
+        // when the connection failed before BDAT LAST went out, every chunk written is read, and
+        // then the transaction fails: no reply to a non-last chunk may be taken for the final one
+        const lastWritten = engine.endsWritten() > since
+        for (let i = 0; i < (lastWritten ? chunks.length - 1 : chunks.length); i++) {
           const chunk = yield* chunks[i].await
           if (chunk.error !== undefined) return yield* Effect.fail(unknown(chunk.error))
           const reply = chunk.replies[0]
@@ -310,6 +338,7 @@ export const run = <E, R>(
             return yield* reply.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
           }
         }
+        if (!lastWritten) return yield* Effect.fail(engine.failure("writing message data (BDAT)"))
         last = chunks.length === 0 ?
           { replies: [], error: undefined } :
           yield* chunks[chunks.length - 1].await
@@ -323,7 +352,7 @@ export const run = <E, R>(
         const more = yield* extra.await
         last = { replies: [...last.replies, ...more.replies], error: more.error }
       }
-      return { refused, accepted, finals: finalsOf(last, owedAtEnd, last.error), endCommand: "BDAT" }
+      return yield* trusted({ refused, accepted, finals: finalsOf(last, owedAtEnd, last.error), endCommand: "BDAT" })
     }).pipe(
       (effect) => earlyReplies === 0 ? effect : Effect.ensuring(effect, Effect.sync(() => engine.allowEarlyReplies(0))),
       // interrupted half-way: replies may be owed and DATA may be open; the next operation
