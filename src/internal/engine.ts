@@ -168,6 +168,15 @@ const markWriteFailure = <E extends object>(error: E): E => {
 const isWriteFailure = (error: unknown): error is SmtpError =>
   typeof error === "object" && error !== null && (error as { readonly [WriteFailure]?: boolean })[WriteFailure] === true
 
+/** What a write is doing, for errors: a phrase, or the commands it sends (named only when needed). */
+type What = string | ReadonlyArray<Command>
+const describe = (what: What): string =>
+  typeof what === "string" ?
+    what :
+    what.length === 1 ?
+    `sending ${replyName(what[0].verb)}` :
+    `sending ${what.map((c) => replyName(c.verb)).join(", ")}`
+
 /** Segments smaller than this are joined into one write; larger message data is written in slices of it. */
 const COALESCE_LIMIT = 64 * 1024
 /** The most bytes a server may send that no command asked for (allowed early replies included). */
@@ -263,7 +272,7 @@ export const make = (
     // earlier than its wake-up and needs no poke (nothing per message); a shorter one pokes it.
     const period = Math.max(MIN_PERIOD, Math.min(writeMillis, ...timedVerbs.map(timeoutMillis)))
     let writingSince = -1
-    let writingWhat = ""
+    let writingWhat: What = ""
     let writeSeq = 0
     let watchdogTarget = Number.POSITIVE_INFINITY
     let wake = Deferred.unsafeMake<void>(FiberId.none)
@@ -426,7 +435,7 @@ export const make = (
         if (writingSince !== -1) {
           const deadline = writingSince + writeMillis
           if (now >= deadline) {
-            const error = new SmtpTimeout({ phase: writingWhat, timeoutMillis: writeMillis })
+            const error = new SmtpTimeout({ phase: describe(writingWhat), timeoutMillis: writeMillis })
             return terminate(() => error)
           }
           next = Math.min(next, deadline)
@@ -457,11 +466,17 @@ export const make = (
             }
           )
       )
-    const pending = (g: Group): Pending => ({ await: traced(g), settled: () => g.done, batch: g })
+    const pending = (g: Group): Pending => ({
+      get await() {
+        return traced(g)
+      },
+      settled: () => g.done,
+      batch: g
+    })
 
-    const rawWrite = (bytes: Uint8Array, what: string, endsData: boolean): Effect.Effect<void, SmtpError> => {
+    const rawWrite = (bytes: Uint8Array, what: What, endsData: boolean): Effect.Effect<void, SmtpError> => {
       if (closedWith !== undefined || broken !== undefined || write === undefined) {
-        return Effect.fail(markWriteFailure((closedWith ?? broken ?? disconnected())(what)))
+        return Effect.fail(markWriteFailure((closedWith ?? broken ?? disconnected())(describe(what))))
       }
       // from here the bytes may reach the server, whatever the write's outcome
       if (endsData) endsWritten++
@@ -469,7 +484,13 @@ export const make = (
       writingSince = clock.unsafeCurrentTimeMillis()
       writingWhat = what
       if (writingSince + writeMillis < watchdogTarget) poke(writingSince + writeMillis)
-      return Effect.matchEffect(write(bytes), {
+      const written = write(bytes)
+      // a transport's write that completed at once (the bytes are buffered) returns Effect.void
+      if (written === Effect.void) {
+        writingSince = -1
+        return Effect.void
+      }
+      return Effect.matchEffect(written, {
         onFailure: (error) => {
           if (seq === writeSeq) writingSince = -1
           // a write failed because the watchdog closed the connection: report the timeout
@@ -481,7 +502,7 @@ export const make = (
             if (reader === undefined || stopping) terminate(failure)
             else Effect.runSync(connection.close)
           }
-          return Effect.fail(markWriteFailure(failure(what)))
+          return Effect.fail(markWriteFailure(failure(describe(what))))
         },
         onSuccess: () => {
           if (seq === writeSeq) writingSince = -1
@@ -497,7 +518,7 @@ export const make = (
      */
     const writeSegments = (
       segments: ReadonlyArray<Uint8Array>,
-      what: string,
+      what: What,
       endSegment: number
     ): Effect.Effect<void, SmtpError> => {
       if (segments.length === 1) return rawWrite(segments[0], what, endSegment === 0)
@@ -556,10 +577,7 @@ export const make = (
             transcript(`C: <message data: ${c.payload.reduce((n, p) => n + p.length, 0)} bytes>`)
         ), { discard: true })
 
-    const sendingWhat = (commands: ReadonlyArray<Command>) =>
-      commands.length === 1 ?
-        `sending ${replyName(commands[0].verb)}` :
-        `sending ${commands.map((c) => replyName(c.verb)).join(", ")}`
+    const sendingWhat = (commands: ReadonlyArray<Command>) => describe(commands)
 
     const unsafeSend = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> => {
       const unusable = closedWith ?? broken
@@ -569,7 +587,12 @@ export const make = (
       const g = makeGroup(commands, commands[commands.length - 1].verb, need)
       register(g)
       const { endSegment, segments } = commandSegments(commands)
-      const written = Effect.matchEffect(writeSegments(segments, sendingWhat(commands), endSegment), {
+      const writing = writeSegments(segments, commands, endSegment)
+      if (writing === Effect.void && options.debug === 0) {
+        arm(g)
+        return Effect.succeed(pending(g))
+      }
+      const written = Effect.matchEffect(writing, {
         // the write failed: the group holds the failure (the connection was terminated)
         onFailure: () => Effect.succeed(pending(g)),
         onSuccess: () => {

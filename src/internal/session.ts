@@ -29,6 +29,7 @@ import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Engine } from "./engine.js"
 import * as MessageData from "./messageData.js"
+import * as Operation from "./operation.js"
 import * as Transaction from "./transaction.js"
 
 export interface SessionOptions {
@@ -95,7 +96,7 @@ const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
 
 export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
   Effect.gen(function*() {
-    const lock = yield* Effect.makeSemaphore(1)
+    const lock = Operation.makeLock()
     const state: SessionState = {
       features: new Map(),
       doesEsmtp: false,
@@ -133,10 +134,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       }
       return span
     }
-    const withLock = lock.withPermits(1)
     const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
-      Effect.withSpan(
-        withLock(Effect.suspend(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect))),
+      Operation.withSpan(
+        lock.withLock(Effect.suspend(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect))),
         "smtplib.send",
         spanFor(operation)
       )
@@ -315,17 +315,16 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions?: SmtpConnection.SendmailOptions
     ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
-      Effect.gen(function*() {
-        const { body, mail, rcpts, recipients } = yield* prepare(from, to, message, sendOptions)
-        const outcome = yield* Transaction.run(transactionContext(), from, recipients, mail, rcpts, body)
-        const end = outcome.finals[0]
-        if (Either.isLeft(end)) return yield* Effect.fail(end.left)
-        if (end.right.code !== 250) {
-          const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
-          return yield* (end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error)))
-        }
-        return outcome.refused
-      })
+      Effect.flatMap(prepare(from, to, message, sendOptions), ({ body, mail, rcpts, recipients }) =>
+        Effect.flatMap(Transaction.run(transactionContext(), from, recipients, mail, rcpts, body), (outcome) => {
+          const end = outcome.finals[0]
+          if (Either.isLeft(end)) return Effect.fail(end.left)
+          if (end.right.code !== 250) {
+            const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
+            return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
+          }
+          return Effect.succeed(outcome.refused)
+        }))
 
     /** LMTP: the transaction, then a result for every recipient. */
     const deliver = <E, R>(
@@ -485,7 +484,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         Stream.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
       return Stream.unwrapScoped(Effect.gen(function*() {
         // the session is held for the whole batch
-        yield* Effect.acquireRelease(lock.take(1), () => lock.release(1))
+        yield* lock.scoped
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {
@@ -519,7 +518,17 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           },
           rset: quietRset
         }, input)
-      })).pipe(Stream.withSpan("smtplib.send", spanFor("sendBatch")))
+      })).pipe((stream) =>
+        Stream.unwrap(
+          Effect.tracerWith((tracer) =>
+            Effect.succeed(
+              tracer === Operation.defaultTracer
+                ? stream
+                : Stream.withSpan(stream, "smtplib.send", spanFor("sendBatch"))
+            )
+          )
+        )
+      )
     }
 
     const service: SmtpConnection.Service = {

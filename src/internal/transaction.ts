@@ -43,8 +43,8 @@ export interface TransactionContext {
   readonly chunking: boolean
   /** RSET after a failed transaction, failures ignored (smtplib's `_rset`). */
   readonly rset: Effect.Effect<void>
-  /** Registers what the next operation must do first when this transaction is interrupted. */
-  readonly onInterrupted: (recover: Effect.Effect<void>) => void
+  /** Registers what the next operation must do first when this transaction is interrupted (undefined: nothing). */
+  readonly onInterrupted: (recover: Effect.Effect<void> | undefined) => void
 }
 
 export interface Body<E, R> {
@@ -195,6 +195,113 @@ export const run = <E, R>(
   rcpts: ReadonlyArray<Codec.Command>,
   body: Body<E, R>
 ): Effect.Effect<Outcome, SmtpError | E, R> =>
+  ctx.pipelining && !ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
+    pipelinedData(ctx, from, recipients, mail, rcpts, body.bytes) :
+    general(ctx, from, recipients, mail, rcpts, body)
+
+/**
+ * The common case, as a short chain of callbacks: MAIL, RCPT... and DATA in one write and one
+ * wait, then the message in memory and its end of data in one write and one wait. The recovery
+ * from an interruption is registered before the first write and withdrawn when the transaction
+ * ends, so an interruption needs no handler of its own (nothing can stop half-way through a
+ * write: a send is one uninterruptible step).
+ */
+const pipelinedData = (
+  ctx: TransactionContext,
+  from: string,
+  recipients: ReadonlyArray<string>,
+  mail: Codec.Command,
+  rcpts: ReadonlyArray<Codec.Command>,
+  bytes: Uint8Array
+): Effect.Effect<Outcome, SmtpError> =>
+  Effect.suspend(() => {
+    const { engine } = ctx
+    const since = engine.endsWritten()
+    const unknown = unknownAfterEnd(engine, since)
+    const commands: Array<Codec.Command> = [mail]
+    for (const r of rcpts) commands.push(r)
+    commands.push(DATA)
+    let envelope: Pending | undefined
+    let end: Pending | undefined
+    // until the transaction ends, an interruption leaves this for the next operation: read what
+    // is owed; if DATA was accepted and its data never went out, only closing can end it
+    const recovery = Effect.suspend(() => {
+      if (end !== undefined || envelope === undefined) return ctx.rset
+      return Effect.flatMap(envelope.await, (batch) => {
+        const last = batch.replies[batch.replies.length - 1]
+        return batch.error === undefined && batch.replies.length === commands.length && last.code === 354 ?
+          engine.close :
+          ctx.rset
+      })
+    })
+    ctx.onInterrupted(recovery)
+    const done = () => ctx.onInterrupted(undefined)
+    const fail = (error: SmtpError) => {
+      done()
+      return Effect.fail(unknown(error))
+    }
+    return Effect.flatMap(engine.send(commands), (p) => {
+      envelope = p
+      return Effect.flatMap(p.await, (batch): Effect.Effect<Outcome, SmtpError> => {
+        const decided = decideEnvelope(from, recipients, batch.replies, batch.error)
+        const dataReply = batch.replies[commands.length - 1]
+        if (decided === undefined) return fail(batch.error!)
+        if (decided._tag === "Failed") {
+          done()
+          if (!decided.rset) return Effect.fail(unknown(decided.error))
+          const abandon = dataReply?.code === 354 ?
+            Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)])) :
+            Effect.void
+          return Effect.zipRight(Effect.zipRight(abandon, ctx.rset), Effect.fail(decided.error))
+        }
+        if (dataReply === undefined) return fail(batch.error!)
+        if (dataReply.code !== 354) {
+          done()
+          const error = new SmtpDataError(replyFields(dataReply, "DATA"))
+          return dataReply.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
+        }
+        const owedAtEnd = ctx.lmtp ? decided.accepted.length : 1
+        return Effect.flatMap(
+          engine.send([Codec.messageData(MessageData.dotStuffBytes(bytes), owedAtEnd)]),
+          (e) => {
+            end = e
+            return Effect.flatMap(e.await, (finals): Effect.Effect<Outcome, SmtpError> => {
+              done()
+              if (engine.endsWritten() <= since) {
+                const early = finals.replies[0]
+                if (early === undefined) return Effect.fail(finals.error ?? engine.failure("writing the message data"))
+                const error = new SmtpDataError(replyFields(early, "<end of data>"))
+                return early.code === 421 || engine.isClosed() ?
+                  Effect.fail(error) :
+                  Effect.zipRight(ctx.rset, Effect.fail(error))
+              }
+              if (engine.desynchronised()) return Effect.fail(unknown(engine.failure("reading the final reply")))
+              const out: Array<Either.Either<SmtpReply, SmtpError>> = []
+              for (let i = 0; i < owedAtEnd; i++) {
+                const reply = finals.replies[i]
+                out.push(reply !== undefined ? Either.right(reply) : Either.left(unknown(finals.error!)))
+              }
+              return Effect.succeed({
+                refused: decided.refused,
+                accepted: decided.accepted,
+                finals: out,
+                endCommand: "<end of data>"
+              })
+            })
+          }
+        )
+      })
+    })
+  })
+
+const general = <E, R>(
+  ctx: TransactionContext,
+  from: string,
+  recipients: ReadonlyArray<string>,
+  mail: Codec.Command,
+  rcpts: ReadonlyArray<Codec.Command>,
+  body: Body<E, R>
+): Effect.Effect<Outcome, SmtpError | E, R> =>
   Effect.suspend(() => {
     const { engine } = ctx
     const since = engine.endsWritten()
@@ -216,11 +323,11 @@ export const run = <E, R>(
         return p
       })
     /** Ends a DATA the server accepted although the transaction failed, with an empty message. */
-    const abandonData = Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)]))
+    const abandonData = () => Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)]))
     /** After a failed envelope: end an accepted DATA, then RSET (smtplib's `_rset`, failures ignored). */
     const failEnvelope = (failed: Extract<Envelope, { _tag: "Failed" }>, dataAccepted: boolean) =>
       Effect.zipRight(
-        failed.rset ? Effect.zipRight(dataAccepted ? abandonData : Effect.void, ctx.rset) : Effect.void,
+        failed.rset ? Effect.zipRight(dataAccepted ? abandonData() : Effect.void, ctx.rset) : Effect.void,
         Effect.fail(unknown(failed.error))
       )
 

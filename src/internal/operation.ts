@@ -1,0 +1,79 @@
+/**
+ * What every public operation of a session pays: a span and a lock, made cheap.
+ *
+ * - The span is created when a tracer is installed (`Effect.withTracer`, an OpenTelemetry layer):
+ *   with Effect's default tracer, whose spans nobody exports, creating one costs more than a whole
+ *   reply decode (about 35 fiber operations) and is skipped.
+ * - The lock is a mutex with a fast path: taking a free lock is one synchronous step.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
+
+/** The tracer Effect runs with when none is installed. */
+export const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+
+/** `Effect.withSpan`, unless the current tracer is Effect's default one. */
+export const withSpan = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  name: string,
+  options: Tracer.SpanOptions
+): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) => tracer === defaultTracer ? effect : Effect.withSpan(effect, name, options))
+
+export interface Lock {
+  /** Runs `effect` holding the lock; waiting for it is interruptible, holding it is released on exit. */
+  readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Takes the lock for the Scope (released when it closes). */
+  readonly scoped: Effect.Effect<void, never, Scope.Scope>
+}
+
+interface Waiter {
+  handed: boolean
+  readonly resume: (effect: Effect.Effect<void>) => void
+}
+
+export const makeLock = (): Lock => {
+  let busy = false
+  const waiters: Array<Waiter> = []
+  const unsafeRelease = () => {
+    const next = waiters.shift()
+    if (next === undefined) busy = false
+    else {
+      // handed over: the lock stays taken, now by the waiter
+      next.handed = true
+      next.resume(Effect.void)
+    }
+  }
+  const release = Effect.sync(unsafeRelease)
+  const acquire = Effect.async<void>((resume) => {
+    if (!busy) {
+      busy = true
+      return resume(Effect.void)
+    }
+    const waiter: Waiter = { handed: false, resume }
+    waiters.push(waiter)
+    return Effect.sync(() => {
+      const i = waiters.indexOf(waiter)
+      if (i !== -1) waiters.splice(i, 1)
+      // interrupted as the lock was handed over: pass it on
+      else if (waiter.handed) unsafeRelease()
+    })
+  })
+  return {
+    withLock: (effect) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(
+          Effect.suspend(() => {
+            if (busy) return restore(acquire)
+            busy = true
+            return Effect.void
+          }),
+          () => Effect.ensuring(restore(effect), release)
+        )
+      ),
+    scoped: Effect.acquireRelease(acquire, () => release)
+  }
+}
