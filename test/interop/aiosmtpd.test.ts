@@ -7,7 +7,7 @@
  * (and the LMTP suites store into the same folder).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Redacted } from "effect"
+import { Effect, Option, Redacted, Stream } from "effect"
 import { Message, SmtpClient, type SmtpConnection } from "effect-smtp"
 import * as fs from "node:fs"
 import type { AiosmtpdMessage, AiosmtpdPeer } from "./peers.js"
@@ -506,4 +506,62 @@ describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? 
         if (error._tag === "SmtpTlsError") assert.strictEqual(error.reason, "untrusted")
       })))
   })
+})
+
+describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? "aiosmtpd batch interop", () => {
+  it.live("sendBatch (pipelined DATA): one outcome per message; the refused ones stored nowhere", () =>
+    live(Effect.gen(function*() {
+      const peer = peerOrThrow()
+      const tokens = Array.from({ length: 6 }, (_, i) => uniqueId(`batch-${i}`))
+      const before = listFiles(aiosmtpdMailDir(peer))
+      const smtp = yield* connectPlain(peer)
+      const outcomes = Array.from(
+        yield* Stream.runCollect(smtp.sendBatch([
+          { from: FROM, to: "a@example.test", message: simpleMessage(tokens[0]) },
+          { from: "mail-451@example.test", to: "a@example.test", message: simpleMessage(tokens[1]) },
+          { from: FROM, to: ["rcpt-550@example.test"], message: simpleMessage(tokens[2]) },
+          { from: FROM, to: ["a@example.test", "data-554@example.test"], message: simpleMessage(tokens[3]) },
+          { from: FROM, to: ["a@example.test", "rcpt-550@example.test"], message: simpleMessage(tokens[4]) },
+          { from: FROM, to: "b@example.test", message: simpleMessage(tokens[5]) }
+        ]))
+      )
+      assert.deepStrictEqual(
+        outcomes.map((o) => [o.index, o._tag, "error" in o ? o.error._tag : ""]),
+        [
+          [0, "Sent", ""],
+          [1, "Refused", "SmtpSenderRefused"],
+          [2, "Refused", "SmtpRecipientsRefused"],
+          [3, "Refused", "SmtpDataError"],
+          [4, "Sent", ""],
+          [5, "Sent", ""]
+        ]
+      )
+      const partial = outcomes[4]
+      assert.deepStrictEqual(partial._tag === "Sent" ? Object.keys(partial.refused) : [], ["rcpt-550@example.test"])
+      for (const i of [0, 4, 5]) {
+        const stored = yield* fromPromise(() => waitForAiosmtpdMessageContaining(peer, before, tokens[i]))
+        assert.strictEqual(stored.bytes.toString("latin1"), simpleMessage(tokens[i]))
+      }
+      for (const i of [1, 2, 3]) assert.isFalse(aiosmtpdStoredContaining(peer, before, tokens[i]))
+      yield* sendAndRead(peer, smtp, "after-batch")
+    })))
+
+  it.live("sendBatch: the server closing after a message's data (dropdata@): unknown, the rest not sent", () =>
+    live(Effect.gen(function*() {
+      const peer = peerOrThrow()
+      const smtp = yield* connectPlain(peer)
+      const outcomes = Array.from(
+        yield* Stream.runCollect(smtp.sendBatch([
+          { from: FROM, to: "a@example.test", message: simpleMessage(uniqueId("batch-drop-0")) },
+          {
+            from: FROM,
+            to: ["a@example.test", "dropdata@example.test"],
+            message: simpleMessage(uniqueId("batch-drop-1"))
+          },
+          { from: FROM, to: "a@example.test", message: simpleMessage(uniqueId("batch-drop-2")) }
+        ]))
+      )
+      assert.deepStrictEqual(outcomes.map((o) => [o.index, o._tag]), [[0, "Sent"], [1, "Unknown"], [2, "NotSent"]])
+      assert.isTrue(yield* smtp.isClosed)
+    })))
 })

@@ -837,3 +837,39 @@ describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "p
       })))
   })
 })
+
+describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "postfix batch interop", () => {
+  for (const dataPath of DATA_PATHS) {
+    it.live(`sendBatch, ${dataPath.name}: delivered, refused at RCPT, refused at MAIL, content refused, delivered`, () =>
+      live(Effect.gen(function*() {
+        const peer = peerOrThrow()
+        const tokens = Array.from({ length: 5 }, (_, i) => uniqueId(`batch-${dataPath.name}-${i}`))
+        const before = snapshot(peer, BOB)
+        const smtp = yield* connectTo(peer, peer.ports.plain, "none", { chunking: dataPath.chunking })
+        const items: ReadonlyArray<SmtpConnection.BatchItem> = [
+          { from: ALICE, to: BOB, message: messageWith(tokens[0]) },
+          { from: ALICE, to: "nobody@example.test", message: messageWith(tokens[1]) },
+          { from: "reject-sender@example.test", to: BOB, message: messageWith(tokens[2]) },
+          { from: ALICE, to: BOB, message: messageWith(tokens[3], "[reject-data] ") },
+          { from: ALICE, to: BOB, message: messageWith(tokens[4]) }
+        ]
+        const outcomes = Array.from(yield* Stream.runCollect(smtp.sendBatch(items)))
+        assert.deepStrictEqual(
+          outcomes.map((o) => [o.index, o._tag, o._tag === "Refused" ? o.error._tag : ""]),
+          [
+            [0, "Sent", ""],
+            [1, "Refused", "SmtpRecipientsRefused"],
+            [2, "Refused", "SmtpSenderRefused"],
+            [3, "Refused", "SmtpDataError"],
+            [4, "Sent", ""]
+          ]
+        )
+        for (const i of [0, 4]) {
+          const file = yield* delivered(peer, BOB, before, tokens[i])
+          assert.strictEqual(stripPostfixTrace(file), toLf(messageWith(tokens[i])))
+        }
+        // the session goes on after the batch
+        yield* sendToBob(peer, smtp, `after-batch-${dataPath.name}`)
+      })))
+  }
+})
