@@ -522,6 +522,10 @@ export const make = (
       endSegment: number
     ): Effect.Effect<void, SmtpError> => {
       if (segments.length === 1) return rawWrite(segments[0], what, endSegment === 0)
+      let total = 0
+      for (const segment of segments) total += segment.length
+      // the common case: a flight of commands (and a small message) in one write
+      if (total < COALESCE_LIMIT) return rawWrite(concatBytes(segments), what, endSegment !== -1)
       const writes: Array<Uint8Array> = []
       let endWrite = -1
       let small: Array<Uint8Array> = []

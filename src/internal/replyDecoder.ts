@@ -100,28 +100,36 @@ export const make = (options?: { readonly maxLine?: number; readonly maxLines?: 
         }
         break
       }
-      const segment = chunk.subarray(start, lf + 1)
-      const raw = partialLine > 0 ? joinPending(pendingLength - partialLine, segment) : segment
+      // the line is `raw[0, end)`: in the chunk itself when it started there (no copy, no view)
+      let raw: Uint8Array = chunk
+      let from = start
+      let to = lf + 1
+      if (partialLine > 0) {
+        raw = joinPending(pendingLength - partialLine, chunk.subarray(start, lf + 1))
+        from = 0
+        to = raw.length
+      }
       partialLine = 0
       start = lf + 1
-      if (raw.length > maxLine) {
-        failed = { _tag: "LineTooLong", line: preview(raw) }
+      if (to - from > maxLine) {
+        failed = { _tag: "LineTooLong", line: preview(raw.subarray(from, to)) }
         return { replies, failure: failed }
       }
-      const end = raw.length >= 2 && raw[raw.length - 2] === CR ? raw.length - 2 : raw.length - 1
-      const text = raw.subarray(0, end)
-      lines.push(decoder.decode(text))
+      const end = to - from >= 2 && raw[to - 2] === CR ? to - 2 : to - 1
+      lines.push(decoder.decode(raw.subarray(from, end)))
       if (lines.length > maxLines) {
         failed = { _tag: "TooManyLines", line: lines[0].slice(0, 80) }
         return { replies, failure: failed }
       }
-      if (text.length < 4 || text[3] !== HYPHEN) {
+      if (end - from < 4 || raw[from + 3] !== HYPHEN) {
         const reply = lines as Array<string> & { bytes: Uint8Array }
         reply.bytes = pendingLength === 0 ? chunk.subarray(replyStart, start) : joinPending(0, chunk.subarray(0, start))
         replies.push(reply)
         lines = []
-        pending = []
-        pendingLength = 0
+        if (pendingLength > 0) {
+          pending = []
+          pendingLength = 0
+        }
         replyStart = start
       }
     }

@@ -318,7 +318,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       Effect.flatMap(prepare(from, to, message, sendOptions), ({ body, mail, rcpts, recipients }) =>
         Effect.flatMap(Transaction.run(transactionContext(), from, recipients, mail, rcpts, body), (outcome) => {
           const end = outcome.finals[0]
-          if (Either.isLeft(end)) return Effect.fail(end.left)
+          if (Either.isLeft(end)) {
+            return Effect.fail(end.left)
+          }
           if (end.right.code !== 250) {
             const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
             return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
@@ -343,7 +345,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         let interruption: SmtpError | undefined
         let refusedCount = 0
         // matched by position, not by address: a recipient given twice has two results
-        const finals = new Map(outcome.accepted.map((position, i) => [position, outcome.finals[i]] as const))
+        const finals = new Map(outcome.accepted.map((position, i) =>
+          [position, outcome.finals[i]] as const
+        ))
         for (let position = 0; position < recipients.length; position++) {
           const recipient = recipients[position]
           const final = finals.get(position)

@@ -1,0 +1,86 @@
+/**
+ * Bytes allocated per message by `sendmail` (1 KB message, 1 recipient, pipelined DATA, or BDAT with
+ * `--chunking`) and, with `--ops`, where: V8's sampling heap profiler with collected objects
+ * included, against the project's sink in a child process, after a warm-up.
+ *
+ *   node --import tsx bench/allocations.ts [N=5000] [--chunking] [--top 25]
+ *
+ * Prints bytes/message and the functions that allocate most (per message).
+ */
+import { Effect } from "effect"
+import { spawn } from "node:child_process"
+import { Session } from "node:inspector/promises"
+import { fileURLToPath } from "node:url"
+import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+
+const args = process.argv.slice(2)
+const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 5000)
+const chunking = args.includes("--chunking")
+const topIndex = args.indexOf("--top")
+const TOP = topIndex === -1 ? 25 : Number(args[topIndex + 1])
+
+const HEADER = "From: <sender@example.com>\r\nTo: <rcpt1@example.com>\r\nSubject: bench\r\n\r\n"
+const LINE = "The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuv\r\n"
+const body = Buffer.from(HEADER + LINE.repeat(12))
+
+const sink = await new Promise<{ port: number; stop: () => void }>((resolve, reject) => {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL("./sink.ts", import.meta.url)), ...(chunking ? ["--chunking"] : [])],
+    { stdio: ["ignore", "pipe", "inherit"] }
+  )
+  child.on("error", reject)
+  child.stdout.on("data", (d: Buffer) => {
+    const m = /LISTENING (\d+)/.exec(d.toString())
+    if (m !== null) resolve({ port: Number(m[1]), stop: () => child.kill("SIGTERM") })
+  })
+})
+
+interface ProfileNode {
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+  readonly selfSize: number
+  readonly children: ReadonlyArray<ProfileNode>
+}
+
+const inspector = new Session()
+inspector.connect()
+
+await Effect.runPromise(
+  Effect.scoped(Effect.gen(function*() {
+    const smtp = yield* SmtpClient.connect({
+      host: "127.0.0.1",
+      port: sink.port,
+      security: "none",
+      localHostname: "bench.local",
+      chunking
+    })
+    for (let i = 0; i < 500; i++) yield* smtp.sendmail("sender@example.com", ["rcpt1@example.com"], body)
+    yield* Effect.promise(() =>
+      inspector.post("HeapProfiler.startSampling", {
+        samplingInterval: 512,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true
+      })
+    )
+    for (let i = 0; i < N; i++) yield* smtp.sendmail("sender@example.com", ["rcpt1@example.com"], body)
+    const { profile } = yield* Effect.promise(() => inspector.post("HeapProfiler.stopSampling"))
+    const sizes = new Map<string, number>()
+    let total = 0
+    const walk = (node: ProfileNode) => {
+      const frame = node.callFrame
+      const where = `${frame.functionName || "(anonymous)"} ${
+        frame.url.replace(/.*node_modules\//, "").replace(/.*\/(src|bench)\//, "$1/")
+      }:${frame.lineNumber + 1}`
+      sizes.set(where, (sizes.get(where) ?? 0) + node.selfSize)
+      total += node.selfSize
+      node.children.forEach(walk)
+    }
+    walk(profile.head as unknown as ProfileNode)
+    console.log(`${(total / N).toFixed(0)} bytes allocated per message (${chunking ? "BDAT" : "DATA"}, N=${N})`)
+    for (const [where, size] of [...sizes].sort((a, b) => b[1] - a[1]).slice(0, TOP)) {
+      console.log(`${(size / N).toFixed(0).padStart(7)}  ${where}`)
+    }
+  })).pipe(Effect.provide(NodeSmtpTransport.layer))
+)
+sink.stop()
+inspector.disconnect()
