@@ -34,15 +34,17 @@ export interface Options {
   readonly localHostname?: string | undefined
   /**
    * One limit for connecting and for every wait on the server (smtplib's `timeout`). When absent,
-   * connecting may take 30 s and each wait gets its RFC 5321 §4.5.3.2 limit (5 min for the
-   * greeting, MAIL and RCPT; 2 min for DATA; 3 min per data block; 10 min after the final dot).
+   * connecting may take 30 s, the greeting 30 s, and each other wait gets its RFC 5321 §4.5.3.2
+   * limit (5 min for MAIL and RCPT; 2 min for DATA; 3 min per data block; 10 min after the final
+   * dot).
    */
   readonly timeout?: Duration.DurationInput | undefined
   /** The local address to bind (smtplib's `source_address`). */
   readonly sourceAddress?: { readonly host: string; readonly port?: number | undefined } | undefined
   /**
    * smtplib's `set_debuglevel`: 1 logs the `C:`/`S:` transcript at Debug level through Effect's
-   * Logger, 2 adds timestamps. Credentials and message bodies are never logged.
+   * Logger, 2 adds timestamps. The transcript is shown whatever the minimum log level (asking for
+   * it is the point). Credentials and message bodies are never logged.
    */
   readonly debug?: 0 | 1 | 2 | undefined
   /** How long the QUIT sent when the Scope closes may take. Default 5 s (or `timeout` if shorter). */
@@ -97,7 +99,8 @@ export interface LmtpOptions extends Omit<Options, "protocol"> {
 }
 
 const rfcReplyTimeouts: Record<string, Duration.Duration> = {
-  "<greeting>": Duration.minutes(5),
+  // RFC 5321 allows 5 minutes; a server that has not greeted in 30 s is not going to (nodemailer waits 30 s)
+  "<greeting>": Duration.seconds(30),
   MAIL: Duration.minutes(5),
   RCPT: Duration.minutes(5),
   DATA: Duration.minutes(2),

@@ -20,6 +20,8 @@ import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -119,6 +121,8 @@ export interface Engine {
   ) => Effect.Effect<void, SmtpError>
   /** Closes the connection now (no QUIT); owed replies fail with `SmtpServerDisconnected`. */
   readonly close: Effect.Effect<void>
+  /** Closes the connection after QUIT: later operations say the session was closed by quit. */
+  readonly closeAfterQuit: Effect.Effect<void>
   /** Whether the connection is closed (by either side, a timeout or a protocol error). */
   readonly isClosed: () => boolean
   /** Why the connection is unusable, for an operation that was `during` something. */
@@ -223,10 +227,14 @@ export const make = (
     const timeoutMillis = (verb: string) => Duration.toMillis(options.replyTimeout(verb))
     const writeMillis = Duration.toMillis(options.writeTimeout)
 
+    // asked for, the transcript is shown even where the minimum log level hides Debug
     const transcript = (line: string): Effect.Effect<void> =>
-      options.debug === 0 ? Effect.void : options.debug === 1 ?
-        Effect.logDebug(line) :
-        Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.logDebug(`${new Date(now).toISOString()} ${line}`))
+      options.debug === 0 ? Effect.void : Logger.withMinimumLogLevel(
+        options.debug === 1 ?
+          Effect.logDebug(line) :
+          Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.logDebug(`${new Date(now).toISOString()} ${line}`)),
+        LogLevel.Debug
+      )
 
     const injection = new SmtpTlsError({
       reason: "injection",
@@ -774,6 +782,9 @@ export const make = (
       writeCommands,
       startTls,
       close: Effect.sync(() => terminate(disconnected())),
+      closeAfterQuit: Effect.sync(() =>
+        terminate((during) => new SmtpServerDisconnected({ during: `${during}: the session was closed by quit` }))
+      ),
       isClosed: () => closedWith !== undefined || broken !== undefined,
       failure: (during) => (closedWith ?? broken ?? disconnected())(during),
       desynchronised: () => desynchronised,

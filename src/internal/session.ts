@@ -427,7 +427,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       const reply = yield* cmd("QUIT")
       resetState()
       state.utf8 = false
-      yield* engine.close
+      yield* engine.closeAfterQuit
       return reply
     })
 

@@ -3,9 +3,9 @@
  * what they leave in the session, docmd, NOOP, RSET, VRFY, EXPN, HELP, MAIL, RCPT, DATA, QUIT.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Fiber, Logger, LogLevel, Option, TestClock } from "effect"
 import { SmtpClient, type SmtpConnection } from "../../src/index.js"
-import type { ScriptedTransport } from "../../src/testing/index.js"
+import { ScriptedTransport } from "../../src/testing/index.js"
 import { connectOptions, guard, makeServer, plainError, plainReply, type Server } from "./support.js"
 
 const QUIT = { expect: "QUIT", reply: "221 2.0.0 bye" }
@@ -594,7 +594,11 @@ describe("quit and close", () => {
         )
         assert.deepStrictEqual(result.reply, { code: 221, text: "2.0.0 bye" })
         assert.isTrue(result.closed)
-        assert.deepStrictEqual(failure(result.after), { _tag: "SmtpServerDisconnected", during: "sending NOOP" })
+        // the error says why: quit closed the session (not "closed while sending NOOP")
+        assert.deepStrictEqual(failure(result.after), {
+          _tag: "SmtpServerDisconnected",
+          during: "sending NOOP: the session was closed by quit"
+        })
         assert.strictEqual(server.written(), "QUIT\r\n")
         assert.isTrue(server.connection(0).clientClosed())
         clean(server)
@@ -617,4 +621,43 @@ describe("quit and close", () => {
       }),
       "close"
     ))
+})
+
+describe("defaults that fail fast and show themselves", () => {
+  it.effect("a server that never greets fails after 30 s by default (TestClock)", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({ greeting: [], steps: [] })
+      const fiber = yield* Effect.fork(
+        Effect.exit(Effect.scoped(SmtpClient.connect({ host: "mx.test", security: "none" }))).pipe(
+          Effect.provide(server.layer)
+        )
+      )
+      yield* TestClock.adjust("29 seconds")
+      assert.isNull(fiber.unsafePoll(), "still waiting after 29 s")
+      yield* TestClock.adjust("2 seconds")
+      const exit = yield* Fiber.join(fiber)
+      const error = failure(exit) as { _tag: string; phase: string; timeoutMillis: number }
+      assert.strictEqual(error._tag, "SmtpTimeout")
+      assert.strictEqual(error.timeoutMillis, 30_000)
+    }))
+
+  it.effect("debug: 1 shows the transcript at the default minimum log level (Info)", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({
+        steps: [{ expect: "NOOP", reply: "250 ok" }, { expect: "QUIT", reply: "221 bye" }]
+      })
+      const lines: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      })
+      yield* Effect.scoped(
+        Effect.flatMap(SmtpClient.connect({ host: "mx.test", security: "none", debug: 1 }), (smtp) => smtp.noop)
+      ).pipe(
+        Effect.provide(server.layer),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger)),
+        Logger.withMinimumLogLevel(LogLevel.Info)
+      )
+      assert.include(lines, "DEBUG C: NOOP")
+      assert.include(lines, "DEBUG S: 250 ok")
+    }))
 })
