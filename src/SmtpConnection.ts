@@ -72,6 +72,42 @@ export interface SendMessageOptions {
 export type RefusedRecipients = Readonly<Record<string, SmtpReply>>
 
 /**
+ * What `send` takes besides a `Message`: the envelope and the message as `sendmail` takes them.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SendInput<E = never, R = never> {
+  readonly from: string
+  readonly to: string | ReadonlyArray<string>
+  readonly message: MessageInput<E, R>
+  readonly options?: SendmailOptions | undefined
+}
+
+/**
+ * What a send did, as support staff log it: the envelope, the Message-ID, the recipients accepted
+ * and refused (with the server's replies), the final reply, and the server's queue id when the
+ * final reply carries one in a common form (Postfix and compatible `queued as X`, Exim `id=X`,
+ * Microsoft `InternalId=X`, Gmail, Amazon SES, Sendmail, qmail).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SendResult {
+  readonly envelope: { readonly from: string; readonly to: ReadonlyArray<string> }
+  /** The Message-ID header, when the message has one (read from the headers; not for a Stream). */
+  readonly messageId: string | undefined
+  /** The recipients the server accepted (at RCPT), in order. */
+  readonly accepted: ReadonlyArray<string>
+  /** The recipients refused at RCPT, with their replies. */
+  readonly refused: RefusedRecipients
+  /** The reply to the end of data. */
+  readonly reply: SmtpReply
+  /** The server's id for the queued message, when the final reply carries one in a known form. */
+  readonly queueId: string | undefined
+}
+
+/**
  * One message of a batch (`sendBatch`): the envelope and the message, in memory (a string as
  * `sendmail` takes it, or bytes).
  *
@@ -170,6 +206,15 @@ export interface Service {
     message: MessageInput<E, R>,
     options?: SendmailOptions
   ) => Effect.Effect<RefusedRecipients, SmtpError | E, R>
+  /**
+   * Sends one message and returns what happened to it ({@link SendResult}): `sendmail` (for a
+   * `SendInput`) or `sendMessage` (for a `Message`) with the result an application logs. Fails as
+   * they do.
+   */
+  readonly send: <E = never, R = never>(
+    message: Message.Message<E, R> | SendInput<E, R>,
+    options?: SendMessageOptions
+  ) => Effect.Effect<SendResult, SmtpError | E, R>
   /**
    * Sends a sequence of messages with cross-message pipelining (RFC 2920 §3.1): the next message's
    * envelope goes in the same write as the previous message's end of data (one round trip per

@@ -182,3 +182,26 @@ export const ensureFinalCrlf = <E, R>(data: Stream.Stream<Uint8Array, E, R>): St
       Stream.concat(Stream.suspend(() => (prev2 === CR && prev1 === LF ? Stream.empty : Stream.succeed(CRLF.slice()))))
     )
   })
+
+const messageIdHeader = /^message-id:[ \t]*((?:.|\r?\n[ \t])*)/im
+
+/**
+ * The Message-ID header of a message in memory (its header section only; unfolded and trimmed),
+ * for the send result. Not a parser: the first Message-ID line before the blank line.
+ */
+export const messageIdOf = (bytes: Uint8Array): string | undefined => {
+  // the header section ends at the first empty line; read at most 64 KiB of it
+  let end = Math.min(bytes.length, 64 * 1024)
+  for (let i = 0; i + 1 < end; i++) {
+    if (bytes[i] === LF && (bytes[i + 1] === LF || (bytes[i + 1] === CR && bytes[i + 2] === LF))) {
+      end = i + 1
+      break
+    }
+  }
+  const match = messageIdHeader.exec(latin1.decode(bytes.subarray(0, end)))
+  if (match === null) return undefined
+  const value = match[1].replace(/\r?\n[ \t]+/g, " ").trim()
+  return value === "" ? undefined : value
+}
+
+const latin1 = new TextDecoder("latin1")

@@ -30,6 +30,7 @@ import { parseFeatures } from "./ehlo.js"
 import type { Engine } from "./engine.js"
 import * as MessageData from "./messageData.js"
 import * as Operation from "./operation.js"
+import * as QueueId from "./queueId.js"
 import * as Transaction from "./transaction.js"
 
 export interface SessionOptions {
@@ -328,6 +329,54 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           return Effect.succeed(outcome.refused)
         }))
 
+    /** sendmail with the result an application logs. */
+    const sendWithResult = <E, R>(
+      from: string,
+      to: string | ReadonlyArray<string>,
+      message: SmtpConnection.MessageInput<E, R>,
+      sendOptions: SmtpConnection.SendmailOptions | undefined,
+      messageId: string | undefined
+    ): Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> =>
+      Effect.flatMap(prepare(from, to, message, sendOptions), ({ body, mail, rcpts, recipients }) =>
+        Effect.flatMap(Transaction.run(transactionContext(), from, recipients, mail, rcpts, body), (outcome) => {
+          const end = outcome.finals[0]
+          if (Either.isLeft(end)) {
+            return Effect.fail(end.left)
+          }
+          if (end.right.code !== 250) {
+            const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
+            return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
+          }
+          return Effect.succeed({
+            envelope: { from, to: recipients },
+            messageId: messageId ?? (body.bytes === undefined ? undefined : MessageData.messageIdOf(body.bytes)),
+            accepted: outcome.accepted.map((i) =>
+              recipients[i]
+            ),
+            refused: outcome.refused,
+            reply: end.right,
+            queueId: QueueId.fromText(end.right.text)
+          })
+        }))
+
+    const send = <E, R>(
+      input: Message.Message<E, R> | SmtpConnection.SendInput<E, R>,
+      sendOptions?: SmtpConnection.SendMessageOptions
+    ): Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> => {
+      if (!("headers" in input)) {
+        return sendWithResult(input.from, input.to, input.message, input.options ?? sendOptions, undefined)
+      }
+      const messageId = Option.getOrUndefined(Message.get(input, "Message-ID"))
+      return sendMessageWith(<E2, R2>(
+        from: string,
+        to: ReadonlyArray<string>,
+        data: Uint8Array | Stream.Stream<Uint8Array, E2, R2>,
+        options: SmtpConnection.SendmailOptions
+      ) =>
+        sendWithResult(from, to, data, options, messageId)
+      )(input, sendOptions)
+    }
+
     /** LMTP: the transaction, then a result for every recipient. */
     const deliver = <E, R>(
       from: string,
@@ -536,6 +585,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     }
 
     const service: SmtpConnection.Service = {
+      send: (message, sendOptions) => serialised(send(message, sendOptions), "send"),
       sendBatch,
       greeting,
       helo: (name) => serialised(helo(name), "helo"),
@@ -588,7 +638,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       isSecure: Effect.sync(() => engine.isSecure())
     }
     const deliverMessage = sendMessageWith(deliver)
-    const { sendBatch: _smtpOnly, ...common } = service
+    const { send: _send, sendBatch: _smtpOnly, ...common } = service
     const lmtpService: LmtpConnection.Service = {
       ...common,
       sendmail: (from, to, message, sendOptions) => serialised(deliver(from, to, message, sendOptions), "sendmail"),
