@@ -18,10 +18,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Pool from "effect/Pool"
 import * as RateLimiter from "effect/RateLimiter"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as ConnectionPool from "./internal/connectionPool.js"
 import type * as Message from "./Message.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
@@ -136,12 +136,10 @@ const sendDuration = Metric.timerWithBoundaries("smtp_send_duration", [10, 50, 1
 export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope | SmtpTransport> =>
   Effect.gen(function*() {
     const { idleTimeout, maxConnections, rateLimit, retry, ...connectOptions } = options
-    const pool = yield* Pool.makeWithTTL({
+    const pool = yield* ConnectionPool.make({
       acquire: SmtpClient.connect(connectOptions),
-      min: 0,
-      max: Math.max(1, maxConnections ?? 4),
-      timeToLive: idleTimeout ?? Duration.seconds(30),
-      timeToLiveStrategy: "usage"
+      max: maxConnections ?? 4,
+      idleTimeout: idleTimeout ?? Duration.seconds(30)
     })
     const limiter: RateLimiter.RateLimiter = rateLimit === undefined ?
       (effect) => effect :
@@ -152,21 +150,22 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       ...(options.port === undefined ? {} : { "server.port": options.port })
     }
 
-    /** One attempt on a pooled connection; a connection that died is invalidated, so it is replaced. */
+    /**
+     * One attempt on a pooled connection. A connection found closed is replaced (a bounded number
+     * of times), and one that died during the attempt is closed and its place freed at once.
+     */
     const attempt = <A, E, R>(send: (smtp: SmtpConnection.Service) => Effect.Effect<A, E, R>) =>
-      Effect.scoped(
+      Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          let smtp = yield* Pool.get(pool)
-          // closed while idle (the server hung up): take another, a bounded number of times
-          for (let i = 0; i < 3 && (yield* smtp.isClosed); i++) {
-            yield* Pool.invalidate(pool, smtp)
-            smtp = yield* Pool.get(pool)
+          let entry = yield* restore(pool.get)
+          // closed while idle (the server hung up): take another
+          for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
+            yield* pool.release(entry, false)
+            entry = yield* restore(pool.get)
           }
-          return yield* send(smtp).pipe(
-            Effect.ensuring(
-              Effect.flatMap(smtp.isClosed, (closed) => (closed ? Pool.invalidate(pool, smtp) : Effect.void))
-            )
-          )
+          const exit = yield* Effect.exit(restore(send(entry.value)))
+          yield* pool.release(entry, !(yield* entry.value.isClosed))
+          return yield* exit
         })
       )
 
