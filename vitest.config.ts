@@ -14,6 +14,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
+    // global.gc for the tests that check what becomes garbage (test/mailer/memory.test.ts)
+    poolOptions: { forks: { execArgv: ["--expose-gc"] } },
     hookTimeout: 60_000
   }
 })

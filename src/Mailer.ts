@@ -11,21 +11,28 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Pool from "effect/Pool"
+import * as Predicate from "effect/Predicate"
+import * as Queue from "effect/Queue"
 import * as RateLimiter from "effect/RateLimiter"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Take from "effect/Take"
+import * as ConnectionPool from "./internal/connectionPool.js"
 import type * as Message from "./Message.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
-import { classify, isSmtpError, type SmtpError } from "./SmtpError.js"
+import { classify, type Disposition, isSmtpError, type SmtpError } from "./SmtpError.js"
 import type { SmtpTransport } from "./SmtpTransport.js"
 
 /**
@@ -68,6 +75,108 @@ export interface Service {
     message: Message.Message<E, R>,
     options?: SmtpConnection.SendMessageOptions
   ) => Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R>
+  /**
+   * Sends many messages: one {@link BulkOutcome} per item, emitted as each one finishes (not in
+   * input order: `index` is the item's position in the input). Each item is sent as by `sendmail`
+   * or `sendMessage`, with the retries and the rate limit; a failure is an outcome, never the end
+   * of the others. Memory is bounded by `concurrency`, not by the number of items: the input is
+   * read as messages go out, and outcomes wait for the consumer (backpressure).
+   *
+   * Every item taken from the input gets its outcome; if the input Stream fails, the result fails
+   * with its error after those. Interrupting the result (or taking fewer outcomes) interrupts the
+   * messages in flight.
+   *
+   * @since 0.2.0
+   */
+  readonly sendAll: <E = never, R = never, EI = never, RI = never>(
+    items: Stream.Stream<BulkItem<E, R>, EI, RI> | Iterable<BulkItem<E, R>>,
+    options?: BulkOptions
+  ) => Stream.Stream<BulkOutcome<E>, EI, R | RI>
+}
+
+/**
+ * An item of {@link Service.sendAll}: an envelope and a message as `sendmail` takes them, or a
+ * `Message` as `sendMessage` takes it (its envelope from its headers unless the options say).
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export type BulkItem<E = never, R = never> = BulkEnvelope<E, R> | BulkMessage<E, R>
+
+/**
+ * A `sendmail`-style item.
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export interface BulkEnvelope<E = never, R = never> {
+  readonly from: string
+  readonly to: string | ReadonlyArray<string>
+  readonly message: SmtpConnection.MessageInput<E, R>
+  readonly options?: SmtpConnection.SendmailOptions | undefined
+}
+
+/**
+ * A `sendMessage`-style item.
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export interface BulkMessage<E = never, R = never> {
+  readonly message: Message.Message<E, R>
+  readonly options?: SmtpConnection.SendMessageOptions | undefined
+}
+
+/**
+ * Options of {@link Service.sendAll}.
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export interface BulkOptions {
+  /**
+   * How many messages may be in flight at once; default `maxConnections`. How they are spread
+   * over the connections is the Mailer's business (several may one day share a connection).
+   */
+  readonly concurrency?: number | undefined
+}
+
+/**
+ * What became of one item of {@link Service.sendAll}.
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export type BulkOutcome<E = never> = BulkSent | BulkFailed<E>
+
+/**
+ * The server accepted the message, for every recipient but those in `refused`.
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export interface BulkSent {
+  readonly _tag: "Sent"
+  /** The item's position in the input, from 0. */
+  readonly index: number
+  readonly refused: SmtpConnection.RefusedRecipients
+}
+
+/**
+ * The message was not sent, after the retries, or its fate is unknown: see `disposition`
+ * (`SmtpError.classify`): `"transient"` not accepted, worth another try later; `"permanent"` not
+ * accepted and would fail again (so is an error of the message itself, such as a failing Stream);
+ * `"unknown"` the end of the data was sent and no final reply came: it may have been delivered.
+ *
+ * @since 0.2.0
+ * @category bulk
+ */
+export interface BulkFailed<E = never> {
+  readonly _tag: "Failed"
+  /** The item's position in the input, from 0. */
+  readonly index: number
+  readonly error: SmtpError | E
+  readonly disposition: Disposition
 }
 
 /**
@@ -112,12 +221,10 @@ const sendDuration = Metric.timerWithBoundaries("smtp_send_duration", [10, 50, 1
 export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope | SmtpTransport> =>
   Effect.gen(function*() {
     const { idleTimeout, maxConnections, rateLimit, retry, ...connectOptions } = options
-    const pool = yield* Pool.makeWithTTL({
+    const pool = yield* ConnectionPool.make({
       acquire: SmtpClient.connect(connectOptions),
-      min: 0,
-      max: Math.max(1, maxConnections ?? 4),
-      timeToLive: idleTimeout ?? Duration.seconds(30),
-      timeToLiveStrategy: "usage"
+      max: maxConnections ?? 4,
+      idleTimeout: idleTimeout ?? Duration.seconds(30)
     })
     const limiter: RateLimiter.RateLimiter = rateLimit === undefined ?
       (effect) => effect :
@@ -128,21 +235,22 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       ...(options.port === undefined ? {} : { "server.port": options.port })
     }
 
-    /** One attempt on a pooled connection; a connection that died is invalidated, so it is replaced. */
+    /**
+     * One attempt on a pooled connection. A connection found closed is replaced (a bounded number
+     * of times), and one that died during the attempt is closed and its place freed at once.
+     */
     const attempt = <A, E, R>(send: (smtp: SmtpConnection.Service) => Effect.Effect<A, E, R>) =>
-      Effect.scoped(
+      Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          let smtp = yield* Pool.get(pool)
-          // closed while idle (the server hung up): take another, a bounded number of times
-          for (let i = 0; i < 3 && (yield* smtp.isClosed); i++) {
-            yield* Pool.invalidate(pool, smtp)
-            smtp = yield* Pool.get(pool)
+          let entry = yield* restore(pool.get)
+          // closed while idle (the server hung up): take another
+          for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
+            yield* pool.release(entry, false)
+            entry = yield* restore(pool.get)
           }
-          return yield* send(smtp).pipe(
-            Effect.ensuring(
-              Effect.flatMap(smtp.isClosed, (closed) => (closed ? Pool.invalidate(pool, smtp) : Effect.void))
-            )
-          )
+          const exit = yield* Effect.exit(restore(send(entry.value)))
+          yield* pool.release(entry, !(yield* entry.value.isClosed))
+          return yield* exit
         })
       )
 
@@ -166,14 +274,85 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       )
     }
 
-    return {
-      sendmail: (from, to, message, sendOptions) =>
-        run("sendmail", (smtp) => smtp.sendmail(from, to, message, sendOptions)),
-      sendMessage: (message, sendOptions) => run("sendMessage", (smtp) => smtp.sendMessage(message, sendOptions))
-    } satisfies Service
+    const sendmail: Service["sendmail"] = (from, to, message, sendOptions) =>
+      run("sendmail", (smtp) => smtp.sendmail(from, to, message, sendOptions))
+    const sendMessage: Service["sendMessage"] = (message, sendOptions) =>
+      run("sendMessage", (smtp) => smtp.sendMessage(message, sendOptions))
+
+    const sendItem = <E, R>(item: BulkItem<E, R>, index: number): Effect.Effect<BulkOutcome<E>, never, R> =>
+      ("from" in item
+        ? sendmail(item.from, item.to, item.message, item.options)
+        : sendMessage(item.message, item.options))
+        .pipe(
+          Effect.match({
+            onSuccess: (refused): BulkOutcome<E> => ({ _tag: "Sent", index, refused }),
+            onFailure: (error): BulkOutcome<E> => ({
+              _tag: "Failed",
+              index,
+              error,
+              disposition: isSmtpError(error) ? disposition(error) : "permanent"
+            })
+          })
+        )
+
+    /**
+     * A feeder reads the input into a small queue, `concurrency` workers send one item after
+     * another and queue the outcomes; all the waits are queue waits (first come, first served).
+     */
+    const sendAll: Service["sendAll"] = <E, R, EI, RI>(
+      items: Stream.Stream<BulkItem<E, R>, EI, RI> | Iterable<BulkItem<E, R>>,
+      bulkOptions?: BulkOptions
+    ): Stream.Stream<BulkOutcome<E>, EI, R | RI> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const concurrency = Math.max(1, bulkOptions?.concurrency ?? maxConnections ?? 4)
+        const input = yield* Queue.bounded<readonly [BulkItem<E, R>, number] | undefined>(concurrency)
+        const output = yield* Queue.bounded<Take.Take<BulkOutcome<E>, EI>>(concurrency)
+        let next = 0
+        const offer = (item: BulkItem<E, R>) => Queue.offer(input, [item, next++] as const)
+        const read: Effect.Effect<void, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
+          Stream.runForEach(items as Stream.Stream<BulkItem<E, R>, EI, RI>, offer) :
+          Effect.gen(function*() {
+            // one at a time: Stream.fromIterable would read 4096 items ahead
+            for (const item of items as Iterable<BulkItem<E, R>>) yield* offer(item)
+          })
+        // then one end marker per worker
+        const feeder = Effect.exit(read).pipe(
+          Effect.tap(() => Effect.forEach(Array.from({ length: concurrency }), () => Queue.offer(input, undefined)))
+        )
+        const worker = Effect.gen(function*() {
+          for (;;) {
+            const taken = yield* Queue.take(input)
+            if (taken === undefined) return
+            yield* Queue.offer(output, Take.of(yield* sendItem(taken[0], taken[1])))
+          }
+        })
+        yield* Effect.gen(function*() {
+          const reading = yield* Effect.fork(feeder)
+          yield* Effect.all(Array.from({ length: concurrency }, () => worker), {
+            concurrency: "unbounded",
+            discard: true
+          })
+          const exit = yield* Fiber.join(reading)
+          yield* Queue.offer(output, Exit.isSuccess(exit) ? Take.end : Take.failCause(exit.cause))
+        }).pipe(
+          // a defect ends the result too (an interruption means that nobody reads it any more)
+          Effect.onError((cause) =>
+            Cause.isInterruptedOnly(cause) ?
+              Effect.void :
+              Effect.interruptible(Queue.offer(output, Take.failCause(cause as Cause.Cause<never>)))
+          ),
+          Effect.forkScoped
+        )
+        return Stream.flattenTake(Stream.fromQueue(output))
+      }))
+
+    return { sendmail, sendMessage, sendAll } satisfies Service
   })
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)
+
+/** What a failure means for the message (the session reports an unknown outcome as `SmtpDeliveryUnknown`). */
+const disposition = (error: SmtpError): Disposition => classify(error)
 
 /**
  * The mailer as a Layer.

@@ -95,6 +95,13 @@ export interface ConnectionRecord {
   readonly tlsOptions: () => ReadonlyArray<SmtpTransport.TlsOptions>
   /** The options the client connected with. */
   readonly connectOptions: SmtpTransport.ConnectOptions
+  /**
+   * The server closes the connection now, whatever the script says next (a server dropping an
+   * idle connection).
+   *
+   * @since 0.2.0
+   */
+  readonly hangUp: () => void
 }
 
 /**
@@ -176,6 +183,7 @@ class ServerSession implements ConnectionRecord {
   clientClosed = () => this.closedByClient
   secure = () => this.isSecure
   tlsOptions = () => this.tlsLog.slice()
+  hangUp = () => this.close()
 
   start() {
     this.send(this.script.greeting ?? "220 mx.test ESMTP scripted")

@@ -1,0 +1,191 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Effect, Either, Schedule, Stream, Supervisor } from "effect"
+import { Mailer, Message, NodeSmtpTransport } from "effect-smtp"
+import { ScriptedTransport } from "effect-smtp/testing"
+import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+
+const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
+const QUIT = { expect: "QUIT", reply: "221 bye" }
+const accepted = (from = "a@x.test") => [
+  { expect: `MAIL FROM:<${from}>`, reply: "250 ok" },
+  { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
+  { expect: "DATA", reply: "354 go" },
+  { expect: "hi\r\n.\r\n", reply: "250 queued" }
+]
+/** MAIL refused with `code`; the pipelined RCPT and DATA answered 503, then RSET. */
+const mailRefused = (code: number, from = "a@x.test") => [
+  { expect: `MAIL FROM:<${from}>`, reply: `${code} no` },
+  { expect: "RCPT TO:<b@x.test>", reply: "503 5.5.1 no" },
+  { expect: "DATA", reply: "503 5.5.1 no" },
+  { expect: "RSET", reply: "250 ok" }
+]
+const options = { host: "mx.test", security: "none", retry: Schedule.recurs(1) } as const
+const item = (from = "a@x.test"): Mailer.BulkItem => ({ from, to: "b@x.test", message: "hi" })
+
+const summary = (outcome: Mailer.BulkOutcome<unknown>) =>
+  outcome._tag === "Sent" ?
+    `${outcome.index} Sent ${Object.entries(outcome.refused).map(([a, r]) => `${a}:${r.code}`).join(",")}` :
+    `${outcome.index} Failed ${(outcome.error as { _tag: string })._tag} ${outcome.disposition}`
+
+describe("Mailer.sendAll", () => {
+  it.scoped("one outcome per item: sent, some recipients refused, refused, retried, sendMessage, given up", () =>
+    Effect.gen(function*() {
+      const message = Either.getOrThrow(Message.parse("From: m@x.test\r\nTo: b@x.test\r\nSubject: s\r\n\r\nhi\r\n"))
+      const server = yield* ScriptedTransport.make({
+        steps: [
+          EHLO,
+          // 0: sent
+          ...accepted("i0@x.test"),
+          // 1: sent, c@x.test refused
+          { expect: "MAIL FROM:<i1@x.test>", reply: "250 ok" },
+          { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
+          { expect: "RCPT TO:<c@x.test>", reply: "550 5.1.1 no such user" },
+          { expect: "DATA", reply: "354 go" },
+          { expect: "hi\r\n.\r\n", reply: "250 queued" },
+          // 2: refused for good
+          ...mailRefused(550, "i2@x.test"),
+          // 3: 451, retried, sent
+          ...mailRefused(451, "i3@x.test"),
+          ...accepted("i3@x.test"),
+          // 4: a Message
+          { expect: "MAIL FROM:<m@x.test>", reply: "250 ok" },
+          { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
+          { expect: "DATA", reply: "354 go" },
+          { expect: /^From: m@x\.test\r\nTo: b@x\.test\r\nSubject: s\r\n\r\nhi\r\n\.\r\n$/, reply: "250 queued" },
+          // 5: 451 twice: given up after one retry
+          ...mailRefused(451, "i5@x.test"),
+          ...mailRefused(451, "i5@x.test"),
+          QUIT
+        ]
+      })
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        return yield* Stream.runCollect(mailer.sendAll([
+          item("i0@x.test"),
+          { from: "i1@x.test", to: ["b@x.test", "c@x.test"], message: "hi" },
+          item("i2@x.test"),
+          item("i3@x.test"),
+          { message },
+          item("i5@x.test")
+        ]))
+      })).pipe(Effect.provide(server.layer))
+      assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).map(summary), [
+        "0 Sent ",
+        "1 Sent c@x.test:550",
+        "2 Failed SmtpSenderRefused permanent",
+        "3 Sent ",
+        "4 Sent ",
+        "5 Failed SmtpSenderRefused transient"
+      ])
+      assert.deepStrictEqual(server.connection(0).mismatches(), [])
+      assert.strictEqual(server.connection(0).remaining(), 0)
+    }))
+
+  it.scoped("a connection lost after the end of the data: unknown, not retried; the next items go on", () =>
+    Effect.gen(function*() {
+      const lost = accepted("i0@x.test")
+      const server = yield* ScriptedTransport.make(
+        { steps: [EHLO, ...lost.slice(0, 3), { expect: lost[3].expect, close: true }] },
+        { steps: [EHLO, ...accepted("i1@x.test"), ...accepted("i2@x.test"), QUIT] }
+      )
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        return yield* Stream.runCollect(mailer.sendAll([item("i0@x.test"), item("i1@x.test"), item("i2@x.test")]))
+      })).pipe(Effect.provide(server.layer))
+      const [first] = Chunk.toReadonlyArray(outcomes)
+      assert.strictEqual(first._tag, "Failed")
+      assert.strictEqual(first._tag === "Failed" && first.disposition, "unknown")
+      assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).slice(1).map(summary), ["1 Sent ", "2 Sent "])
+      assert.strictEqual(server.connections().length, 2)
+      assert.deepStrictEqual(server.connection(1).mismatches(), [])
+    }))
+
+  it.scoped("a Stream input: outcomes for the items read, then the input's failure", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({
+        steps: [EHLO, ...accepted("i0@x.test"), ...accepted("i1@x.test"), QUIT]
+      })
+      const results = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        const items = Stream.make(item("i0@x.test"), item("i1@x.test")).pipe(Stream.concat(Stream.fail("boom")))
+        return yield* Stream.runCollect(Stream.either(mailer.sendAll(items)))
+      })).pipe(Effect.provide(server.layer))
+      assert.deepStrictEqual(
+        Chunk.toReadonlyArray(results).map((r) => Either.isRight(r) ? summary(r.right) : `error ${r.left}`),
+        ["0 Sent ", "1 Sent ", "error boom"]
+      )
+    }))
+
+  it.scoped("reads the input only as messages go out", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({
+        steps: [EHLO, ...Array.from({ length: 5 }, () => accepted()).flat()]
+      })
+      let read = 0
+      function* endless(): Generator<Mailer.BulkItem> {
+        for (;;) {
+          read++
+          yield item()
+        }
+      }
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        return yield* Stream.runCollect(mailer.sendAll(endless(), { concurrency: 2 }).pipe(Stream.take(5)))
+      })).pipe(Effect.provide(server.layer))
+      assert.strictEqual(outcomes.length, 5)
+      // read ahead of the 5 outcomes taken: at most 2 outcomes not yet taken, 2 messages in flight,
+      // 2 items waiting in the input queue and 1 being offered (Stream.fromIterable would read 4096)
+      assert.isAtMost(read, 5 + 2 + 2 + 2 + 1)
+    }))
+
+  it.effect("interrupted: the messages in flight stop, QUIT when the Mailer closes, no fiber left", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({ steps: [EHLO, ...accepted(), QUIT] })
+      const supervisor = yield* Supervisor.track
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        // one message now, the next in an hour: the second waits for the rate limit when interrupted
+        const mailer = yield* Mailer.make({ ...options, rateLimit: { limit: 1, interval: "1 hour" } })
+        return yield* Stream.runCollect(mailer.sendAll([item(), item(), item()]).pipe(Stream.take(1)))
+      })).pipe(Effect.provide(server.layer), Effect.supervised(supervisor))
+      assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).map(summary), ["0 Sent "])
+      assert.strictEqual(server.connections().length, 1)
+      assert.deepStrictEqual(server.connection(0).mismatches(), [])
+      assert.isTrue(server.written(0).endsWith("hi\r\n.\r\nQUIT\r\n"))
+      assert.isTrue(server.connection(0).clientClosed())
+      const running = yield* supervisor.value
+      assert.deepStrictEqual(running.map((f) => f.id()), [])
+    }))
+
+  it.live("over real sockets: every item once, at most maxConnections connections", () =>
+    Effect.gen(function*() {
+      let open = 0
+      let maxOpen = 0
+      const server = yield* EmbeddedServer.make({
+        onConnect(_session, callback) {
+          maxOpen = Math.max(maxOpen, ++open)
+          callback()
+        },
+        onClose() {
+          open--
+        }
+      })
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ host: server.host, port: server.port, maxConnections: 3 })
+        const items = Array.from({ length: 40 }, (_, i): Mailer.BulkItem => ({
+          from: "a@example.test",
+          to: `r${i}@example.test`,
+          message: `Subject: ${i}\r\n\r\nbody ${i}\r\n`
+        }))
+        return yield* Stream.runCollect(mailer.sendAll(items, { concurrency: 5 }))
+      })).pipe(Effect.provide(NodeSmtpTransport.layer))
+      const all = Chunk.toReadonlyArray(outcomes)
+      assert.deepStrictEqual(all.map((o) => o._tag), all.map(() => "Sent"))
+      assert.deepStrictEqual(all.map((o) => o.index).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i))
+      const received = yield* server.waitFor(40)
+      assert.deepStrictEqual(
+        received.map((r) => r.to[0]).sort(),
+        Array.from({ length: 40 }, (_, i) => `r${i}@example.test`).sort()
+      )
+      assert.isAtMost(maxOpen, 3)
+    }).pipe(Effect.scoped))
+})
