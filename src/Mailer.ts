@@ -21,6 +21,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Queue from "effect/Queue"
 import * as RateLimiter from "effect/RateLimiter"
@@ -256,9 +257,17 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 
     const run = <A, E, R>(
       operation: string,
-      send: (smtp: SmtpConnection.Service) => Effect.Effect<A, SmtpError | E, R>
+      send: (smtp: SmtpConnection.Service) => Effect.Effect<A, SmtpError | E, R>,
+      /** The first attempt already failed with this (in a batch): the schedule goes on from there. */
+      firstFailure?: SmtpError
     ): Effect.Effect<A, SmtpError | E, R> => {
-      const once = limiter(attempt(send))
+      let known = firstFailure
+      const once = Effect.suspend(() => {
+        if (known === undefined) return limiter(attempt(send))
+        const error = known
+        known = undefined
+        return Effect.fail(error)
+      })
       const retried = schedule === undefined ? once : once.pipe(
         Effect.tapError((e) => (isSmtpErrorRetryable(e) ? Metric.increment(attemptsRetried) : Effect.void)),
         // sound: `while` lets only retryable SmtpErrors reach the schedule
@@ -279,10 +288,21 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     const sendMessage: Service["sendMessage"] = (message, sendOptions) =>
       run("sendMessage", (smtp) => smtp.sendMessage(message, sendOptions))
 
-    const sendItem = <E, R>(item: BulkItem<E, R>, index: number): Effect.Effect<BulkOutcome<E>, never, R> =>
+    /**
+     * Whether an item can ride in a batch on a shared connection (`sendBatch`): an envelope and a
+     * message in memory. A `Message` or a Stream goes alone.
+     */
+    const batchable = <E, R>(item: BulkItem<E, R>): boolean =>
+      "from" in item && (typeof item.message === "string" || item.message instanceof Uint8Array)
+
+    const sendItem = <E, R>(
+      item: BulkItem<E, R>,
+      index: number,
+      firstFailure?: SmtpError
+    ): Effect.Effect<BulkOutcome<E>, never, R> =>
       ("from" in item
-        ? sendmail(item.from, item.to, item.message, item.options)
-        : sendMessage(item.message, item.options))
+        ? run("sendmail", (smtp) => smtp.sendmail(item.from, item.to, item.message, item.options), firstFailure)
+        : run("sendMessage", (smtp) => smtp.sendMessage(item.message, item.options), firstFailure))
         .pipe(
           Effect.match({
             onSuccess: (refused): BulkOutcome<E> => ({ _tag: "Sent", index, refused }),
@@ -319,13 +339,113 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         const feeder = Effect.exit(read).pipe(
           Effect.tap(() => Effect.forEach(Array.from({ length: concurrency }), () => Queue.offer(input, undefined)))
         )
+        const emit = (outcome: BulkOutcome<E>) => Queue.offer(output, Take.of(outcome))
+        /** An item read ahead that a worker's batch could not take: that worker's next. */
+        interface Carry {
+          item: readonly [BulkItem<E, R>, number] | undefined | null
+        }
         const worker = Effect.gen(function*() {
+          const carry: Carry = { item: null }
           for (;;) {
-            const taken = yield* Queue.take(input)
+            const taken = carry.item !== null ? carry.item : yield* Queue.take(input)
+            carry.item = null
             if (taken === undefined) return
-            yield* Queue.offer(output, Take.of(yield* sendItem(taken[0], taken[1])))
+            if (rateLimit !== undefined || !batchable(taken[0])) {
+              yield* emit(yield* sendItem(taken[0], taken[1]))
+              continue
+            }
+            // several messages wait: they share this connection, pipelined across messages
+            // (sendBatch), until the queue is momentarily empty or an item cannot be batched
+            const retry = yield* sendBatchOn(taken as readonly [BulkEnvelope<never, never>, number], emit, carry)
+            // transient failures go through the single-send path (retries, a fresh connection),
+            // once the batch has given its connection back
+            for (const [item, index, failure] of retry) {
+              yield* emit(yield* sendItem(item as BulkItem<E, R>, index, failure))
+            }
           }
         })
+        /** The next item for the batch, without waiting: none when the queue is empty or it cannot be batched. */
+        const pollBatchable = (carry: Carry) =>
+          Effect.flatMap(Queue.poll(input), (polled) => {
+            if (polled._tag === "None") return Effect.fail(Option.none())
+            const taken = polled.value
+            if (taken === undefined || !batchable(taken[0])) {
+              carry.item = taken
+              return Effect.fail(Option.none())
+            }
+            return Effect.succeed(taken as readonly [BulkEnvelope<never, never>, number])
+          })
+        /**
+         * Sends `first` and the items that wait behind it on one pooled connection with
+         * `sendBatch`; emits their outcomes and returns those to try again one by one.
+         */
+        const sendBatchOn = (
+          first: readonly [BulkEnvelope<never, never>, number],
+          emitOutcome: (outcome: BulkOutcome<E>) => Effect.Effect<boolean>,
+          carry: Carry
+        ) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function*() {
+              const retry: Array<readonly [BulkEnvelope<never, never>, number, SmtpError | undefined]> = []
+              let entry = yield* restore(pool.get)
+              for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
+                yield* pool.release(entry, false)
+                entry = yield* restore(pool.get)
+              }
+              const indexes: Array<readonly [BulkEnvelope<never, never>, number]> = []
+              const items = Stream.concat(Stream.make(first), Stream.repeatEffectOption(pollBatchable(carry))).pipe(
+                Stream.map((taken) => {
+                  indexes.push(taken)
+                  const item = taken[0]
+                  return {
+                    from: item.from,
+                    to: item.to,
+                    message: item.message as string | Uint8Array,
+                    options: item.options
+                  }
+                })
+              )
+              const run = entry.value.sendBatch(items).pipe(
+                Stream.runForEach((outcome) => {
+                  const taken = indexes[outcome.index]
+                  indexes[outcome.index] = undefined as never // released as it goes
+                  const index = taken[1]
+                  switch (outcome._tag) {
+                    case "Sent":
+                      return Effect.zipRight(
+                        Metric.increment(messagesSent),
+                        emitOutcome({ _tag: "Sent", index, refused: outcome.refused })
+                      )
+                    case "Unknown":
+                      return Effect.zipRight(
+                        Metric.increment(messagesFailed),
+                        emitOutcome({ _tag: "Failed", index, error: outcome.error, disposition: "unknown" })
+                      )
+                    default: {
+                      const kind = disposition(outcome.error)
+                      if (kind === "transient" && schedule !== undefined) {
+                        retry.push([taken[0], taken[1], outcome.error])
+                        return Effect.void
+                      }
+                      return Effect.zipRight(
+                        Metric.increment(messagesFailed),
+                        emitOutcome({ _tag: "Failed", index, error: outcome.error, disposition: kind })
+                      )
+                    }
+                  }
+                }),
+                // the batch itself failed (the session could not greet): every item it took goes one by one
+                Effect.catchAll(() =>
+                  Effect.sync(() => {
+                    for (const taken of indexes) if (taken !== undefined) retry.push([taken[0], taken[1], undefined])
+                  })
+                )
+              )
+              yield* Effect.exit(restore(run))
+              yield* pool.release(entry, !(yield* entry.value.isClosed))
+              return retry
+            })
+          )
         yield* Effect.gen(function*() {
           const reading = yield* Effect.fork(feeder)
           yield* Effect.all(Array.from({ length: concurrency }, () => worker), {

@@ -3,6 +3,7 @@ import { Chunk, Effect, Either, Schedule, Stream, Supervisor } from "effect"
 import { Mailer, Message, NodeSmtpTransport } from "effect-smtp"
 import { ScriptedTransport } from "effect-smtp/testing"
 import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import { makeServer } from "../session/support.js"
 
 const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
 const QUIT = { expect: "QUIT", reply: "221 bye" }
@@ -188,4 +189,27 @@ describe("Mailer.sendAll", () => {
       )
       assert.isAtMost(maxOpen, 3)
     }).pipe(Effect.scoped))
+})
+
+describe("Mailer.sendAll shares a connection between waiting messages (sendBatch)", () => {
+  it.scoped("messages that wait for the connection go pipelined: the next envelope rides with the end of data", () =>
+    Effect.gen(function*() {
+      const server = yield* makeServer({
+        steps: [EHLO, ...accepted("i0@x.test"), ...accepted("i1@x.test"), ...accepted("i2@x.test"), QUIT]
+      })
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        return yield* Stream.runCollect(mailer.sendAll([item("i0@x.test"), item("i1@x.test"), item("i2@x.test")], {
+          concurrency: 1
+        }))
+      })).pipe(Effect.provide(server.layer))
+      assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).map((o) => `${o.index} ${o._tag}`), [
+        "0 Sent",
+        "1 Sent",
+        "2 Sent"
+      ])
+      // the flights: body 0 with the envelope of 1, body 1 with the envelope of 2
+      assert.include(server.flights(), "hi\r\n.\r\nMAIL FROM:<i1@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
+      assert.include(server.flights(), "hi\r\n.\r\nMAIL FROM:<i2@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
+    }))
 })
