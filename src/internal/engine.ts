@@ -184,7 +184,9 @@ const describe = (what: What): string =>
 /** Segments smaller than this are joined into one write; larger message data is written in slices of it. */
 const COALESCE_LIMIT = 64 * 1024
 /** The most bytes a server may send that no command asked for (allowed early replies included). */
-export const UNSOLICITED_LIMIT = 16 * 1024
+export const UNSOLICITED_LIMIT = 4 * 1024
+/** The most bytes of replies allowed to come before they are asked for (LMTP's after BDAT LAST). */
+export const EARLY_LIMIT = 64 * 1024
 /** The watchdog sleeps at least this long between checks unless a deadline is nearer. */
 const MIN_PERIOD = 1000
 /** The verbs whose timeouts set the watchdog's period. */
@@ -308,7 +310,7 @@ export const make = (
           g.deadline = clock.unsafeCurrentTimeMillis() + timeoutMillis(verbAt(g, g.replies.length))
           poke(g.deadline)
         }
-      } else if (earlyAllowance > 0 && unsolicitedBytes + size <= UNSOLICITED_LIMIT) {
+      } else if (earlyAllowance > 0 && unsolicitedBytes + size <= EARLY_LIMIT) {
         // an early reply that will be asked for (LMTP after BDAT LAST), 421 included
         earlyAllowance--
         unsolicitedBytes += size
@@ -355,7 +357,10 @@ export const make = (
         return terminate(() => error)
       }
       // bytes of a reply nobody has asked for yet are bounded too (a flooding server)
-      if (owed.length === 0 && unsolicitedBytes + decoder.buffered() > UNSOLICITED_LIMIT) {
+      if (
+        owed.length === 0 &&
+        decoder.buffered() > (earlyAllowance > 0 ? EARLY_LIMIT - unsolicitedBytes : UNSOLICITED_LIMIT)
+      ) {
         const error = new SmtpProtocolError({
           reason: `Unsolicited data: the server sent more than ${UNSOLICITED_LIMIT} bytes that no command asked for`
         })

@@ -188,9 +188,9 @@ describe("a reply no command asked for", () => {
       assert.notInclude(server.written(), "NOOP")
     }))
 
-  it.effect("a partial reply nobody asked for is bounded too: a protocol error past 16 KiB", () =>
+  it.effect("a partial reply nobody asked for is bounded too: a protocol error past 4 KiB", () =>
     Effect.gen(function*() {
-      const lines = Array.from({ length: 400 }, (_, i) => `250-line ${i} ${"x".repeat(60)}\r\n`)
+      const lines = Array.from({ length: 80 }, (_, i) => `250-line ${i} ${"x".repeat(60)}\r\n`)
       const server = yield* ScriptedTransport.make({
         steps: [{ expect: "EHLO client.test", reply: ["250 mx.test\r\n", ...lines] }]
       })
