@@ -141,59 +141,47 @@ export const run = <E, R>(
       })
     )
 
-    /** The next item and its preparation; invalid ones become outcomes at once. */
-    const next = (outcomes: Array<Outcome>): Effect.Effect<Entry | undefined, E, R> =>
-      Effect.gen(function*() {
-        while (!inputDone) {
-          const chunk = yield* Effect.catchAll(pull, (e) =>
+    /** Items pulled and not yet taken, in order (a pull may bring several). */
+    const pending: Array<SmtpConnection.BatchItem> = []
+    /** The next pending item that can be sent; those that cannot become outcomes at once. */
+    const takePending = (outcomes: Array<Outcome>): Entry | undefined => {
+      while (pending.length > 0) {
+        const item = pending.shift()!
+        const i = index++
+        if (dead !== undefined) {
+          outcomes.push(notSent(i, dead))
+          continue
+        }
+        const prepared = ctx.prepare(item)
+        if (Either.isLeft(prepared)) {
+          outcomes.push({ _tag: "NotSent", index: i, error: prepared.left })
+          continue
+        }
+        return { index: i, item, prepared: prepared.right }
+      }
+      return undefined
+    }
+    /** The next item and its preparation, pulling the input when nothing is pending. */
+    const nextEntry = (outcomes: Array<Outcome>): Effect.Effect<Entry | undefined, E, R> =>
+      Effect.suspend(() => {
+        const ready = takePending(outcomes)
+        if (ready !== undefined || inputDone) return Effect.succeed(ready)
+        return Effect.flatMap(
+          Effect.catchAll(pull, (e) =>
             Option.match(e, {
               onNone: () => {
                 inputDone = true
                 return Effect.succeed(undefined)
               },
               onSome: (error) => Effect.fail(error)
-            }))
-          if (chunk === undefined) return undefined
-          // a pull may bring several items: keep them in order
-          pending.push(...chunk)
-          while (pending.length > 0) {
-            const item = pending.shift()!
-            const i = index++
-            if (dead !== undefined) {
-              outcomes.push(notSent(i, dead))
-              continue
-            }
-            const prepared = ctx.prepare(item)
-            if (Either.isLeft(prepared)) {
-              outcomes.push({ _tag: "NotSent", index: i, error: prepared.left })
-              continue
-            }
-            return { index: i, item, prepared: prepared.right }
+            })),
+          (chunk) => {
+            if (chunk === undefined) return Effect.succeed(undefined)
+            for (const item of chunk) pending.push(item)
+            return nextEntry(outcomes)
           }
-        }
-        return undefined
+        )
       })
-    const pending: Array<SmtpConnection.BatchItem> = []
-    const nextEntry = (outcomes: Array<Outcome>): Effect.Effect<Entry | undefined, E, R> =>
-      pending.length > 0 ?
-        Effect.suspend(() => {
-          while (pending.length > 0) {
-            const item = pending.shift()!
-            const i = index++
-            if (dead !== undefined) {
-              outcomes.push(notSent(i, dead))
-              continue
-            }
-            const prepared = ctx.prepare(item)
-            if (Either.isLeft(prepared)) {
-              outcomes.push({ _tag: "NotSent", index: i, error: prepared.left })
-              continue
-            }
-            return Effect.succeed<Entry | undefined>({ index: i, item, prepared: prepared.right })
-          }
-          return next(outcomes)
-        }) :
-        next(outcomes)
 
     /** After a failure of the connection: the rest of the input is NotSent. */
     const drainDead = (outcomes: Array<Outcome>) =>

@@ -93,6 +93,8 @@ interface Prepared<E, R> {
   readonly body: Transaction.Body<E, R>
 }
 
+const refusedOf = (outcome: Transaction.Outcome) => outcome.refused
+
 const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
 
 export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
@@ -310,24 +312,49 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       return Either.right({ recipients, mail: mail.right, rcpts, body })
     }
 
+    /**
+     * An SMTP transaction to its end: the final reply when it is 250, else the failure (after RSET
+     * unless the server is closing), and what `result` makes of the rest.
+     */
+    const transact = <A, E, R>(
+      from: string,
+      to: string | ReadonlyArray<string>,
+      message: SmtpConnection.MessageInput<E, R>,
+      sendOptions: SmtpConnection.SendmailOptions | undefined,
+      result: (
+        outcome: Transaction.Outcome,
+        reply: SmtpReply,
+        prepared: Prepared<E, R>
+      ) => A
+    ): Effect.Effect<A, SmtpError | E, R> =>
+      Effect.flatMap(prepare(from, to, message, sendOptions), (prepared) =>
+        Effect.flatMap(
+          Transaction.run(
+            transactionContext(),
+            from,
+            prepared.recipients,
+            prepared.mail,
+            prepared.rcpts,
+            prepared.body
+          ),
+          (outcome) => {
+            const end = outcome.finals[0]
+            if (Either.isLeft(end)) return Effect.fail(end.left)
+            if (end.right.code !== 250) {
+              const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
+              return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
+            }
+            return Effect.succeed(result(outcome, end.right, prepared))
+          }
+        ))
+
     const sendmail = <E, R>(
       from: string,
       to: string | ReadonlyArray<string>,
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions?: SmtpConnection.SendmailOptions
     ): Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> =>
-      Effect.flatMap(prepare(from, to, message, sendOptions), ({ body, mail, rcpts, recipients }) =>
-        Effect.flatMap(Transaction.run(transactionContext(), from, recipients, mail, rcpts, body), (outcome) => {
-          const end = outcome.finals[0]
-          if (Either.isLeft(end)) {
-            return Effect.fail(end.left)
-          }
-          if (end.right.code !== 250) {
-            const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
-            return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
-          }
-          return Effect.succeed(outcome.refused)
-        }))
+      transact(from, to, message, sendOptions, refusedOf)
 
     /** sendmail with the result an application logs. */
     const sendWithResult = <E, R>(
@@ -337,27 +364,14 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       sendOptions: SmtpConnection.SendmailOptions | undefined,
       messageId: string | undefined
     ): Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> =>
-      Effect.flatMap(prepare(from, to, message, sendOptions), ({ body, mail, rcpts, recipients }) =>
-        Effect.flatMap(Transaction.run(transactionContext(), from, recipients, mail, rcpts, body), (outcome) => {
-          const end = outcome.finals[0]
-          if (Either.isLeft(end)) {
-            return Effect.fail(end.left)
-          }
-          if (end.right.code !== 250) {
-            const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
-            return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
-          }
-          return Effect.succeed({
-            envelope: { from, to: recipients },
-            messageId: messageId ?? (body.bytes === undefined ? undefined : MessageData.messageIdOf(body.bytes)),
-            accepted: outcome.accepted.map((i) =>
-              recipients[i]
-            ),
-            refused: outcome.refused,
-            reply: end.right,
-            queueId: QueueId.fromText(end.right.text)
-          })
-        }))
+      transact(from, to, message, sendOptions, (outcome, reply, { body, recipients }) => ({
+        envelope: { from, to: recipients },
+        messageId: messageId ?? (body.bytes === undefined ? undefined : MessageData.messageIdOf(body.bytes)),
+        accepted: outcome.accepted.map((i) => recipients[i]),
+        refused: outcome.refused,
+        reply,
+        queueId: QueueId.fromText(reply.text)
+      }))
 
     const send = <E, R>(
       input: Message.Message<E, R> | SmtpConnection.SendInput<E, R>,
@@ -372,9 +386,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         to: ReadonlyArray<string>,
         data: Uint8Array | Stream.Stream<Uint8Array, E2, R2>,
         options: SmtpConnection.SendmailOptions
-      ) =>
-        sendWithResult(from, to, data, options, messageId)
-      )(input, sendOptions)
+      ) => sendWithResult(from, to, data, options, messageId))(input, sendOptions)
     }
 
     /** LMTP: the transaction, then a result for every recipient. */
@@ -394,9 +406,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         let interruption: SmtpError | undefined
         let refusedCount = 0
         // matched by position, not by address: a recipient given twice has two results
-        const finals = new Map(outcome.accepted.map((position, i) =>
-          [position, outcome.finals[i]] as const
-        ))
+        const finals = new Map(outcome.accepted.map((position, i) => [position, outcome.finals[i]] as const))
         for (let position = 0; position < recipients.length; position++) {
           const recipient = recipients[position]
           const final = finals.get(position)
@@ -497,37 +507,24 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     /** One message of a batch on its own (no PIPELINING, or LMTP), as an outcome. */
     const sendOne = (item: SmtpConnection.BatchItem, index: number): Effect.Effect<SmtpConnection.BatchOutcome> =>
-      Effect.flatMap(prepare<never, never>(item.from, item.to, item.message, item.options), (prepared) =>
-        Effect.flatMap(
-          Transaction.run(
-            transactionContext(),
-            item.from,
-            prepared.recipients,
-            prepared.mail,
-            prepared.rcpts,
-            prepared.body
-          ),
-          (outcome): Effect.Effect<SmtpConnection.BatchOutcome, SmtpError> => {
-            const end = outcome.finals[0]
-            if (Either.isLeft(end)) return Effect.fail(end.left)
-            if (end.right.code === 250) {
-              return Effect.succeed({ _tag: "Sent", index, refused: outcome.refused, reply: end.right })
-            }
-            const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
-            return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
-          }
-        )).pipe(
-          Effect.catchAll((error) =>
-            Effect.succeed<SmtpConnection.BatchOutcome>(
-              error._tag === "SmtpDeliveryUnknown" ?
-                { _tag: "Unknown", index, error } :
-                error._tag === "SmtpSenderRefused" || error._tag === "SmtpRecipientsRefused" ||
-                  error._tag === "SmtpDataError" ?
-                { _tag: "Refused", index, error } :
-                { _tag: "NotSent", index, error }
-            )
+      transact<SmtpConnection.BatchOutcome, never, never>(
+        item.from,
+        item.to,
+        item.message,
+        item.options,
+        (outcome, reply) => ({ _tag: "Sent", index, refused: outcome.refused, reply })
+      ).pipe(
+        Effect.catchAll((error) =>
+          Effect.succeed<SmtpConnection.BatchOutcome>(
+            error._tag === "SmtpDeliveryUnknown" ?
+              { _tag: "Unknown", index, error } :
+              error._tag === "SmtpSenderRefused" || error._tag === "SmtpRecipientsRefused" ||
+                error._tag === "SmtpDataError" ?
+              { _tag: "Refused", index, error } :
+              { _tag: "NotSent", index, error }
           )
         )
+      )
 
     const sendBatch = <E, R>(
       items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
