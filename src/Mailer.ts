@@ -31,6 +31,7 @@ import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 import * as ConnectionPool from "./internal/connectionPool.js"
 import type * as Message from "./Message.js"
+import * as SmtpAuth from "./SmtpAuth.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
 import { classify, type Disposition, isSmtpError, type SmtpError } from "./SmtpError.js"
@@ -221,7 +222,12 @@ const sendDuration = Metric.timerWithBoundaries("smtp_send_duration", [10, 50, 1
  */
 export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope | SmtpTransport> =>
   Effect.gen(function*() {
-    const { idleTimeout, maxConnections, rateLimit, retry, ...connectOptions } = options
+    const { idleTimeout, maxConnections, rateLimit, retry, ...clientOptions } = options
+    // OAuth 2.0: one token for all the connections, renewed once per rejection (not per connection)
+    const auth = clientOptions.auth
+    const connectOptions: SmtpClient.Options = auth !== undefined && "oauth2" in auth ?
+      { ...clientOptions, auth: { ...auth, oauth2: SmtpAuth.cachedTokenProvider(auth.oauth2) } } :
+      clientOptions
     const pool = yield* ConnectionPool.make({
       acquire: SmtpClient.connect(connectOptions),
       max: maxConnections ?? 4,

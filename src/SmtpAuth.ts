@@ -10,7 +10,9 @@
  *
  * @since 0.1.0
  */
-import type * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Sasl from "./internal/sasl/index.js"
@@ -97,3 +99,81 @@ export interface OAuth2Options {
  * @category models
  */
 export type TokenProvider<E = never, R = never> = Effect.Effect<Redacted.Redacted<string>, E, R>
+
+/**
+ * Why a token is asked for: `renew` is false for the first attempt (a cached token is fine) and
+ * true after the server rejected the last one (fetch a fresh one).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TokenRequest {
+  readonly user: string
+  readonly renew: boolean
+  /** With `renew`: the token the server rejected (a shared cache may have replaced it already). */
+  readonly rejected?: Redacted.Redacted<string> | undefined
+}
+
+/**
+ * Where OAuth 2.0 access tokens come from for the `auth` option of `connect`, the layers and
+ * `Mailer`. Failures become `SmtpAuthenticationError` (with the provider's error as `cause`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type OAuth2TokenProvider = (request: TokenRequest) => Effect.Effect<Redacted.Redacted<string>, unknown>
+
+/**
+ * Credentials for the `auth` option (log in while connecting, after STARTTLS):
+ *
+ * - a password: `{ user, password }` (`login`'s rules and options);
+ * - OAuth 2.0: `{ user, oauth2 }` with a token provider (`loginOAuth2`: OAUTHBEARER or XOAUTH2,
+ *   once more with `renew: true` when the server rejects the token);
+ * - any mechanism: `{ mechanism, authenticator }` (`auth`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Credentials =
+  | (LoginOptions & { readonly user: string; readonly password: Redacted.Redacted<string> })
+  | (OAuth2Options & { readonly user: string; readonly oauth2: OAuth2TokenProvider })
+  | (AuthOptions & { readonly mechanism: string; readonly authenticator: Authenticator<unknown> })
+
+/**
+ * A token provider that keeps the last token for every caller (the connections of a `Mailer`): a
+ * first attempt takes the cached token, and a rejected token is renewed once however many
+ * connections saw it rejected (one that asks to renew a token already replaced gets the new one).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const cachedTokenProvider = (provider: OAuth2TokenProvider): OAuth2TokenProvider => {
+  let cached: Redacted.Redacted<string> | undefined
+  let fetching: Deferred.Deferred<Redacted.Redacted<string>, unknown> | undefined
+  const fetch = (request: TokenRequest) =>
+    Effect.suspend(() => {
+      // one fetch at a time: concurrent callers wait for it
+      if (fetching !== undefined) return Deferred.await(fetching)
+      const deferred = Deferred.unsafeMake<Redacted.Redacted<string>, unknown>(FiberId.none)
+      fetching = deferred
+      return provider(request).pipe(
+        // however it ends (interrupted too), the waiters get the same outcome
+        Effect.onExit((exit) =>
+          Effect.sync(() => {
+            fetching = undefined
+            if (exit._tag === "Success") cached = exit.value
+            Deferred.unsafeDone(deferred, exit)
+          })
+        )
+      )
+    })
+  return (request) =>
+    Effect.suspend(() => {
+      if (!request.renew) return cached !== undefined ? Effect.succeed(cached) : fetch(request)
+      // rejected, but someone renewed it meanwhile: take theirs
+      if (cached !== undefined && request.rejected !== undefined && cached !== request.rejected) {
+        return Effect.succeed(cached)
+      }
+      return fetch(request)
+    })
+}

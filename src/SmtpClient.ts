@@ -16,7 +16,13 @@ import * as LmtpConnection from "./LmtpConnection.js"
 import type * as SmtpAuth from "./SmtpAuth.js"
 import { SmtpConnection } from "./SmtpConnection.js"
 import type * as SmtpConnectionNs from "./SmtpConnection.js"
-import { SmtpConnectError, type SmtpError, SmtpInvalidInput, SmtpTlsError } from "./SmtpError.js"
+import {
+  SmtpAuthenticationError,
+  SmtpConnectError,
+  type SmtpError,
+  SmtpInvalidInput,
+  SmtpTlsError
+} from "./SmtpError.js"
 import { SmtpTransport, type TlsOptions } from "./SmtpTransport.js"
 
 /**
@@ -75,15 +81,11 @@ export interface Options {
    */
   readonly chunking?: boolean | undefined
   /**
-   * Log in as part of connecting (after STARTTLS), with `login`'s rules. The password is
-   * `Redacted`: with `layerConfig`, read it with `Config.redacted`.
+   * Log in as part of connecting (after STARTTLS): with a password (`login`'s rules), an OAuth 2.0
+   * token provider (`loginOAuth2`) or any mechanism (`auth`); see `SmtpAuth.Credentials`. Secrets
+   * are `Redacted`: with `layerConfig`, read a password with `Config.redacted`.
    */
-  readonly auth?:
-    | (SmtpAuth.LoginOptions & {
-      readonly user: string
-      readonly password: Redacted.Redacted<string>
-    })
-    | undefined
+  readonly auth?: SmtpAuth.Credentials | undefined
 }
 
 /**
@@ -263,12 +265,53 @@ const open = (options: Options | LmtpOptions) =>
     if (resolved.security === "starttls" || resolved.security === "opportunistic") {
       yield* negotiateStartTls(session, resolved.security === "starttls")
     }
-    if (options.auth !== undefined) {
-      const { password, user, ...loginOptions } = options.auth
-      yield* session.service.login(user, password, loginOptions)
-    }
+    if (options.auth !== undefined) yield* authenticate(session.service, options.auth)
     return session
   })
+
+/** Connect-time login with any kind of credentials. */
+const authenticate = (smtp: SmtpConnectionNs.Service, credentials: SmtpAuth.Credentials): Effect.Effect<void, SmtpError> => {
+  if ("password" in credentials) {
+    const { password, user, ...loginOptions } = credentials
+    return Effect.asVoid(smtp.login(user, password, loginOptions))
+  }
+  if ("oauth2" in credentials) {
+    const { oauth2, user, ...oauthOptions } = credentials
+    // the first attempt may take a cached token; the one after a rejection asks for a fresh one
+    let last: Redacted.Redacted<string> | undefined
+    const token = Effect.suspend(() =>
+      oauth2(last === undefined ? { user, renew: false } : { user, renew: true, rejected: last })
+    ).pipe(
+      Effect.tap((t) =>
+        Effect.sync(() => {
+          last = t
+        })
+      ),
+      Effect.mapError((cause) =>
+        new SmtpAuthenticationError({
+          code: 0,
+          text: "",
+          mechanisms: [],
+          detail: "the OAuth 2.0 token provider failed",
+          cause
+        })
+      )
+    )
+    return Effect.asVoid(smtp.loginOAuth2(user, token, oauthOptions))
+  }
+  const { authenticator, mechanism, ...authOptions } = credentials
+  return Effect.asVoid(
+    smtp.auth(mechanism, (challenge) =>
+      Effect.mapError(authenticator(challenge), (cause) =>
+        new SmtpAuthenticationError({
+          code: 0,
+          text: "",
+          mechanisms: [mechanism],
+          detail: "the authenticator failed",
+          cause
+        })), authOptions)
+  )
+}
 
 /** The STARTTLS policy at connect time: upgrade when offered; when required, never go on without. */
 const negotiateStartTls = (

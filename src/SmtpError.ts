@@ -280,8 +280,12 @@ export class SmtpAuthenticationError
     {
       ...responseFields,
       mechanisms: Schema.Array(Schema.String),
-      /** Set when the client itself rejected the exchange (a wrong SCRAM server signature). */
-      detail: Schema.optional(Schema.String)
+      /**
+       * Set when the client itself rejected the exchange (a wrong SCRAM server signature) or could
+       * not take part (a token provider failed: then `code` is 0 and `cause` is its error).
+       */
+      detail: Schema.optional(Schema.String),
+      cause: Schema.optional(Schema.Defect)
     }
   )
 {

@@ -7,8 +7,8 @@
  * (and the LMTP suites store into the same folder).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option, Redacted, Stream } from "effect"
-import { Message, SmtpClient, type SmtpConnection } from "effect-smtp"
+import { Config, Effect, Option, Redacted, Stream } from "effect"
+import { Mailer, Message, SmtpClient, SmtpConnection } from "effect-smtp"
 import * as fs from "node:fs"
 import type { AiosmtpdMessage, AiosmtpdPeer } from "./peers.js"
 import {
@@ -563,5 +563,65 @@ describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? 
       )
       assert.deepStrictEqual(outcomes.map((o) => [o.index, o._tag]), [[0, "Sent"], [1, "Unknown"], [2, "NotSent"]])
       assert.isTrue(yield* smtp.isClosed)
+    })))
+})
+
+describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? "aiosmtpd OAuth 2.0 in layers", () => {
+  it.live("Mailer with auth.oauth2 over STARTTLS: an expired token renewed once, then shared; delivered", () =>
+    live(Effect.gen(function*() {
+      const peer = peerOrThrow()
+      const requests: Array<boolean> = []
+      const mailer = yield* Mailer.make({
+        host: peer.host,
+        port: peer.ports.smtp,
+        security: "starttls",
+        tls: { ca: caOf(peer) },
+        localHostname: HELO,
+        maxConnections: 2,
+        auth: {
+          user: peer.user,
+          mechanism: "XOAUTH2",
+          oauth2: ({ renew }) =>
+            Effect.sync(() => {
+              requests.push(renew)
+              return Redacted.make(renew ? peer.oauthToken : "expired-token")
+            })
+        }
+      })
+      const tokens = [uniqueId("mailer-oauth-1"), uniqueId("mailer-oauth-2")]
+      const before = listFiles(aiosmtpdMailDir(peer))
+      yield* Effect.forEach(tokens, (token) => mailer.sendmail(FROM, "rcpt@example.test", simpleMessage(token)), {
+        concurrency: 2
+      })
+      for (const token of tokens) {
+        const stored = yield* fromPromise(() => waitForAiosmtpdMessageContaining(peer, before, token))
+        assertAuth(stored, "XOAUTH2")
+      }
+      // the expired token once, one renewal, then the cached fresh token for the other connection
+      assert.deepStrictEqual(requests.filter((renew) => renew).length, 1)
+    })))
+
+  it.live("SmtpClient.layerConfig with auth.oauth2: a service that sends through the layer", () =>
+    live(Effect.gen(function*() {
+      const peer = peerOrThrow()
+      const token = uniqueId("layer-oauth")
+      const before = listFiles(aiosmtpdMailDir(peer))
+      const layer = SmtpClient.layerConfig({
+        host: Config.succeed(peer.host),
+        port: Config.succeed(peer.ports.smtp),
+        security: Config.succeed("starttls" as const),
+        tls: Config.succeed({ ca: caOf(peer) }),
+        localHostname: Config.succeed(HELO),
+        auth: Config.succeed({ user: peer.user, oauth2: () => Effect.succeed(Redacted.make(peer.oauthToken)) })
+      })
+      yield* Effect.flatMap(
+        SmtpConnection.SmtpConnection,
+        (smtp) => smtp.sendmail(FROM, "rcpt@example.test", simpleMessage(token))
+      ).pipe(
+        Effect.provide(layer),
+        Effect.scoped
+      )
+      const stored = yield* fromPromise(() => waitForAiosmtpdMessageContaining(peer, before, token))
+      assertAuth(stored, "XOAUTH2")
     })))
 })
