@@ -35,7 +35,7 @@ import * as SmtpAuth from "./SmtpAuth.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
 import { classify, type Disposition, isSmtpError, type SmtpError } from "./SmtpError.js"
-import type { SmtpTransport } from "./SmtpTransport.js"
+import { SmtpTransport } from "./SmtpTransport.js"
 
 /**
  * Options: those of `SmtpClient.connect` for every connection, and the pool's own.
@@ -90,6 +90,11 @@ export interface Service {
    *
    * @since 0.2.0
    */
+  /**
+   * Checks the server and the options at start-up with a connection of its own (greeting,
+   * STARTTLS as configured, login, what the server offers, QUIT): `SmtpClient.verify`.
+   */
+  readonly verify: Effect.Effect<SmtpClient.VerifyReport, SmtpError>
   readonly sendAll: <E = never, R = never, EI = never, RI = never>(
     items: Stream.Stream<BulkItem<E, R>, EI, RI> | Iterable<BulkItem<E, R>>,
     options?: BulkOptions
@@ -472,7 +477,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         return Stream.flattenTake(Stream.fromQueue(output))
       }))
 
-    return { sendmail, sendMessage, sendAll } satisfies Service
+    const transport = yield* SmtpTransport
+    const verify = SmtpClient.verify(connectOptions).pipe(Effect.provideService(SmtpTransport, transport))
+    return { sendmail, sendMessage, sendAll, verify } satisfies Service
   })
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)

@@ -133,8 +133,35 @@ const wrap = (
       duplex.destroy()
       raw.destroy()
     }),
-    write: (bytes) => bufferedWrite(duplex, bytes)
+    write: (bytes) => bufferedWrite(duplex, bytes),
+    tls: () => (secure ? tlsDetails(duplex as Tls.TLSSocket) : undefined)
   }))
+
+/** Distinguished name fields as `CN=mx.example.com, O=Example`. */
+const dn = (fields: Readonly<Record<string, string | ReadonlyArray<string>>> | undefined): string =>
+  fields === undefined ?
+    "" :
+    Object.entries(fields).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : v}`).join(", ")
+
+const tlsDetails = (socket: Tls.TLSSocket): SmtpTransport.TlsDetails => {
+  const cipher = socket.getCipher?.()
+  const peer = socket.getPeerCertificate?.()
+  const hasPeer = peer !== undefined && peer !== null && Object.keys(peer).length > 0
+  return {
+    protocol: socket.getProtocol?.() ?? undefined,
+    cipher: cipher?.standardName ?? cipher?.name,
+    certificate: hasPeer ?
+      {
+        subject: dn(peer.subject as unknown as Record<string, string>),
+        issuer: dn(peer.issuer as unknown as Record<string, string>),
+        subjectAltNames: (peer.subjectaltname ?? "").split(",").map((s) => s.trim()).filter((s) => s !== ""),
+        validFrom: new Date(peer.valid_from),
+        validTo: new Date(peer.valid_to)
+      } :
+      undefined,
+    authorized: socket.authorized
+  }
+}
 
 const writeFailure = (cause: unknown) => new Socket.SocketGenericError({ reason: "Write", cause })
 

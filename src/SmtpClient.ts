@@ -8,6 +8,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Engine from "./internal/engine.js"
@@ -23,7 +24,8 @@ import {
   SmtpInvalidInput,
   SmtpTlsError
 } from "./SmtpError.js"
-import { SmtpTransport, type TlsOptions } from "./SmtpTransport.js"
+import type { SmtpReply } from "./SmtpReply.js"
+import { SmtpTransport, type TlsDetails, type TlsOptions } from "./SmtpTransport.js"
 
 /**
  * Connection options (smtplib's `SMTP(host, port, local_hostname, timeout, source_address)`).
@@ -270,7 +272,10 @@ const open = (options: Options | LmtpOptions) =>
   })
 
 /** Connect-time login with any kind of credentials. */
-const authenticate = (smtp: SmtpConnectionNs.Service, credentials: SmtpAuth.Credentials): Effect.Effect<void, SmtpError> => {
+const authenticate = (
+  smtp: SmtpConnectionNs.Service,
+  credentials: SmtpAuth.Credentials
+): Effect.Effect<void, SmtpError> => {
   if ("password" in credentials) {
     const { password, user, ...loginOptions } = credentials
     return Effect.asVoid(smtp.login(user, password, loginOptions))
@@ -301,15 +306,19 @@ const authenticate = (smtp: SmtpConnectionNs.Service, credentials: SmtpAuth.Cred
   }
   const { authenticator, mechanism, ...authOptions } = credentials
   return Effect.asVoid(
-    smtp.auth(mechanism, (challenge) =>
-      Effect.mapError(authenticator(challenge), (cause) =>
-        new SmtpAuthenticationError({
-          code: 0,
-          text: "",
-          mechanisms: [mechanism],
-          detail: "the authenticator failed",
-          cause
-        })), authOptions)
+    smtp.auth(
+      mechanism,
+      (challenge) =>
+        Effect.mapError(authenticator(challenge), (cause) =>
+          new SmtpAuthenticationError({
+            code: 0,
+            text: "",
+            mechanisms: [mechanism],
+            detail: "the authenticator failed",
+            cause
+          })),
+      authOptions
+    )
   )
 }
 
@@ -370,3 +379,49 @@ export const layerConfig = (
   config: Config.Config.Wrap<Options>
 ): Layer.Layer<SmtpConnection, SmtpError | ConfigError.ConfigError, SmtpTransport> =>
   Layer.scoped(SmtpConnection, Effect.flatMap(Config.unwrap(config), connect))
+
+/**
+ * What a server said about itself to `verify`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface VerifyReport {
+  readonly greeting: SmtpReply
+  /** The EHLO keywords (lower-case) and their parameters. */
+  readonly extensions: ReadonlyMap<string, string>
+  /** The SIZE limit the server advertised, in bytes (0: no limit given), if any. */
+  readonly sizeLimit: number | undefined
+  /** The AUTH mechanisms offered. */
+  readonly authMechanisms: ReadonlyArray<string>
+  /** Whether `auth` was given and the login succeeded. */
+  readonly authenticated: boolean
+  /** What TLS negotiated, when the session was encrypted. */
+  readonly tls: TlsDetails | undefined
+}
+
+/**
+ * Checks a server and these options at start-up (nodemailer's `transporter.verify()`): connects,
+ * greets, upgrades with STARTTLS as configured, logs in when `auth` is given, reads what the server
+ * offers, and QUITs. A wrong password, an unreachable server or a TLS failure is the usual typed
+ * error.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const verify = (options: Options = {}): Effect.Effect<VerifyReport, SmtpError, SmtpTransport> =>
+  Effect.scoped(Effect.gen(function*() {
+    const smtp = yield* connect(options)
+    yield* smtp.ehloOrHeloIfNeeded
+    const extensions = yield* smtp.esmtpFeatures
+    const size = extensions.get("size")
+    const sizeLimit = size === undefined ? undefined : Number.parseInt(size || "0", 10)
+    return {
+      greeting: smtp.greeting,
+      extensions,
+      sizeLimit: sizeLimit === undefined || Number.isNaN(sizeLimit) ? undefined : sizeLimit,
+      authMechanisms: (extensions.get("auth") ?? "").split(/\s+/).filter((m) => m !== "").map((m) => m.toUpperCase()),
+      authenticated: yield* smtp.isAuthenticated,
+      tls: Option.getOrUndefined(yield* smtp.tls)
+    }
+  })).pipe(Effect.withSpan("SmtpClient.verify", { kind: "client", captureStackTrace: false }))

@@ -206,6 +206,8 @@ export interface Service {
     message: MessageInput<E, R>,
     options?: SendmailOptions
   ) => Effect.Effect<RefusedRecipients, SmtpError | E, R>
+  /** What TLS negotiated (protocol, cipher, the server's certificate), when the session is encrypted. */
+  readonly tls: Effect.Effect<Option.Option<SmtpTransport.TlsDetails>>
   /**
    * Sends one message and returns what happened to it ({@link SendResult}): `sendmail` (for a
    * `SendInput`) or `sendMessage` (for a `Message`) with the result an application logs. Fails as

@@ -78,6 +78,32 @@ export interface Connection {
    * surfaces through the socket's `run` as well. Optional: transports without it use the writer.
    */
   readonly write?: ((bytes: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
+  /** What the TLS layer negotiated, when the connection is encrypted and the transport can tell. */
+  readonly tls?: (() => TlsDetails | undefined) | undefined
+}
+
+/**
+ * A TLS session as negotiated: protocol, cipher and the server's certificate.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TlsDetails {
+  /** `"TLSv1.3"`. */
+  readonly protocol: string | undefined
+  /** `"TLS_AES_256_GCM_SHA384"`. */
+  readonly cipher: string | undefined
+  readonly certificate:
+    | {
+      readonly subject: string
+      readonly issuer: string
+      readonly subjectAltNames: ReadonlyArray<string>
+      readonly validFrom: Date
+      readonly validTo: Date
+    }
+    | undefined
+  /** Whether the certificate was verified for the host (false only with `rejectUnauthorized: false`). */
+  readonly authorized: boolean
 }
 
 /**

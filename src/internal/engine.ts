@@ -131,6 +131,8 @@ export interface Engine {
   readonly desynchronised: () => boolean
   /** Whether the socket is encrypted now. */
   readonly isSecure: () => boolean
+  /** What TLS negotiated, when encrypted and the transport can tell. */
+  readonly tlsDetails: () => SmtpTransport.TlsDetails | undefined
 }
 
 /** A batch of owed replies (see the module doc). */
@@ -793,6 +795,7 @@ export const make = (
       isClosed: () => closedWith !== undefined || broken !== undefined,
       failure: (during) => (closedWith ?? broken ?? disconnected())(during),
       desynchronised: () => desynchronised,
-      isSecure: () => connection.secure
+      isSecure: () => connection.secure,
+      tlsDetails: () => connection.tls?.()
     } satisfies Engine
   })

@@ -582,6 +582,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     }
 
     const service: SmtpConnection.Service = {
+      tls: Effect.sync(() => Option.fromNullable(engine.tlsDetails())),
       send: (message, sendOptions) => serialised(send(message, sendOptions), "send"),
       sendBatch,
       greeting,

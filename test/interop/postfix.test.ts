@@ -873,3 +873,34 @@ describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "p
       })))
   }
 })
+
+describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "postfix verify", () => {
+  it.live("verify on the STARTTLS port with AUTH: the report, then a wrong password is the usual error", () =>
+    live(Effect.gen(function*() {
+      const peer = peerOrThrow()
+      const options = {
+        host: peer.host,
+        port: peer.ports.starttls,
+        security: "starttls",
+        tls: { ca: caOf(peer) },
+        localHostname: HELO
+      } as const
+      const report = yield* SmtpClient.verify({
+        ...options,
+        auth: { user: peer.user, password: Redacted.make(peer.password) }
+      })
+      assert.strictEqual(report.greeting.code, 220)
+      assert.isTrue(report.authenticated)
+      assert.isTrue(report.extensions.has("pipelining"))
+      assert.isTrue(report.extensions.has("chunking"))
+      assert.isDefined(report.sizeLimit)
+      assert.includeMembers([...report.authMechanisms], ["PLAIN", "LOGIN"])
+      assert.match(report.tls?.protocol ?? "", /^TLSv1\.[23]$/)
+      assert.isTrue(report.tls?.authorized)
+      assert.isTrue((report.tls?.certificate?.validTo.getTime() ?? 0) > Date.now())
+      const error = yield* Effect.flip(
+        SmtpClient.verify({ ...options, auth: { user: peer.user, password: Redacted.make("not-the-password") } })
+      )
+      assert.strictEqual(error._tag, "SmtpAuthenticationError")
+    })))
+})
