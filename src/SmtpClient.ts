@@ -221,7 +221,7 @@ const open = (options: Options | LmtpOptions) =>
       sourceAddress: options.sourceAddress,
       tls: resolved.security === "tls" ? tls : undefined
     }).pipe(
-      Effect.withSpan("smtplib.connect", {
+      Effect.withSpan("SmtpClient.connect", {
         kind: "client",
         attributes: { "server.address": resolved.path ?? resolved.host, "server.port": resolved.port }
       })

@@ -121,8 +121,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     })
     const spanAttributes = { "server.address": options.serverAddress, "server.port": options.port }
     /**
-     * One operation at a time on a session, each in a span named after smtplib's audit event
-     * `smtplib.send`, with the operation and the OpenTelemetry server attributes (never arguments).
+     * One operation at a time on a session, each in a span `SmtpConnection.<operation>` with the
+     * operation and the OpenTelemetry server attributes (never arguments).
      */
     const spanOptions = new Map<string, Tracer.SpanOptions>()
     const spanFor = (operation: string): Tracer.SpanOptions => {
@@ -140,7 +140,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
       Operation.withSpan(
         lock.withLock(Effect.suspend(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect))),
-        "smtplib.send",
+        `SmtpConnection.${operation}`,
         spanFor(operation)
       )
 
@@ -574,7 +574,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             Effect.succeed(
               tracer === Operation.defaultTracer
                 ? stream
-                : Stream.withSpan(stream, "smtplib.send", spanFor("sendBatch"))
+                : Stream.withSpan(stream, "SmtpConnection.sendBatch", spanFor("sendBatch"))
             )
           )
         )

@@ -256,7 +256,7 @@ describe("no credential in logs, spans or errors", () => {
       assert.isTrue(capture.transcript("C: *"))
       assert.isTrue(capture.transcript("S: 334 VXNlcm5hbWU6"))
       assert.isTrue(
-        capture.spans.some((s) => s.name === "smtplib.send" && s.attributes.get("smtp.operation") === "login")
+        capture.spans.some((s) => s.name === "SmtpConnection.login" && s.attributes.get("smtp.operation") === "login")
       )
       assert.includeMembers(capture.wirePayloads, [plainIr, b64(PASSWORD), b64(rfc2195.response)])
       capture.assertClean([PASSWORD, rfc2195.password, b64(rfc2195.response)])

@@ -20,7 +20,7 @@ describe("defaults", () => {
       if (!Os.hostname().includes(".")) assert.notStrictEqual(expected, Os.hostname())
     }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
 
-  it.live("spans: smtplib.connect and one smtplib.send per operation, with the OpenTelemetry server attributes", () =>
+  it.live("spans: SmtpClient.connect and one SmtpConnection.<operation> per operation, with the OpenTelemetry server attributes", () =>
     Effect.gen(function*() {
       const spans: Array<{ name: string; attributes: Map<string, unknown>; kind: string }> = []
       let ids = 0
@@ -61,14 +61,20 @@ describe("defaults", () => {
         yield* smtp.noop
         yield* smtp.sendmail("a@example.test", "b@example.test", "Subject: x\r\n\r\ny\r\n")
       })).pipe(Effect.withTracer(tracer))
-      const connect = spans.find((s) => s.name === "smtplib.connect")
+      const connect = spans.find((s) => s.name === "SmtpClient.connect")
       assert.isDefined(connect)
       assert.strictEqual(connect!.kind, "client")
       assert.strictEqual(connect!.attributes.get("server.address"), server.host)
       assert.strictEqual(connect!.attributes.get("server.port"), server.port)
-      const operations = spans.filter((s) => s.name === "smtplib.send").map((s) => s.attributes.get("smtp.operation"))
+      const ofSession = spans.filter((s) => s.name.startsWith("SmtpConnection."))
+      assert.deepStrictEqual(ofSession.map((s) => s.name), [
+        "SmtpConnection.noop",
+        "SmtpConnection.sendmail",
+        "SmtpConnection.quit"
+      ])
+      const operations = ofSession.map((s) => s.attributes.get("smtp.operation"))
       assert.deepStrictEqual(operations, ["noop", "sendmail", "quit"])
-      for (const s of spans.filter((s) => s.name === "smtplib.send")) {
+      for (const s of ofSession) {
         assert.strictEqual(s.attributes.get("server.port"), server.port)
       }
     }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
