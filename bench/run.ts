@@ -19,6 +19,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -121,7 +122,9 @@ const findExecutable = (name: string, extra: ReadonlyArray<string> = []) => {
   }
   return undefined
 }
-const PYTHON = process.env.PYTHON ?? findExecutable("python3")
+// the system's CPython first (the team harness's smtplib figures are /usr/bin/python3's)
+const PYTHON = process.env.PYTHON ??
+  (fs.existsSync("/usr/bin/python3") ? "/usr/bin/python3" : findExecutable("python3"))
 const LEAN_SOURCE = process.env.EFFECT_LEAN ?? path.join(ROOT, "../shared/bench/contestants/effect-lean.mjs")
 const LEAN = fs.existsSync(LEAN_SOURCE) ? LEAN_SOURCE : undefined
 // run from inside this repository, so that its `import "effect"` resolves to our node_modules
@@ -478,6 +481,26 @@ const importRss = async (specifier: string | undefined) => {
   return Number(m[1])
 }
 
+const versions = () => {
+  const require = createRequire(import.meta.url)
+  const version = (name: string) => {
+    try {
+      return (require(`${name}/package.json`) as { version: string }).version
+    } catch {
+      return "?"
+    }
+  }
+  let python = "none"
+  try {
+    if (PYTHON !== undefined) python = execFileSync(PYTHON, ["--version"]).toString().trim()
+  } catch {
+    // not runnable
+  }
+  return `effect ${version("effect")}, @effect/platform-node ${version("@effect/platform-node")}, nodemailer ${
+    version("nodemailer")
+  }, ${python} (${PYTHON ?? "-"})`
+}
+
 // ---------------------------------------------------------------------------------------------- statistics
 
 const median = (xs: ReadonlyArray<number>) => {
@@ -520,6 +543,7 @@ const main = async () => {
   })
 
   const t0 = Date.now()
+  const loadAtStart = os.loadavg()
   const log = (s: string) => process.stdout.write(`${s}\n`)
   log(
     `effect-smtp bench${SMOKE ? " --smoke" : ""}: REPS=${REPS} PIN=${PIN}${PIN === "same" ? ` (cpu ${PIN_CPU})` : ""}${
@@ -624,10 +648,13 @@ const main = async () => {
     `host: ${os.cpus().length} cpus (${
       os.cpus()[0]?.model ?? "?"
     }), ${os.type()} ${os.release()}, node ${process.version}, ` +
-    `load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    `load average ${loadAtStart.map((l) => l.toFixed(2)).join(" ")} at the start, ${
+      os.loadavg().map((l) => l.toFixed(2)).join(" ")
+    } at the end`,
     `REPS=${REPS} PIN=${PIN}${PIN === "same" ? ` (cpu ${PIN_CPU})` : ""} DELAY_US=${DELAY_US}; effect-smtp ${
       TSX ? "through tsx" : "compiled (tsc -p bench/tsconfig.json)"
-    }; servers: ${[...servers.values()].map((s) => `${s.kind} = ${s.name}`).join(", ")}`
+    }; servers: ${[...servers.values()].map((s) => `${s.kind} = ${s.name}`).join(", ")}`,
+    `versions: ${versions()}`
   ]
   fs.writeFileSync(path.join(outDir, "summary.md"), `${header.join("\n\n")}\n\n${summary}`)
   log("")
