@@ -5,7 +5,8 @@
  *
  *   node --import tsx bench/sink.ts [--port 2525] [--chunking] [--latency-free]
  *
- * Prints `LISTENING <port>` once it accepts connections; on SIGTERM prints `MESSAGES <n>`.
+ * Prints `LISTENING <port>` once it accepts connections; on SIGTERM prints `MESSAGES <n>` and exits;
+ * on SIGUSR2 prints `MESSAGES <n>` (the messages accepted so far) and goes on.
  */
 import * as net from "node:net"
 
@@ -51,6 +52,8 @@ export const start = (options: SinkOptions = {}): Promise<Sink> => {
     let tail = [0, 0, 0, 0]
     let bdatLeft = 0
     let bdatLast = false
+    // QUIT ends the connection once the replies of its flight are written (a write after end fails)
+    let quit = false
     const queued = () => {
       messages++
       return Buffer.from(`250 2.0.0 Ok: queued as S${(++queueId).toString(16).toUpperCase()}\r\n`)
@@ -87,7 +90,7 @@ export const start = (options: SinkOptions = {}): Promise<Sink> => {
         }
         case "QUIT":
           out.push(BYE)
-          socket.end()
+          quit = true
           return
         default:
           out.push(UNKNOWN)
@@ -96,7 +99,7 @@ export const start = (options: SinkOptions = {}): Promise<Sink> => {
     socket.on("data", (chunk: Buffer) => {
       const out: Array<Buffer> = []
       let i = 0
-      while (i < chunk.length) {
+      while (i < chunk.length && !quit) {
         if (mode === "command") {
           const lf = chunk.indexOf(LF, i)
           if (lf === -1) {
@@ -136,6 +139,7 @@ export const start = (options: SinkOptions = {}): Promise<Sink> => {
         }
       }
       if (out.length > 0) socket.write(out.length === 1 ? out[0] : Buffer.concat(out))
+      if (quit) socket.end()
     })
     socket.write("220 sink.test ESMTP\r\n")
   })
@@ -163,6 +167,7 @@ if (isMain) {
   start({ port: portArg === -1 ? 0 : Number(args[portArg + 1]), chunking: args.includes("--chunking") }).then(
     (sink) => {
       process.stdout.write(`LISTENING ${sink.port}\n`)
+      process.on("SIGUSR2", () => process.stdout.write(`MESSAGES ${sink.messages()}\n`))
       process.on("SIGTERM", () => {
         process.stdout.write(`MESSAGES ${sink.messages()}\n`)
         void sink.close().then(() => process.exit(0))
