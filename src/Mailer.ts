@@ -91,6 +91,15 @@ export interface Service {
    * @since 0.2.0
    */
   /**
+   * `SmtpConnection.send` on a pooled connection, with the retries and the rate limit: one message
+   * (a `Message`, or an envelope and a message) and the result an application logs (envelope,
+   * Message-ID, accepted and refused recipients, final reply, queue id).
+   */
+  readonly send: <E = never, R = never>(
+    message: Message.Message<E, R> | SmtpConnection.SendInput<E, R>,
+    options?: SmtpConnection.SendMessageOptions
+  ) => Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R>
+  /**
    * Checks the server and the options at start-up with a connection of its own (greeting,
    * STARTTLS as configured, login, what the server offers, QUIT): `SmtpClient.verify`.
    */
@@ -479,7 +488,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 
     const transport = yield* SmtpTransport
     const verify = SmtpClient.verify(connectOptions).pipe(Effect.provideService(SmtpTransport, transport))
-    return { sendmail, sendMessage, sendAll, verify } satisfies Service
+    const send: Service["send"] = (message, sendOptions) => run("send", (smtp) => smtp.send(message, sendOptions))
+    return { sendmail, sendMessage, send, sendAll, verify } satisfies Service
   })
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)

@@ -3,8 +3,8 @@
  * final reply, queue id), for raw input and for a Message.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
-import { Message, SmtpClient } from "effect-smtp"
+import { Effect, Schedule } from "effect"
+import { Mailer, Message, SmtpClient } from "effect-smtp"
 import { ScriptedTransport } from "effect-smtp/testing"
 
 const connectOptions = { host: "mx.test", security: "none" } as const
@@ -89,5 +89,32 @@ describe("send", () => {
         (smtp) => smtp.send({ from: "a@x.test", to: "b@x.test", message: RAW })
       )).pipe(Effect.flip, Effect.provide(server.layer))
       assert.strictEqual(error._tag, "SmtpDataError")
+    }))
+})
+
+describe("Mailer.send", () => {
+  it.effect("the same result through the pool, retried on a 4xx as sendmail is", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({
+        steps: [
+          EHLO,
+          { expect: "MAIL FROM:<a@x.test>", reply: "451 4.3.0 try again" },
+          { expect: "RCPT TO:<b@x.test>", reply: "503 5.5.1 no" },
+          { expect: "DATA", reply: "503 5.5.1 no" },
+          { expect: "RSET", reply: "250 Ok" },
+          { expect: "MAIL FROM:<a@x.test>", reply: "250 Ok" },
+          { expect: "RCPT TO:<b@x.test>", reply: "250 Ok" },
+          { expect: "DATA", reply: "354 go" },
+          { expect: `${RAW}.\r\n`, reply: "250 2.0.0 Ok: queued as 9A1B2C3D" },
+          { expect: "QUIT", reply: "221 bye" }
+        ]
+      })
+      const result = yield* Effect.scoped(Effect.flatMap(
+        Mailer.make({ ...connectOptions, retry: Schedule.recurs(1) }),
+        (mailer) => mailer.send({ from: "a@x.test", to: "b@x.test", message: RAW })
+      )).pipe(Effect.provide(server.layer))
+      assert.strictEqual(result.queueId, "9A1B2C3D")
+      assert.strictEqual(result.messageId, "<m1@x.test>")
+      assert.deepStrictEqual(server.connection(0).mismatches(), [])
     }))
 })
