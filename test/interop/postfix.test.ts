@@ -904,3 +904,24 @@ describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "p
       assert.strictEqual(error._tag, "SmtpAuthenticationError")
     })))
 })
+
+describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "postfix send result", () => {
+  for (const dataPath of DATA_PATHS) {
+    it.live(`send, ${dataPath.name}: the result carries Postfix's queue id, found again in the delivered copy`, () =>
+      live(Effect.gen(function*() {
+        const peer = peerOrThrow()
+        const token = uniqueId(`send-result-${dataPath.name}`)
+        const before = snapshot(peer, BOB)
+        const smtp = yield* connectTo(peer, peer.ports.plain, "none", { chunking: dataPath.chunking })
+        const result = yield* smtp.send({ from: ALICE, to: [BOB, "nobody@example.test"], message: messageWith(token) })
+        assert.strictEqual(result.messageId, `<${token}@effect-smtp.test>`)
+        assert.deepStrictEqual(result.accepted, [BOB])
+        assert.deepStrictEqual(Object.keys(result.refused), ["nobody@example.test"])
+        assert.isString(result.queueId)
+        assert.include(result.reply.text, `queued as ${result.queueId}`)
+        // the Received header Postfix wrote names the same queue id
+        const file = yield* delivered(peer, BOB, before, token)
+        assert.include(receivedOf(file), `id ${result.queueId}`)
+      })))
+  }
+})
