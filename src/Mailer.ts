@@ -19,6 +19,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -30,6 +31,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 import * as ConnectionPool from "./internal/connectionPool.js"
+import * as Operation from "./internal/operation.js"
 import type * as Message from "./Message.js"
 import * as SmtpAuth from "./SmtpAuth.js"
 import * as SmtpClient from "./SmtpClient.js"
@@ -242,6 +244,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     const connectOptions: SmtpClient.Options = auth !== undefined && "oauth2" in auth ?
       { ...clientOptions, auth: { ...auth, oauth2: SmtpAuth.cachedTokenProvider(auth.oauth2) } } :
       clientOptions
+    const clock = yield* Effect.clock
     const pool = yield* ConnectionPool.make({
       acquire: SmtpClient.connect(connectOptions),
       max: maxConnections ?? 4,
@@ -251,10 +254,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       (effect) => effect :
       yield* RateLimiter.make({ limit: rateLimit.limit, interval: rateLimit.interval })
     const schedule = retry === false ? undefined : retry ?? defaultRetry
-    const attributes = {
-      "server.address": options.host ?? "localhost",
-      ...(options.port === undefined ? {} : { "server.port": options.port })
-    }
+    const spanOptions = {
+      kind: "client",
+      captureStackTrace: false,
+      attributes: {
+        "server.address": options.host ?? "localhost",
+        ...(options.port === undefined ? {} : { "server.port": options.port })
+      }
+    } as const
 
     /**
      * One attempt on a pooled connection. A connection found closed is replaced (a bounded number
@@ -275,31 +282,53 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         })
       )
 
+    /** Retries after `error` on the schedule: a first attempt that failed with it, then fresh ones. */
+    const retryAfter = <A, E, R>(
+      error: SmtpError | E,
+      once: Effect.Effect<A, SmtpError | E, R>
+    ): Effect.Effect<A, SmtpError | E, R> => {
+      if (schedule === undefined || !isSmtpErrorRetryable(error)) return Effect.fail(error)
+      let known = true
+      const again = Effect.suspend(() => {
+        if (!known) return once
+        known = false
+        return Effect.fail(error)
+      })
+      return again.pipe(
+        Effect.tapError((e) => (isSmtpErrorRetryable(e) ? Metric.increment(attemptsRetried) : Effect.void)),
+        // sound: `while` lets only retryable SmtpErrors reach the schedule
+        Effect.retry({ schedule: schedule as Schedule.Schedule<unknown, SmtpError | E>, while: isSmtpErrorRetryable })
+      )
+    }
+
+    /**
+     * One send with the retries, the rate limit, the metrics and the span. The success path pays
+     * for none of the retry machinery (the schedule's driver is made on the first failure), and the
+     * metrics are updated in one step at the end (with the fiber's metric labels).
+     */
     const run = <A, E, R>(
       operation: string,
       send: (smtp: SmtpConnection.Service) => Effect.Effect<A, SmtpError | E, R>,
       /** The first attempt already failed with this (in a batch): the schedule goes on from there. */
       firstFailure?: SmtpError
     ): Effect.Effect<A, SmtpError | E, R> => {
-      let known = firstFailure
-      const once = Effect.suspend(() => {
-        if (known === undefined) return limiter(attempt(send))
-        const error = known
-        known = undefined
-        return Effect.fail(error)
-      })
-      const retried = schedule === undefined ? once : once.pipe(
-        Effect.tapError((e) => (isSmtpErrorRetryable(e) ? Metric.increment(attemptsRetried) : Effect.void)),
-        // sound: `while` lets only retryable SmtpErrors reach the schedule
-        Effect.retry({ schedule: schedule as Schedule.Schedule<unknown, SmtpError | E>, while: isSmtpErrorRetryable })
-      )
-      return retried.pipe(
-        Metric.trackDuration(sendDuration),
-        Effect.tapBoth({
-          onFailure: () => Metric.increment(messagesFailed),
-          onSuccess: () => Metric.increment(messagesSent)
+      const once = limiter(attempt(send))
+      const body = firstFailure !== undefined ?
+        retryAfter(firstFailure, once) :
+        Effect.catchAll(once, (error) => retryAfter(error, once))
+      return Operation.withSpan(
+        Effect.withFiberRuntime<A, SmtpError | E, R>((fiber) => {
+          const started = clock.unsafeCurrentTimeMillis()
+          return Effect.onExit(body, (exit) =>
+            Effect.sync(() => {
+              const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+              sendDuration.unsafeUpdate(Duration.millis(clock.unsafeCurrentTimeMillis() - started), labels)
+              if (Exit.isSuccess(exit)) messagesSent.unsafeUpdate(1, labels)
+              else if (!Cause.isInterruptedOnly(exit.cause)) messagesFailed.unsafeUpdate(1, labels)
+            }))
         }),
-        Effect.withSpan(`Mailer.${operation}`, { kind: "client", captureStackTrace: false, attributes })
+        `Mailer.${operation}`,
+        spanOptions
       )
     }
 
