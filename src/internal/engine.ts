@@ -598,7 +598,7 @@ export const make = (
 
     const sendingWhat = (commands: ReadonlyArray<Command>) => describe(commands)
 
-    const unsafeSend = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> => {
+    const unsafeSend = (commands: ReadonlyArray<Command>, single: boolean): Effect.Effect<Pending, SmtpError> => {
       const unusable = closedWith ?? broken
       if (unusable !== undefined) return Effect.fail(unusable(sendingWhat(commands)))
       let need = 0
@@ -607,9 +607,17 @@ export const make = (
       register(g)
       const { endSegment, segments } = commandSegments(commands)
       const writing = writeSegments(segments, commands, endSegment)
-      if (writing === Effect.void && options.debug === 0) {
+      if (single) {
+        // one write, already handed to the socket: the wait for the replies may begin (the write
+        // timeout covers a write the socket has not taken yet); nothing is left to interrupt
         arm(g)
-        return Effect.succeed(pending(g))
+        const ready = Effect.succeed(pending(g))
+        const written = writing === Effect.void ? ready : Effect.matchEffect(writing, {
+          // the write failed: the group holds the failure (the connection is being closed)
+          onFailure: () => ready,
+          onSuccess: () => ready
+        })
+        return options.debug === 0 ? written : Effect.zipRight(transcriptCommands(commands), written)
       }
       const written = Effect.matchEffect(writing, {
         // the write failed: the group holds the failure (the connection was terminated)
@@ -621,8 +629,29 @@ export const make = (
       })
       return options.debug === 0 ? written : Effect.zipRight(transcriptCommands(commands), written)
     }
+    /** Whether the commands go out in several writes (a large BDAT chunk after its line, ...). */
+    const severalWrites = (commands: ReadonlyArray<Command>): boolean => {
+      let segments = 0
+      let total = 0
+      for (const c of commands) {
+        segments++
+        total += c.bytes.length
+        if (c.payload !== undefined) {
+          for (const p of c.payload) {
+            segments++
+            total += p.length
+          }
+        }
+      }
+      return segments > 1 && total >= COALESCE_LIMIT
+    }
+    // registering the replies and writing them must not be separated by an interruption: a single
+    // write happens in the same synchronous step as the registration; several writes run
+    // uninterruptibly
     const send = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> =>
-      Effect.uninterruptible(Effect.suspend(() => unsafeSend(commands)))
+      severalWrites(commands) ?
+        Effect.uninterruptible(Effect.suspend(() => unsafeSend(commands, false))) :
+        Effect.suspend(() => unsafeSend(commands, true))
 
     const exchange = (commands: ReadonlyArray<Command>): Effect.Effect<Batch> =>
       Effect.matchEffect(send(commands), {

@@ -65,14 +65,22 @@ export const makeLock = (): Lock => {
   return {
     withLock: (effect) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          Effect.suspend(() => {
-            if (busy) return restore(acquire)
-            busy = true
-            return Effect.void
-          }),
-          () => Effect.ensuring(restore(effect), release)
-        )
+        Effect.suspend(() => {
+          // released in the same step as the effect ends, however it ends
+          const run = Effect.matchCauseEffect(restore(effect), {
+            onFailure: (cause) => {
+              unsafeRelease()
+              return Effect.failCause(cause)
+            },
+            onSuccess: (value) => {
+              unsafeRelease()
+              return Effect.succeed(value)
+            }
+          })
+          if (busy) return Effect.zipRight(restore(acquire), run)
+          busy = true
+          return run
+        })
       ),
     scoped: Effect.acquireRelease(acquire, () => release)
   }

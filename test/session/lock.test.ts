@@ -1,0 +1,53 @@
+/**
+ * The session's mutex: one holder at a time, first come first served, released however the holder
+ * ends, and an interrupted waiter never keeps it.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Exit, Fiber } from "effect"
+import * as Operation from "../../src/internal/operation.js"
+
+describe("the session lock", () => {
+  it.effect("holders take turns in order; a failure or an interruption releases it", () =>
+    Effect.gen(function*() {
+      const lock = Operation.makeLock()
+      const order: Array<string> = []
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(
+        lock.withLock(Effect.zipRight(Deferred.await(gate), Effect.sync(() => order.push("a"))))
+      )
+      yield* Effect.yieldNow()
+      const second = yield* Effect.fork(lock.withLock(Effect.sync(() => order.push("b"))))
+      const third = yield* Effect.fork(
+        lock.withLock(Effect.zipRight(Effect.sync(() => order.push("c")), Effect.fail("boom")))
+      )
+      yield* Effect.yieldNow()
+      assert.deepStrictEqual(order, [])
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+      assert.isTrue(Exit.isFailure(yield* Fiber.await(third)))
+      assert.deepStrictEqual(order, ["a", "b", "c"])
+      // free again after a failure
+      assert.strictEqual(yield* lock.withLock(Effect.succeed(1)), 1)
+      // an interrupted holder releases it
+      const holder = yield* Effect.fork(lock.withLock(Effect.never))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(holder)
+      assert.strictEqual(yield* lock.withLock(Effect.succeed(2)), 2)
+    }))
+
+  it.effect("an interrupted waiter does not keep the lock, even when it was just handed over", () =>
+    Effect.gen(function*() {
+      const lock = Operation.makeLock()
+      const gate = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(lock.withLock(Deferred.await(gate)))
+      yield* Effect.yieldNow()
+      const waiter = yield* Effect.fork(lock.withLock(Effect.void))
+      yield* Effect.yieldNow()
+      // release and interrupt the waiter in the same step: the lock is handed to it, then passed on
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.interrupt(waiter)
+      yield* Fiber.join(holder)
+      assert.strictEqual(yield* lock.withLock(Effect.succeed("free")), "free")
+    }))
+})
