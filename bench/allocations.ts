@@ -8,10 +8,9 @@
  * Prints bytes/message and the functions that allocate most (per message).
  */
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import { Session } from "node:inspector/promises"
-import { fileURLToPath } from "node:url"
 import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { startSinkProcess } from "./sinkProcess.js"
 
 const args = process.argv.slice(2)
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 5000)
@@ -23,18 +22,7 @@ const HEADER = "From: <sender@example.com>\r\nTo: <rcpt1@example.com>\r\nSubject
 const LINE = "The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuv\r\n"
 const body = Buffer.from(HEADER + LINE.repeat(12))
 
-const sink = await new Promise<{ port: number; stop: () => void }>((resolve, reject) => {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", fileURLToPath(new URL("./sink.ts", import.meta.url)), ...(chunking ? ["--chunking"] : [])],
-    { stdio: ["ignore", "pipe", "inherit"] }
-  )
-  child.on("error", reject)
-  child.stdout.on("data", (d: Buffer) => {
-    const m = /LISTENING (\d+)/.exec(d.toString())
-    if (m !== null) resolve({ port: Number(m[1]), stop: () => child.kill("SIGTERM") })
-  })
-})
+const sink = await startSinkProcess({ chunking })
 
 interface ProfileNode {
   readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }

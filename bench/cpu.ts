@@ -10,9 +10,9 @@
  * medians and the ratio effect-smtp / lean.
  */
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { startSinkProcess } from "./sinkProcess.js"
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"))
 const chunking = process.argv.includes("--chunking")
@@ -25,20 +25,6 @@ const HEADER = "From: <sender@example.com>\r\nTo: <rcpt1@example.com>\r\nSubject
   "Message-ID: <bench@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
 const LINE = "The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuv\r\n"
 const body = Buffer.from(HEADER + LINE.repeat(Math.ceil((1000 - HEADER.length) / LINE.length)))
-
-const startSink = () =>
-  new Promise<{ port: number; stop: () => void }>((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", fileURLToPath(new URL("./sink.ts", import.meta.url)), ...(chunking ? ["--chunking"] : [])],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
-    child.on("error", reject)
-    child.stdout.on("data", (d: Buffer) => {
-      const m = /LISTENING (\d+)/.exec(d.toString())
-      if (m !== null) resolve({ port: Number(m[1]), stop: () => child.kill("SIGTERM") })
-    })
-  })
 
 interface Result {
   readonly cpuMicros: number
@@ -86,7 +72,7 @@ const lean = async (port: number): Promise<Result> => {
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-const sink = await startSink()
+const sink = await startSinkProcess({ chunking })
 const results: Record<string, Array<Result>> = { "effect-smtp": [], "effect-lean": [] }
 for (let rep = 0; rep < REPS; rep++) {
   results["effect-smtp"].push(await Effect.runPromise(effectSmtp(sink.port)))

@@ -8,9 +8,8 @@
  * Prints one line per run: mode, chunking, bytes sent, seconds, peak RSS (MiB).
  */
 import { Effect, Stream } from "effect"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { startSinkProcess } from "./sinkProcess.js"
 
 const PIECE = 64 * 1024
 const [mibArg, modeArg = "both", chunkingArg = "both"] = process.argv.slice(2)
@@ -31,27 +30,13 @@ const message = (chunking: "default" | "single"): Stream.Stream<Uint8Array> =>
     Stream.map(() => piece.slice())
   )
 
-const startSink = (chunking: boolean) =>
-  new Promise<{ port: number; stop: () => void }>((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", fileURLToPath(new URL("./sink.ts", import.meta.url)), ...(chunking ? ["--chunking"] : [])],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
-    child.on("error", reject)
-    child.stdout.on("data", (d: Buffer) => {
-      const m = /LISTENING (\d+)/.exec(d.toString())
-      if (m !== null) resolve({ port: Number(m[1]), stop: () => child.kill("SIGTERM") })
-    })
-  })
-
 let peak = 0
 const sample = setInterval(() => {
   peak = Math.max(peak, process.memoryUsage.rss())
 }, 20)
 
 const run = async (mode: "data" | "bdat", chunking: "default" | "single") => {
-  const sink = await startSink(mode === "bdat")
+  const sink = await startSinkProcess({ chunking: mode === "bdat" })
   global.gc?.()
   peak = process.memoryUsage.rss()
   const t0 = performance.now()
