@@ -342,7 +342,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
      * message in memory. A `Message` or a Stream goes alone.
      */
     const batchable = <E, R>(item: BulkItem<E, R>): boolean =>
-      "from" in item && (typeof item.message === "string" || item.message instanceof Uint8Array)
+      "from" in item && (
+        // a batch with BDAT takes messages of at most 1 MiB (a string's line ends may grow it)
+        (typeof item.message === "string" && item.message.length <= BATCH_LIMIT / 2) ||
+        (item.message instanceof Uint8Array && item.message.length <= BATCH_LIMIT)
+      )
 
     const sendItem = <E, R>(
       item: BulkItem<E, R>,
@@ -490,7 +494,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                   })
                 )
               )
-              yield* Effect.exit(restore(run))
+              const exit = yield* Effect.exit(restore(run))
+              // a defect in the batch: the items it took and did not report go one by one
+              if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+                for (const taken of indexes) if (taken !== undefined) retry.push([taken[0], taken[1], undefined])
+              }
               yield* pool.release(entry, !(yield* entry.value.isClosed))
               return retry
             })
@@ -520,6 +528,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     const send: Service["send"] = (message, sendOptions) => run("send", (smtp) => smtp.send(message, sendOptions))
     return { sendmail, sendMessage, send, sendAll, verify } satisfies Service
   })
+
+/** The largest message a batch on a shared connection takes (`sendBatch` with BDAT: 1 MiB). */
+const BATCH_LIMIT = 1024 * 1024
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)
 

@@ -133,10 +133,17 @@ export const run = <E, R>(
     let inFlight: Array<Pending> = []
     /** DATA was accepted (354) for the current message and its body is not written yet. */
     let dataOpen = false
+    /** The current message (DATA): its envelope (with DATA) is in flight in `flight`, from `offset`. */
+    let current: Entry | undefined
 
+    // stopped half-way (the consumer had enough, or an interruption): with DATA, a message whose
+    // envelope and DATA went out may have been answered 354, and then the server reads whatever
+    // comes next as its data; ending it with an empty "." would deliver an empty message to the
+    // recipients it accepted, so only closing the connection ends it. With BDAT every message in
+    // flight is complete: reading the owed replies and RSET is enough.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        if (dataOpen) return Effect.runSync(engine.close)
+        if (dataOpen || current !== undefined) return Effect.runSync(engine.close)
         if (inFlight.some((p) => !p.settled())) ctx.onInterrupted(ctx.rset)
       })
     )
@@ -198,8 +205,6 @@ export const run = <E, R>(
     yield* ctx.greet
 
     // ---------------------------------------------------------------------------------------- DATA
-    /** The current message: its envelope (with DATA) is in flight in `flight`, from `offset`. */
-    let current: Entry | undefined
     let flight: Batch | undefined
     let offset = 0
     let started = false

@@ -71,13 +71,17 @@ export interface Engine {
   /**
    * Writes the commands in one flush (registering the replies they draw first) and returns the
    * pending batch. Fails only when nothing could be written (the connection is closed).
-   * Uninterruptible: no owed reply goes untracked.
+   * Registering and writing are never separated by an interruption: no owed reply goes untracked.
+   * `registered()` counts the batches registered so far (an interruption right after a send can
+   * tell from it that the commands went out).
    */
   readonly send: (commands: ReadonlyArray<Command>) => Effect.Effect<Pending, SmtpError>
   /** `send`, then waits once for every reply. Never fails: a failure is the batch's `error`. */
   readonly exchange: (commands: ReadonlyArray<Command>) => Effect.Effect<Batch>
   /** Writes one command and waits for its reply. */
   readonly command: (command: Command) => Effect.Effect<SmtpReply.SmtpReply, SmtpError>
+  /** How many batches of commands have been registered on this connection (see `send`). */
+  readonly registered: () => number
   /** Replies that no command draws: LMTP's replies after the first reply to BDAT LAST. */
   readonly expect: (verb: string, count: number) => Pending
   /**
@@ -212,6 +216,8 @@ export const make = (
     let unsolicitedBytes = 0
     let earlyAllowance = 0
     let endsWritten = 0
+    /** Batches registered by `send`. */
+    let sent = 0
     /** The last reply settled, and to what: a reply right after STARTTLS's 220 is an injection. */
     let lastVerb = ""
     let lastCode = 0
@@ -505,25 +511,33 @@ export const make = (
         writingSince = -1
         return Effect.void
       }
-      return Effect.matchEffect(written, {
-        onFailure: (error) => {
-          if (seq === writeSeq) writingSince = -1
-          // a write failed because the watchdog closed the connection: report the timeout
-          const failure = closedWith ?? broken ?? disconnected(error)
-          if (closedWith === undefined && broken === undefined) {
-            // close, and let the reader take what the server sent before it closed; its end
-            // fails the owed replies with this failure
-            broken = failure
-            if (reader === undefined || stopping) terminate(failure)
-            else Effect.runSync(connection.close)
+      return Effect.matchEffect(
+        // interrupted while the socket's buffer is full: the bytes are handed over; the write's
+        // own timeout must not outlive the wait
+        Effect.onInterrupt(written, () =>
+          Effect.sync(() => {
+            if (seq === writeSeq) writingSince = -1
+          })),
+        {
+          onFailure: (error) => {
+            if (seq === writeSeq) writingSince = -1
+            // a write failed because the watchdog closed the connection: report the timeout
+            const failure = closedWith ?? broken ?? disconnected(error)
+            if (closedWith === undefined && broken === undefined) {
+              // close, and let the reader take what the server sent before it closed; its end
+              // fails the owed replies with this failure
+              broken = failure
+              if (reader === undefined || stopping) terminate(failure)
+              else Effect.runSync(connection.close)
+            }
+            return Effect.fail(markWriteFailure(failure(describe(what))))
+          },
+          onSuccess: () => {
+            if (seq === writeSeq) writingSince = -1
+            return Effect.void
           }
-          return Effect.fail(markWriteFailure(failure(describe(what))))
-        },
-        onSuccess: () => {
-          if (seq === writeSeq) writingSince = -1
-          return Effect.void
         }
-      })
+      )
     }
 
     /**
@@ -605,6 +619,7 @@ export const make = (
       for (const c of commands) need += c.replies ?? 1
       const g = makeGroup(commands, commands[commands.length - 1].verb, need)
       register(g)
+      sent++
       const { endSegment, segments } = commandSegments(commands)
       const writing = writeSegments(segments, commands, endSegment)
       if (single) {
@@ -649,7 +664,9 @@ export const make = (
     // write happens in the same synchronous step as the registration; several writes run
     // uninterruptibly
     const send = (commands: ReadonlyArray<Command>): Effect.Effect<Pending, SmtpError> =>
-      severalWrites(commands) ?
+      // (only a transport whose `write` hands the bytes over when called writes in that step: with
+      // the Socket's writer, the write happens when its Effect runs)
+      severalWrites(commands) || connection.write === undefined ?
         Effect.uninterruptible(Effect.suspend(() => unsafeSend(commands, false))) :
         Effect.suspend(() => unsafeSend(commands, true))
 
@@ -814,6 +831,7 @@ export const make = (
         earlyAllowance = count
       },
       endsWritten: () => endsWritten,
+      registered: () => sent,
       writeData,
       writeCommands,
       startTls,

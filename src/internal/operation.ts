@@ -82,6 +82,16 @@ export const makeLock = (): Lock => {
           return run
         })
       ),
-    scoped: Effect.acquireRelease(acquire, () => release)
+    // waiting for the lock stays interruptible (acquireRelease would make it uninterruptible)
+    scoped: Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        Effect.suspend(() => {
+          if (busy) return restore(acquire)
+          busy = true
+          return Effect.void
+        }),
+        () => Effect.addFinalizer(() => release)
+      )
+    )
   }
 }

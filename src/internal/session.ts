@@ -237,10 +237,17 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const data = <E, R>(message: SmtpConnection.MessageInput<E, R>) =>
       Effect.gen(function*() {
         const body = yield* messageStream(message)
+        // from the 354 until the data is written, an interruption leaves DATA open: only closing
+        // the connection can end it then (ending it empty would deliver an empty message)
+        recover = engine.close
         const reply = yield* cmd("DATA")
-        if (reply.code !== 354) return yield* Effect.fail(new SmtpDataError(replyFields(reply, "DATA")))
+        if (reply.code !== 354) {
+          recover = undefined
+          return yield* Effect.fail(new SmtpDataError(replyFields(reply, "DATA")))
+        }
         const unknown = Transaction.unknownAfterEnd(engine, engine.endsWritten())
         const end = yield* Effect.mapError(Transaction.writeMessageData(engine, body, 1), unknown)
+        recover = undefined
         const batch = yield* end.await
         return batch.error === undefined ? batch.replies[0] : yield* Effect.fail(unknown(batch.error))
       })
@@ -534,7 +541,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         Stream.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
       return Stream.unwrapScoped(Effect.gen(function*() {
         // the session is held for the whole batch
-        yield* lock.scoped
+        // waiting for the session stays interruptible (a Stream's scoped set-up is not, by default)
+        yield* Effect.interruptible(lock.scoped)
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {

@@ -223,10 +223,13 @@ const pipelinedData = (
     commands.push(DATA)
     let envelope: Pending | undefined
     let end: Pending | undefined
+    const registeredBefore = engine.registered()
     // until the transaction ends, an interruption leaves this for the next operation: read what
-    // is owed; if DATA was accepted and its data never went out, only closing can end it
+    // is owed; if DATA was accepted and its data never went out, only closing can end it (and so
+    // when the commands went out but the interruption came before their batch was noted)
     const recovery = Effect.suspend(() => {
-      if (end !== undefined || envelope === undefined) return ctx.rset
+      if (envelope === undefined) return engine.registered() > registeredBefore ? engine.close : ctx.rset
+      if (end !== undefined) return ctx.rset
       return Effect.flatMap(envelope.await, (batch) => {
         const last = batch.replies[batch.replies.length - 1]
         return batch.error === undefined && batch.replies.length === commands.length && last.code === 354 ?
@@ -247,12 +250,18 @@ const pipelinedData = (
         const dataReply = batch.replies[commands.length - 1]
         if (decided === undefined) return fail(batch.error!)
         if (decided._tag === "Failed") {
-          done()
-          if (!decided.rset) return Effect.fail(unknown(decided.error))
-          const abandon = dataReply?.code === 354 ?
-            Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)])) :
-            Effect.void
-          return Effect.zipRight(Effect.zipRight(abandon, ctx.rset), Effect.fail(decided.error))
+          if (!decided.rset) return fail(decided.error)
+          if (dataReply?.code !== 354) {
+            done()
+            return Effect.zipRight(ctx.rset, Effect.fail(decided.error))
+          }
+          // DATA is open for an envelope that failed: end it empty (no recipient), then RSET; an
+          // interruption before that leaves only closing
+          ctx.onInterrupted(engine.close)
+          return Effect.zipRight(
+            Effect.zipRight(Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)])), ctx.rset),
+            Effect.suspend(() => fail(decided.error))
+          )
         }
         if (dataReply === undefined) return fail(batch.error!)
         if (dataReply.code !== 354) {
@@ -262,7 +271,10 @@ const pipelinedData = (
         }
         const owedAtEnd = ctx.lmtp ? decided.accepted.length : 1
         return Effect.flatMap(
-          engine.send([Codec.messageData(MessageData.dotStuffBytes(bytes), owedAtEnd)]),
+          Effect.tapError(
+            engine.send([Codec.messageData(MessageData.dotStuffBytes(bytes), owedAtEnd)]),
+            () => Effect.sync(done)
+          ),
           (e) => {
             end = e
             return Effect.flatMap(e.await, (finals): Effect.Effect<Outcome, SmtpError> => {
@@ -312,6 +324,7 @@ const general = <E, R>(
     const earlyReplies = ctx.lmtp && ctx.chunking ? recipients.length - 1 : 0
     /** Batches written and maybe still owed replies: what an interruption must settle. */
     const inFlight: Array<Pending> = []
+    const registeredBefore = engine.registered()
     /** Whether the last command in flight is DATA (an interruption must read whether it was accepted). */
     let dataInFlight = false
     /** DATA was answered 354 and the message is not fully written: only closing can end it now. */
@@ -440,7 +453,14 @@ const general = <E, R>(
           if (chunk.error !== undefined) return yield* Effect.fail(unknown(chunk.error))
           const reply = chunk.replies[0]
           if (reply.code !== 250) {
-            yield* Effect.forEach(chunks.slice(i + 1), (p) => p.await, { discard: true })
+            const rest = yield* Effect.forEach(chunks.slice(i + 1), (p) => p.await)
+            // a server that refused a chunk and then accepted LAST took something: what, is unknown
+            const lastReply = rest[rest.length - 1]?.replies[0]
+            if (lastWritten && lastReply !== undefined && lastReply.code === 250) {
+              return yield* Effect.fail(
+                new SmtpDeliveryUnknown({ during: "a BDAT chunk was refused, then BDAT LAST was accepted" })
+              )
+            }
             const error = new SmtpDataError(replyFields(reply, "BDAT"))
             return yield* reply.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
           }
@@ -470,17 +490,22 @@ const general = <E, R>(
         // replies): the session cannot be brought back in step, so it is closed now
         dataOpen || (ctx.lmtp && ctx.chunking) ? engine.close : Effect.sync(() =>
           ctx.onInterrupted(
-            // with no DATA in flight, owed replies need no reading: the engine matches them in order
-            !dataInFlight ? ctx.rset : Effect.forEach(inFlight, (p) => p.await).pipe(
-              Effect.flatMap((batches) => {
-                // DATA was accepted and recipients may have been: any end of data now would
-                // deliver a message nobody asked for, and only closing the connection cancels it
-                const lastBatch = batches[batches.length - 1]
-                const lastReply = lastBatch?.replies[lastBatch.replies.length - 1]
-                const accepted = lastReply !== undefined && lastReply.code === 354 && lastBatch.error === undefined
-                return accepted ? engine.close : ctx.rset
-              })
-            )
+            // with no DATA in flight, owed replies need no reading: the engine matches them in order;
+            // a batch that went out before it was noted may hold a DATA: only closing is safe then
+            !dataInFlight ?
+              ctx.rset :
+              engine.registered() - registeredBefore > inFlight.length ?
+              engine.close :
+              Effect.forEach(inFlight, (p) => p.await).pipe(
+                Effect.flatMap((batches) => {
+                  // DATA was accepted and recipients may have been: any end of data now would
+                  // deliver a message nobody asked for, and only closing the connection cancels it
+                  const lastBatch = batches[batches.length - 1]
+                  const lastReply = lastBatch?.replies[lastBatch.replies.length - 1]
+                  const accepted = lastReply !== undefined && lastReply.code === 354 && lastBatch.error === undefined
+                  return accepted ? engine.close : ctx.rset
+                })
+              )
           )
         )
       )

@@ -213,3 +213,29 @@ describe("Mailer.sendAll shares a connection between waiting messages (sendBatch
       assert.include(server.flights(), "hi\r\n.\r\nMAIL FROM:<i2@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
     }))
 })
+
+describe("Mailer.sendAll and large messages", () => {
+  it.scoped("a message over the batch limit (1 MiB with BDAT) goes through sendmail, not refused", () =>
+    Effect.gen(function*() {
+      const big = "x".repeat(78) + "\r\n"
+      const message = big.repeat(Math.ceil((1100 * 1024) / big.length))
+      const server = yield* ScriptedTransport.make({
+        steps: [
+          { expect: "EHLO client.test", reply: "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING" },
+          { expect: "MAIL FROM:<big@x.test>", reply: "250 ok" },
+          { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
+          { expect: /^BDAT \d+/, reply: "250 chunk" },
+          { expect: /^BDAT \d+/, reply: "250 chunk" },
+          { expect: /^BDAT \d+/, reply: "250 chunk" },
+          { expect: /^BDAT \d+/, reply: "250 chunk" },
+          { expect: /^BDAT \d+ LAST/, reply: "250 queued" },
+          QUIT
+        ]
+      })
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        return yield* Stream.runCollect(mailer.sendAll([{ from: "big@x.test", to: "b@x.test", message }]))
+      })).pipe(Effect.provide(server.layer))
+      assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).map((o) => o._tag), ["Sent"])
+    }))
+})

@@ -3,7 +3,7 @@
  * byte-exact.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Stream } from "effect"
+import { Cause, Chunk, Effect, Exit, Fiber, Stream, TestClock } from "effect"
 import { SmtpClient, type SmtpConnection } from "effect-smtp"
 import { ScriptedTransport } from "effect-smtp/testing"
 import { makeServer } from "../session/support.js"
@@ -244,5 +244,56 @@ describe("sendBatch without PIPELINING", () => {
         { tag: "Sent", index: 0, code: 250 },
         { tag: "Refused", index: 1, error: "SmtpSenderRefused", code: 451 }
       ])
+    }))
+})
+
+describe("sendBatch stopped half-way", () => {
+  it.effect("with DATA the next message's DATA may be open: the connection is closed, never fed other commands", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({
+        steps: [
+          { expect: "EHLO client.test", reply: PIPELINING },
+          ...env(1).map((expect) => ({ expect, reply: "250 ok" })),
+          { expect: "DATA", reply: "354 go" },
+          { expect: `${body(1)}.\r\n`, reply: "250 queued" },
+          ...env(2).map((expect) => ({ expect, reply: "250 ok" })),
+          { expect: "DATA", reply: "354 go" }
+        ]
+      })
+      const after = yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect(connectOptions)
+        // the consumer takes one outcome and stops
+        const first = yield* Stream.runCollect(Stream.take(smtp.sendBatch([item(1), item(2), item(3)]), 1))
+        assert.deepStrictEqual(Chunk.toReadonlyArray(first).map((o) => o._tag), ["Sent"])
+        return yield* Effect.either(smtp.noop)
+      })).pipe(Effect.provide(server.layer))
+      assert.isTrue(after._tag === "Left", "the session is closed")
+      assert.notInclude(server.written(), "NOOP")
+      assert.notInclude(server.written(), "RSET")
+      assert.isTrue(server.connection(0).clientClosed())
+    }))
+
+  it.effect("a batch waiting for the session stays interruptible (a timeout around it fires)", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedTransport.make({
+        steps: [{ expect: "EHLO client.test", reply: PIPELINING }, { expect: "NOOP" }]
+      })
+      const exit = yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect({ ...connectOptions, timeout: "10 seconds" })
+        yield* smtp.ehlo()
+        // a NOOP that the server never answers holds the session
+        const holder = yield* Effect.fork(smtp.noop)
+        yield* Effect.yieldNow()
+        const fiber = yield* Effect.fork(
+          Stream.runCollect(smtp.sendBatch([item(1)])).pipe(Effect.timeout("1 second"), Effect.exit)
+        )
+        yield* TestClock.adjust("2 seconds")
+        const exit = yield* Fiber.join(fiber)
+        // (the NOOP still holds the session and is never answered: close without QUIT)
+        yield* Fiber.interrupt(holder)
+        yield* smtp.close
+        return exit
+      })).pipe(Effect.provide(server.layer))
+      assert.isTrue(Exit.isFailure(exit) && Cause.squash(exit.cause) instanceof Cause.TimeoutException)
     }))
 })
