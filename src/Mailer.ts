@@ -267,15 +267,21 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
      * One attempt on a pooled connection. A connection found closed is replaced (a bounded number
      * of times), and one that died during the attempt is closed and its place freed at once.
      */
+    /** A pooled connection that is open: one closed while idle (the server hung up) is replaced. */
+    const openConnection = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
+      Effect.gen(function*() {
+        let entry = yield* restore(pool.get)
+        for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
+          yield* pool.release(entry, false)
+          entry = yield* restore(pool.get)
+        }
+        return entry
+      })
+
     const attempt = <A, E, R>(send: (smtp: SmtpConnection.Service) => Effect.Effect<A, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
-          let entry = yield* restore(pool.get)
-          // closed while idle (the server hung up): take another
-          for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
-            yield* pool.release(entry, false)
-            entry = yield* restore(pool.get)
-          }
+          const entry = yield* openConnection(restore)
           const exit = yield* Effect.exit(restore(send(entry.value)))
           yield* pool.release(entry, !(yield* entry.value.isClosed))
           return yield* exit
@@ -440,11 +446,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function*() {
               const retry: Array<readonly [BulkEnvelope<never, never>, number, SmtpError | undefined]> = []
-              let entry = yield* restore(pool.get)
-              for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
-                yield* pool.release(entry, false)
-                entry = yield* restore(pool.get)
-              }
+              const entry = yield* openConnection(restore)
               const indexes: Array<readonly [BulkEnvelope<never, never>, number]> = []
               const items = Stream.concat(Stream.make(first), Stream.repeatEffectOption(pollBatchable(carry))).pipe(
                 Stream.map((taken) => {

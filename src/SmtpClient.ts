@@ -271,6 +271,10 @@ const open = (options: Options | LmtpOptions) =>
     return session
   })
 
+/** An authentication that failed on this side (no server reply: code 0), with what failed as `cause`. */
+const failedHere = (detail: string, mechanisms: ReadonlyArray<string>, cause: unknown) =>
+  new SmtpAuthenticationError({ code: 0, text: "", mechanisms, detail, cause })
+
 /** Connect-time login with any kind of credentials. */
 const authenticate = (
   smtp: SmtpConnectionNs.Service,
@@ -292,15 +296,7 @@ const authenticate = (
           last = t
         })
       ),
-      Effect.mapError((cause) =>
-        new SmtpAuthenticationError({
-          code: 0,
-          text: "",
-          mechanisms: [],
-          detail: "the OAuth 2.0 token provider failed",
-          cause
-        })
-      )
+      Effect.mapError((cause) => failedHere("the OAuth 2.0 token provider failed", [], cause))
     )
     return Effect.asVoid(smtp.loginOAuth2(user, token, oauthOptions))
   }
@@ -309,14 +305,10 @@ const authenticate = (
     smtp.auth(
       mechanism,
       (challenge) =>
-        Effect.mapError(authenticator(challenge), (cause) =>
-          new SmtpAuthenticationError({
-            code: 0,
-            text: "",
-            mechanisms: [mechanism],
-            detail: "the authenticator failed",
-            cause
-          })),
+        Effect.mapError(
+          authenticator(challenge),
+          (cause) => failedHere("the authenticator failed", [mechanism], cause)
+        ),
       authOptions
     )
   )

@@ -73,9 +73,12 @@ export interface Connection {
   /** Closes the connection now, without a goodbye. Must be synchronous (`Effect.sync`): it is run from socket callbacks. */
   readonly close: Effect.Effect<void>
   /**
-   * A faster write than `socket.writer`, used when present: it completes as soon as the bytes are
-   * buffered, and waits only while the buffer is full (backpressure); a failure of the connection
-   * surfaces through the socket's `run` as well. Optional: transports without it use the writer.
+   * A faster write than `socket.writer`, used when present. It must hand the bytes over when it is
+   * called (the engine registers the replies and writes in one synchronous step, with no
+   * uninterruptible region, only for such a write), return `Effect.void` when they are buffered,
+   * and an Effect that waits only while the buffer is full (backpressure); a failure of the
+   * connection surfaces through the socket's `run` as well. Optional: transports without it use the
+   * writer, and their writes are made uninterruptible.
    */
   readonly write?: ((bytes: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
   /** What the TLS layer negotiated, when the connection is encrypted and the transport can tell. */

@@ -19,20 +19,12 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as SmtpConnection from "../SmtpConnection.js"
-import {
-  replyFields,
-  SmtpDataError,
-  SmtpDeliveryUnknown,
-  type SmtpError,
-  SmtpInvalidInput,
-  SmtpRecipientsRefused,
-  SmtpSenderRefused
-} from "../SmtpError.js"
+import { replyFields, SmtpDataError, type SmtpError, SmtpInvalidInput } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
-import { ONE_FLIGHT_LIMIT } from "./transaction.js"
+import * as Transaction from "./transaction.js"
 
 /** A message of a batch, validated and encoded. */
 export interface Prepared {
@@ -62,45 +54,19 @@ const BDAT_WINDOW_BYTES = 1024 * 1024
 
 const DATA = Either.getOrThrow(Codec.encode("DATA"))
 const RSET = Either.getOrThrow(Codec.encode("RSET"))
-const ABANDON = Codec.messageData(new TextEncoder().encode(".\r\n"), 1)
 
 type Outcome = SmtpConnection.BatchOutcome
 
 const unknown = (index: number, error: SmtpError): Outcome => ({
   _tag: "Unknown",
   index,
-  error: error._tag === "SmtpDeliveryUnknown" ?
-    error :
-    new SmtpDeliveryUnknown({
-      during: error._tag === "SmtpServerDisconnected" ?
-        error.during :
-        error._tag === "SmtpTimeout" ?
-        error.phase :
-        "waiting for the final reply",
-      cause: error
-    })
+  error: Transaction.deliveryUnknown(error)
 })
 const notSent = (index: number, error: SmtpError): Outcome => ({ _tag: "NotSent", index, error })
 
-/** The envelope's replies ([MAIL, RCPT...]) decided: accepted recipients, or a refusal. */
-const decideEnvelope = (
-  item: SmtpConnection.BatchItem,
-  prepared: Prepared,
-  replies: ReadonlyArray<SmtpReply>
-): { readonly refused: Record<string, SmtpReply> } | { readonly error: SmtpError } | undefined => {
-  const mail = replies[0]
-  if (mail === undefined) return undefined
-  if (mail.code !== 250) return { error: new SmtpSenderRefused({ ...replyFields(mail, "MAIL"), sender: item.from }) }
-  const refused: Record<string, SmtpReply> = {}
-  let accepted = 0
-  for (let i = 0; i < prepared.recipients.length; i++) {
-    const reply = replies[i + 1]
-    if (reply === undefined) return undefined
-    if (reply.code === 250 || reply.code === 251) accepted++
-    else refused[prepared.recipients[i]] = reply
-  }
-  return accepted === 0 ? { error: new SmtpRecipientsRefused({ recipients: refused }) } : { refused }
-}
+/** The envelope's replies ([MAIL, RCPT...]) decided as a transaction decides them; undefined while some are missing. */
+const decideEnvelope = (entry: Entry, replies: ReadonlyArray<SmtpReply>) =>
+  Transaction.decideEnvelope(entry.item.from, entry.prepared.recipients, replies, undefined)
 
 /** The outcome of a message from its final reply. */
 const finalOutcome = (index: number, refused: Record<string, SmtpReply>, reply: SmtpReply, verb: string): Outcome =>
@@ -234,10 +200,10 @@ export const run = <E, R>(
       const batch = flight!
       const replies = batch.replies.slice(offset)
       const n = entry.prepared.recipients.length
-      const decided = decideEnvelope(entry.item, entry.prepared, replies)
+      const decided = decideEnvelope(entry, replies)
       const dataReply = replies[n + 1]
       // the connection failed before the envelope's replies came: nothing of the body was written
-      if (decided === undefined || ("refused" in decided && dataReply === undefined)) {
+      if (decided === undefined || (decided._tag === "Accepted" && dataReply === undefined)) {
         dead = batch.error!
         outcomes.push(notSent(entry.index, dead))
         current = undefined
@@ -249,16 +215,18 @@ export const run = <E, R>(
       const following = yield* nextEntry(later)
       const commands: Array<Codec.Command> = []
       let endsAt = -1
-      if ("refused" in decided && dataReply!.code === 354) {
+      // RSET after a refusal unless the server is closing (421)
+      const rset = decided._tag === "Failed" ? decided.rset : dataReply!.code !== 421
+      if (decided._tag === "Accepted" && dataReply!.code === 354) {
         dataOpen = true
         commands.push(Codec.messageData(MessageData.dotStuffBytes(entry.prepared.bytes), 1))
         endsAt = 0
       } else {
-        const error = "error" in decided ? decided.error : new SmtpDataError(replyFields(dataReply!, "DATA"))
+        const error = decided._tag === "Failed" ? decided.error : new SmtpDataError(replyFields(dataReply!, "DATA"))
         outcomes.push({ _tag: "Refused", index: entry.index, error })
         // an accepted DATA for a failed envelope is ended empty (nobody receives it), then RSET
-        if (dataReply?.code === 354) commands.push(ABANDON)
-        if (mayRset(replies)) commands.push(RSET)
+        if (dataReply?.code === 354) commands.push(Transaction.abandonDataCommand())
+        if (rset) commands.push(RSET)
       }
       if (following !== undefined) commands.push(...envelopeOf(following), DATA)
       if (commands.length === 0) {
@@ -287,17 +255,12 @@ export const run = <E, R>(
         outcomes.push(
           final === undefined ?
             unknown(entry.index, result.error!) :
-            finalOutcome(
-              entry.index,
-              (decided as { refused: Record<string, SmtpReply> }).refused,
-              final,
-              "<end of data>"
-            )
+            finalOutcome(entry.index, (decided as Transaction.Accepted).refused, final, "<end of data>")
         )
         at = 1
       } else {
         if (dataReply?.code === 354) at++
-        if (mayRset(replies)) at++
+        if (rset) at++
       }
       outcomes.push(...later)
       current = following
@@ -311,9 +274,6 @@ export const run = <E, R>(
       }
       return Option.some(outcomes)
     })
-
-    /** RSET after a failed envelope unless the server is closing (421). */
-    const mayRset = (replies: ReadonlyArray<SmtpReply>) => !replies.some((r) => r.code === 421)
 
     // ---------------------------------------------------------------------------------------- BDAT
     interface Written {
@@ -330,8 +290,8 @@ export const run = <E, R>(
 
     const bdatOutcome = (w: Written, batch: Batch): Outcome => {
       const replies = w.rset ? batch.replies.slice(1) : batch.replies
-      const decided = decideEnvelope(w.entry.item, w.entry.prepared, replies)
-      if (decided !== undefined && "error" in decided) {
+      const decided = decideEnvelope(w.entry, replies)
+      if (decided !== undefined && decided._tag === "Failed") {
         return { _tag: "Refused", index: w.entry.index, error: decided.error }
       }
       const final = replies[w.entry.prepared.recipients.length + 1]
@@ -350,13 +310,14 @@ export const run = <E, R>(
         const entry = yield* nextEntry(decided)
         for (const outcome of decided) window.push({ decided: outcome })
         if (entry === undefined) break
-        if (entry.prepared.bytes.length > ONE_FLIGHT_LIMIT) {
+        if (entry.prepared.bytes.length > Transaction.ONE_FLIGHT_LIMIT) {
           window.push({
             decided: {
               _tag: "NotSent",
               index: entry.index,
               error: new SmtpInvalidInput({
-                reason: `A message of a batch may be at most ${ONE_FLIGHT_LIMIT} bytes with BDAT; send it with sendmail`
+                reason:
+                  `A message of a batch may be at most ${Transaction.ONE_FLIGHT_LIMIT} bytes with BDAT; send it with sendmail`
               })
             }
           })

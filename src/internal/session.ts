@@ -348,8 +348,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             const end = outcome.finals[0]
             if (Either.isLeft(end)) return Effect.fail(end.left)
             if (end.right.code !== 250) {
-              const error = new SmtpDataError(replyFields(end.right, outcome.endCommand))
-              return end.right.code === 421 ? Effect.fail(error) : Effect.zipRight(quietRset, Effect.fail(error))
+              return Transaction.failAfterRset(
+                quietRset,
+                end.right.code,
+                new SmtpDataError(replyFields(end.right, outcome.endCommand))
+              )
             }
             return Effect.succeed(result(outcome, end.right, prepared))
           }

@@ -69,7 +69,6 @@ export interface Outcome {
 
 const DATA = Either.getOrThrow(Codec.encode("DATA"))
 const emptyData = new TextEncoder().encode(".\r\n")
-
 /**
  * Turns a failure of the connection into `SmtpDeliveryUnknown` once an end of data has been
  * written since `since` (`engine.endsWritten()` before the transaction): from then on the server
@@ -79,17 +78,77 @@ export const unknownAfterEnd = (engine: Engine, since: number) => <E>(error: E):
   if (engine.endsWritten() <= since || !isSmtpError(error)) return error
   switch (error._tag) {
     case "SmtpServerDisconnected":
-      return new SmtpDeliveryUnknown({ during: error.during, cause: error })
     case "SmtpTimeout":
-      return new SmtpDeliveryUnknown({ during: error.phase, cause: error })
     case "SmtpProtocolError":
     case "SmtpResponseException":
     case "SmtpTlsError":
-      return new SmtpDeliveryUnknown({ during: "waiting for the final reply", cause: error })
+      return deliveryUnknown(error)
     default:
       return error
   }
 }
+
+/** A failure of the connection after an end of data went out, as `SmtpDeliveryUnknown`. */
+export const deliveryUnknown = (error: SmtpError): SmtpDeliveryUnknown =>
+  error._tag === "SmtpDeliveryUnknown" ? error : new SmtpDeliveryUnknown({
+    during: error._tag === "SmtpServerDisconnected" ?
+      error.during :
+      error._tag === "SmtpTimeout" ?
+      error.phase :
+      "waiting for the final reply",
+    cause: error
+  })
+
+/** Fails with a refusal, after RSET unless the server said it is closing (421) (smtplib's `_rset`). */
+export const failAfterRset = (
+  rset: Effect.Effect<void>,
+  code: number,
+  error: SmtpError
+): Effect.Effect<never, SmtpError> => code === 421 ? Effect.fail(error) : Effect.zipRight(rset, Effect.fail(error))
+
+/** The end of data that closes a DATA accepted for an envelope that failed: an empty message nobody receives. */
+export const abandonDataCommand = (): Codec.Command => Codec.messageData(emptyData, 1)
+
+/**
+ * The end of data never went out: nothing can have been accepted. A reply that came during the
+ * upload (552 too big, 421 closing) is the answer to the whole transaction; else the failure.
+ */
+const endNeverWritten = (ctx: TransactionContext, finals: Batch): Effect.Effect<never, SmtpError> => {
+  const early = finals.replies[0]
+  if (early === undefined) return Effect.fail(finals.error ?? ctx.engine.failure("writing the message data"))
+  return failAfterRset(
+    ctx.engine.isClosed() ? Effect.void : ctx.rset,
+    early.code,
+    new SmtpDataError(replyFields(early, "<end of data>"))
+  )
+}
+
+/** The replies to the end of data, one per owed reply; a missing one is the failure, as unknown. */
+const finalsOf = (
+  batch: Batch,
+  owed: number,
+  unknown: (error: SmtpError) => SmtpError
+): Array<Either.Either<SmtpReply, SmtpError>> => {
+  const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
+  for (let i = 0; i < owed; i++) {
+    const reply = batch.replies[i]
+    finals.push(reply !== undefined ? Either.right(reply) : Either.left(unknown(batch.error!)))
+  }
+  return finals
+}
+
+/**
+ * A reply no command asked for came during the transaction: the replies matched before it may
+ * belong to other commands (a stray 250 shifts them), so no success can be trusted.
+ */
+const trusted = (
+  engine: Engine,
+  unknown: (error: SmtpError) => SmtpError,
+  outcome: Outcome
+): Effect.Effect<Outcome, SmtpError> =>
+  engine.desynchronised() ?
+    Effect.fail(unknown(engine.failure("reading the final reply"))) :
+    Effect.succeed(outcome)
 
 /**
  * Writes message data after a 354 and returns the pending `replies` it draws: a message in memory
@@ -139,9 +198,16 @@ const bdatCommands = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Str
     )
   })
 
+/** An envelope whose MAIL and at least one RCPT were accepted. */
+export interface Accepted {
+  readonly _tag: "Accepted"
+  readonly refused: Record<string, SmtpReply>
+  readonly accepted: Array<number>
+}
+
 /** The envelope decided from its replies, or why it failed. */
-type Envelope =
-  | { readonly _tag: "Accepted"; readonly refused: Record<string, SmtpReply>; readonly accepted: Array<number> }
+export type Envelope =
+  | Accepted
   | {
     readonly _tag: "Failed"
     readonly error: SmtpError
@@ -153,7 +219,7 @@ type Envelope =
  * Reads the replies to MAIL and each RCPT, in order, from `replies` (those that came); `missing`
  * is the failure when a reply did not come. Pure.
  */
-const decideEnvelope = (
+export const decideEnvelope = (
   from: string,
   recipients: ReadonlyArray<string>,
   replies: ReadonlyArray<SmtpReply>,
@@ -259,15 +325,14 @@ const pipelinedData = (
           // interruption before that leaves only closing
           ctx.onInterrupted(engine.close)
           return Effect.zipRight(
-            Effect.zipRight(Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)])), ctx.rset),
+            Effect.zipRight(Effect.ignore(engine.exchange([abandonDataCommand()])), ctx.rset),
             Effect.suspend(() => fail(decided.error))
           )
         }
         if (dataReply === undefined) return fail(batch.error!)
         if (dataReply.code !== 354) {
           done()
-          const error = new SmtpDataError(replyFields(dataReply, "DATA"))
-          return dataReply.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
+          return failAfterRset(ctx.rset, dataReply.code, new SmtpDataError(replyFields(dataReply, "DATA")))
         }
         const owedAtEnd = ctx.lmtp ? decided.accepted.length : 1
         return Effect.flatMap(
@@ -279,24 +344,11 @@ const pipelinedData = (
             end = e
             return Effect.flatMap(e.await, (finals): Effect.Effect<Outcome, SmtpError> => {
               done()
-              if (engine.endsWritten() <= since) {
-                const early = finals.replies[0]
-                if (early === undefined) return Effect.fail(finals.error ?? engine.failure("writing the message data"))
-                const error = new SmtpDataError(replyFields(early, "<end of data>"))
-                return early.code === 421 || engine.isClosed() ?
-                  Effect.fail(error) :
-                  Effect.zipRight(ctx.rset, Effect.fail(error))
-              }
-              if (engine.desynchronised()) return Effect.fail(unknown(engine.failure("reading the final reply")))
-              const out: Array<Either.Either<SmtpReply, SmtpError>> = []
-              for (let i = 0; i < owedAtEnd; i++) {
-                const reply = finals.replies[i]
-                out.push(reply !== undefined ? Either.right(reply) : Either.left(unknown(finals.error!)))
-              }
-              return Effect.succeed({
+              if (engine.endsWritten() <= since) return endNeverWritten(ctx, finals)
+              return trusted(engine, unknown, {
                 refused: decided.refused,
                 accepted: decided.accepted,
-                finals: out,
+                finals: finalsOf(finals, owedAtEnd, unknown),
                 endCommand: "<end of data>"
               })
             })
@@ -335,12 +387,15 @@ const general = <E, R>(
         inFlight.push(p)
         return p
       })
-    /** Ends a DATA the server accepted although the transaction failed, with an empty message. */
-    const abandonData = () => Effect.ignore(engine.exchange([Codec.messageData(emptyData, 1)]))
     /** After a failed envelope: end an accepted DATA, then RSET (smtplib's `_rset`, failures ignored). */
     const failEnvelope = (failed: Extract<Envelope, { _tag: "Failed" }>, dataAccepted: boolean) =>
       Effect.zipRight(
-        failed.rset ? Effect.zipRight(dataAccepted ? abandonData() : Effect.void, ctx.rset) : Effect.void,
+        failed.rset ?
+          Effect.zipRight(
+            dataAccepted ? Effect.ignore(engine.exchange([abandonDataCommand()])) : Effect.void,
+            ctx.rset
+          ) :
+          Effect.void,
         Effect.fail(unknown(failed.error))
       )
 
@@ -372,24 +427,6 @@ const general = <E, R>(
         return { replies, error: undefined }
       })
 
-    const finalsOf = (batch: Batch, owedAtEnd: number, error: SmtpError | undefined) => {
-      const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
-      for (let i = 0; i < owedAtEnd; i++) {
-        const reply = batch.replies[i]
-        finals.push(reply !== undefined ? Either.right(reply) : Either.left(unknown(error ?? batch.error!)))
-      }
-      return finals
-    }
-
-    /**
-     * A reply no command asked for came during the transaction: the replies matched before it may
-     * belong to other commands (a stray 250 shifts them), so no success can be trusted.
-     */
-    const trusted = (outcome: Outcome): Effect.Effect<Outcome, SmtpError> =>
-      engine.desynchronised() ?
-        Effect.fail(unknown(engine.failure("reading the final reply"))) :
-        Effect.succeed(outcome)
-
     return Effect.gen(function*() {
       if (earlyReplies > 0) engine.allowEarlyReplies(earlyReplies)
       const batch = yield* envelopeReplies
@@ -408,8 +445,11 @@ const general = <E, R>(
       if (!ctx.chunking) {
         if (afterEnvelope === undefined) return yield* Effect.fail(unknown(batch.error!))
         if (afterEnvelope.code !== 354) {
-          const error = new SmtpDataError(replyFields(afterEnvelope, "DATA"))
-          return yield* afterEnvelope.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
+          return yield* failAfterRset(
+            ctx.rset,
+            afterEnvelope.code,
+            new SmtpDataError(replyFields(afterEnvelope, "DATA"))
+          )
         }
         dataInFlight = false
         dataOpen = true
@@ -417,20 +457,11 @@ const general = <E, R>(
         dataOpen = false
         inFlight.push(end)
         const finals = yield* end.await
-        if (engine.endsWritten() <= since) {
-          // the end of data never went out: nothing can have been accepted. A reply that came
-          // during the upload (552 too big, 421 closing) is the answer to the whole transaction
-          const early = finals.replies[0]
-          if (early === undefined) return yield* Effect.fail(finals.error ?? engine.failure("writing the message data"))
-          const error = new SmtpDataError(replyFields(early, "<end of data>"))
-          return yield* early.code === 421 || engine.isClosed() ?
-            Effect.fail(error) :
-            Effect.zipRight(ctx.rset, Effect.fail(error))
-        }
-        return yield* trusted({
+        if (engine.endsWritten() <= since) return yield* endNeverWritten(ctx, finals)
+        return yield* trusted(engine, unknown, {
           refused,
           accepted,
-          finals: finalsOf(finals, owedAtEnd, undefined),
+          finals: finalsOf(finals, owedAtEnd, unknown),
           endCommand: "<end of data>"
         })
       }
@@ -461,8 +492,7 @@ const general = <E, R>(
                 new SmtpDeliveryUnknown({ during: "a BDAT chunk was refused, then BDAT LAST was accepted" })
               )
             }
-            const error = new SmtpDataError(replyFields(reply, "BDAT"))
-            return yield* reply.code === 421 ? Effect.fail(error) : Effect.zipRight(ctx.rset, Effect.fail(error))
+            return yield* failAfterRset(ctx.rset, reply.code, new SmtpDataError(replyFields(reply, "BDAT")))
           }
         }
         if (!lastWritten) return yield* Effect.fail(engine.failure("writing message data (BDAT)"))
@@ -479,7 +509,12 @@ const general = <E, R>(
         const more = yield* extra.await
         last = { replies: [...last.replies, ...more.replies], error: more.error }
       }
-      return yield* trusted({ refused, accepted, finals: finalsOf(last, owedAtEnd, last.error), endCommand: "BDAT" })
+      return yield* trusted(engine, unknown, {
+        refused,
+        accepted,
+        finals: finalsOf(last, owedAtEnd, unknown),
+        endCommand: "BDAT"
+      })
     }).pipe(
       (effect) => earlyReplies === 0 ? effect : Effect.ensuring(effect, Effect.sync(() => engine.allowEarlyReplies(0))),
       // interrupted half-way: replies may be owed and DATA may be open; the next operation
