@@ -37,7 +37,7 @@ export default [
   },
   {
     files: ["src/**/*.ts"],
-    ignores: ["src/Node*.ts", "src/cli/**", "src/internal/node*.ts"],
+    ignores: ["src/Node*.ts", "src/internal/node*.ts"],
     rules: {
       "no-restricted-imports": ["error", {
         patterns: [{ group: ["node:*"], message: "only Node* modules import node:*" }]

@@ -9,7 +9,8 @@
  */
 import { Effect } from "effect"
 import { Session } from "node:inspector/promises"
-import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { SmtpClient } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 import { startSinkProcess } from "./sinkProcess.js"
 
 const args = process.argv.slice(2)

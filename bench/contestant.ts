@@ -9,7 +9,8 @@
  * CHUNKING=0 turns BDAT off; messages of 1 MiB or more are sent as a Stream of 64 KiB chunks.
  */
 import { Effect, Stream } from "effect"
-import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { SmtpClient } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
 const HOST = process.env.HOST ?? "127.0.0.1"

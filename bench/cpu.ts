@@ -11,7 +11,8 @@
  */
 import { Effect } from "effect"
 import { pathToFileURL } from "node:url"
-import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { SmtpClient } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 import { startSinkProcess } from "./sinkProcess.js"
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"))

@@ -11,7 +11,8 @@
  * code usually does; sendAll reads them lazily from a generator.
  */
 import { Effect, Schedule, Stream } from "effect"
-import { Mailer, NodeSmtpTransport } from "../src/index.js"
+import { Mailer } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 import * as Sink from "./faultSink.js"
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback)

@@ -14,7 +14,8 @@
  * Mailer's.
  */
 import { Effect, Ref, Schedule } from "effect"
-import { Mailer, NodeSmtpTransport } from "../src/index.js"
+import { Mailer } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 import * as Sink from "./faultSink.js"
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback)

@@ -8,7 +8,8 @@
  * Prints one line per run: mode, chunking, bytes sent, seconds, peak RSS (MiB).
  */
 import { Effect, Stream } from "effect"
-import { NodeSmtpTransport, SmtpClient } from "../src/index.js"
+import { SmtpClient } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 import { startSinkProcess } from "./sinkProcess.js"
 
 const PIECE = 64 * 1024

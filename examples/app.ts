@@ -1,6 +1,7 @@
 // The application setup the README leads with: Mailer.layerConfig and the send result.
 import { Config, Effect, Layer } from "effect"
-import { Mailer, Message, NodeSmtpTransport } from "effect-smtp"
+import { Mailer, Message } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 
 export const MailerLive = Mailer.layerConfig({
   host: Config.string("SMTP_HOST"),

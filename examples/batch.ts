@@ -1,6 +1,7 @@
 // Many messages on one connection with pipelining across messages (README).
 import { Effect, Stream } from "effect"
-import { NodeSmtpTransport, SmtpClient, type SmtpConnection } from "effect-smtp"
+import { SmtpClient, type SmtpConnection } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 
 const newsletter = (to: string): SmtpConnection.BatchItem => ({
   from: "news@example.com",

@@ -1,6 +1,7 @@
 // A session as a Layer, configured from the environment (SMTP_HOST, SMTP_USER, SMTP_PASSWORD).
 import { Config, Effect, Layer } from "effect"
-import { NodeSmtpTransport, SmtpClient, SmtpConnection } from "effect-smtp"
+import { SmtpClient, SmtpConnection } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 
 export const SmtpLive = SmtpClient.layerConfig({
   host: Config.string("SMTP_HOST"),

@@ -1,6 +1,7 @@
 // The pooled Mailer as an application's Layer (README).
 import { Effect, Layer, Redacted } from "effect"
-import { Mailer, Message, NodeSmtpTransport } from "effect-smtp"
+import { Mailer, Message } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 
 export const MailerLive = Mailer.layer({
   host: "smtp.example.com",

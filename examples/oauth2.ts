@@ -1,6 +1,7 @@
 // OAuth 2.0 (Gmail, Microsoft 365) in a Mailer Layer (README).
 import { Config, Effect, Layer, Redacted } from "effect"
-import { Mailer, NodeSmtpTransport, type SmtpAuth } from "effect-smtp"
+import { Mailer, type SmtpAuth } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 
 /** Your token source: an HTTP call to the provider's token endpoint with a refresh token, say. */
 declare const fetchAccessToken: (user: string, forceRefresh: boolean) => Effect.Effect<string, Error>

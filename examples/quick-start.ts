@@ -1,7 +1,8 @@
 // The README's quick start. CI type-checks this file (tsconfig includes examples/).
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Redacted } from "effect"
-import { Message, NodeSmtpTransport, SmtpClient } from "effect-smtp"
+import { Message, SmtpClient } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 
 const program = Effect.gen(function*() {
   // STARTTLS is required here: connect fails with SmtpTlsError rather than send in clear

@@ -46,8 +46,3 @@ export * as SmtpReply from "./SmtpReply.js"
  * @since 0.1.0
  */
 export * as SmtpTransport from "./SmtpTransport.js"
-
-/**
- * @since 0.1.0
- */
-export * as NodeSmtpTransport from "./NodeSmtpTransport.js"

@@ -13,7 +13,8 @@
  *   CHUNKING=0   `chunking: false` (DATA even where the server offers CHUNKING)
  */
 import { Effect, Stream } from "effect"
-import { Mailer, NodeSmtpTransport, SmtpClient } from "../../src/index.js"
+import { Mailer, SmtpClient } from "../../src/index.js"
+import { NodeSmtpTransport } from "../../src/node.js"
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback)
 const HOST = process.env.HOST ?? "127.0.0.1"

@@ -9,7 +9,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import type * as LmtpConnection from "../LmtpConnection.js"
-import * as Message from "../Message.js"
+import type * as Message from "../Message.js"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import {
   replyFields,
@@ -28,6 +28,8 @@ import * as Batch from "./batch.js"
 import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Engine } from "./engine.js"
+import * as MessageEnvelope from "./message/envelope.js"
+import * as MessageHeaders from "./message/headers.js"
 import * as MessageData from "./messageData.js"
 import * as Operation from "./operation.js"
 import * as QueueId from "./queueId.js"
@@ -390,7 +392,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       if (!("headers" in input)) {
         return sendWithResult(input.from, input.to, input.message, input.options ?? sendOptions, undefined)
       }
-      const messageId = Option.getOrUndefined(Message.get(input, "Message-ID"))
+      const messageId = Option.getOrUndefined(MessageHeaders.get(input.headers, "Message-ID"))
       return sendMessageWith(<E2, R2>(
         from: string,
         to: ReadonlyArray<string>,
@@ -459,7 +461,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     ): Effect.Effect<A, SmtpError | E, R> =>
       Effect.gen(function*() {
         yield* ehloOrHeloIfNeeded
-        const prepared = yield* Message.prepareSend(message, {
+        const prepared = yield* MessageEnvelope.prepareSend(message, {
           from: sendOptions?.from,
           to: sendOptions?.to,
           mailOptions: sendOptions?.mailOptions,

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
-import { NodeSmtpTransport, SmtpClient, SmtpError, type SmtpTransport } from "effect-smtp"
+import { SmtpClient, SmtpError, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import type { SMTPServerOptions } from "smtp-server"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { authError, oauthErrorJson, tokenProvider } from "./helpers.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Data, Effect, Option, Redacted, type Scope } from "effect"
-import { NodeSmtpTransport, SmtpClient, SmtpError, type SmtpTransport } from "effect-smtp"
+import { SmtpClient, SmtpError, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import type { ScriptedTransport } from "effect-smtp/testing"
 import {
   authError,

@@ -19,9 +19,10 @@ import {
   type Scope,
   Tracer
 } from "effect"
-import { NodeSmtpTransport, SmtpClient, type SmtpTransport } from "effect-smtp"
+import { SmtpClient, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import type { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import {
   b64,
   EHLO,

@@ -25,7 +25,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Schedule, Stream } from "effect"
-import { Mailer, NodeSmtpTransport, SmtpError } from "../../src/index.js"
+import { Mailer, SmtpError } from "../../src/index.js"
+import { NodeSmtpTransport } from "../../src/node.js"
 import { type Fault, messageId } from "./model.js"
 import * as NetServer from "./netServer.js"
 import { filler } from "./table.js"

@@ -12,7 +12,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { beforeAll, vi } from "vitest"
-import { NodeSmtpTransport } from "../../src/index.js"
+import { NodeSmtpTransport } from "../../src/node.js"
 import type { FaultKind, Stage } from "./model.js"
 import * as NetServer from "./netServer.js"
 import { checkOutcome, describeExpected, expected, faultKinds, paths, type PathSpec, send } from "./table.js"

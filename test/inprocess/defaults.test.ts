@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Tracer } from "effect"
-import { NodeSmtpTransport, SmtpClient } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Os from "node:os"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 
 describe("defaults", () => {
   it.live("the EHLO name defaults to the host's FQDN, else an address literal (smtplib)", () =>

@@ -1,8 +1,9 @@
 /** Bad options end in typed errors, never defects; an interrupted STARTTLS closes the session. */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Redacted, type Scope } from "effect"
-import { NodeSmtpTransport, SmtpClient, type SmtpTransport } from "effect-smtp"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import { SmtpClient, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import * as RawServer from "../support/rawServer.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>

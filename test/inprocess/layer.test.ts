@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Layer } from "effect"
-import { NodeSmtpTransport, SmtpClient, SmtpConnection } from "effect-smtp"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import { SmtpClient, SmtpConnection } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 
 describe("SmtpClient.layerConfig", () => {
   it.live("builds a session from Config (password as Redacted), logs in, sends, and QUITs with the layer", () =>

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { NodeSmtpTransport, SmtpClient } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Net from "node:net"
 
 /** A tiny line server: greets with `greeting`, answers NOOP and QUIT. */

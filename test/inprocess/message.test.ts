@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import { Message, NodeSmtpTransport, SmtpClient } from "effect-smtp"
+import { Message, SmtpClient } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import PostalMime from "postal-mime"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 
 describe("sendMessage through smtp-server", () => {
   it.live("a composed MIME message arrives whole: parts, filenames, charsets; Bcc only in the envelope", () =>

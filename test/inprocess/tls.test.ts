@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
-import { NodeSmtpTransport, SmtpClient, type SmtpTransport } from "effect-smtp"
+import { SmtpClient, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Tls from "node:tls"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { testPki } from "../support/certs.js"
 import * as RawServer from "../support/rawServer.js"
 

@@ -4,8 +4,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
-import { Mailer, NodeSmtpTransport, SmtpClient, type SmtpTransport } from "effect-smtp"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import { Mailer, SmtpClient, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { testPki } from "../support/certs.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>

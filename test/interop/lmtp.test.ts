@@ -17,7 +17,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, type Scope, Stream } from "effect"
-import { type LmtpConnection, NodeSmtpTransport, SmtpClient, type SmtpTransport } from "effect-smtp"
+import { type LmtpConnection, SmtpClient, type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"

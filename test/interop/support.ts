@@ -3,7 +3,8 @@
  * aiosmtpd.test.ts): run an effect on real sockets, unique needles, and reading files from inside an Effect.
  */
 import { Effect, type Scope } from "effect"
-import { NodeSmtpTransport, type SmtpTransport } from "effect-smtp"
+import { type SmtpTransport } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 

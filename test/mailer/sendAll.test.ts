@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Schedule, Stream, Supervisor } from "effect"
-import { Mailer, Message, NodeSmtpTransport } from "effect-smtp"
+import { Mailer, Message } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../../src/cli/EmbeddedServer.js"
+import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { makeServer } from "../session/support.js"
 
 const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }

@@ -5,7 +5,8 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Logger, LogLevel } from "effect"
-import { NodeSmtpTransport, SmtpClient } from "../index.js"
+import { SmtpClient } from "../src/index.js"
+import { NodeSmtpTransport } from "../src/node.js"
 import * as EmbeddedServer from "./EmbeddedServer.js"
 
 const message = [
