@@ -151,7 +151,10 @@ if (args[0] === "--why") {
     console.log(`${(bytes / KB).toFixed(1).padStart(8)} KB  ${key}`)
   }
   console.log("\nthe biggest files:")
-  for (const [file, { bytesInOutput }] of Object.entries(inputs).sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput).slice(0, 40)) {
+  for (
+    const [file, { bytesInOutput }] of Object.entries(inputs).sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput)
+      .slice(0, 40)
+  ) {
     console.log(`${(bytesInOutput / KB).toFixed(1).padStart(8)} KB  ${file.replace(/^.*node_modules\//, "")}`)
   }
   process.exit(0)
