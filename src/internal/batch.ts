@@ -24,6 +24,7 @@ import type { SmtpReply } from "../SmtpReply.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
+import * as Streams from "./stream.js"
 import * as Transaction from "./transaction.js"
 
 /** A message of a batch, validated and encoded. */
@@ -88,7 +89,7 @@ export const run = <E, R>(
   ctx: BatchContext,
   items: Stream.Stream<SmtpConnection.BatchItem, E, R>
 ): Stream.Stream<Outcome, E | SmtpError, R> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+  Streams.unwrapScoped(Effect.gen(function*() {
     const { engine } = ctx
     const pull = yield* Stream.toPull(items)
     let index = 0

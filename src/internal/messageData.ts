@@ -9,6 +9,7 @@ import * as Chunk from "effect/Chunk"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import { SmtpInvalidInput } from "../SmtpError.js"
+import * as Streams from "./stream.js"
 
 const CR = 13
 const LF = 10
@@ -113,7 +114,7 @@ export const dotStuff = <E, R>(data: Stream.Stream<Uint8Array, E, R>): Stream.St
     const stuffer = makeDotStuffer()
     return data.pipe(
       Stream.mapChunks(Chunk.map(stuffer.push)),
-      Stream.concat(Stream.sync(stuffer.end))
+      (stuffed) => Streams.concat(stuffed, Stream.sync(stuffer.end))
     )
   })
 
@@ -179,7 +180,11 @@ export const ensureFinalCrlf = <E, R>(data: Stream.Stream<Uint8Array, E, R>): St
         }
         return chunk
       }),
-      Stream.concat(Stream.suspend(() => (prev2 === CR && prev1 === LF ? Stream.empty : Stream.succeed(CRLF.slice()))))
+      (checked) =>
+        Streams.concat(
+          checked,
+          Stream.suspend(() => (prev2 === CR && prev1 === LF ? Stream.empty : Stream.succeed(CRLF.slice())))
+        )
     )
   })
 

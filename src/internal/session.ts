@@ -33,6 +33,7 @@ import * as MessageHeaders from "./message/headers.js"
 import * as MessageData from "./messageData.js"
 import * as Operation from "./operation.js"
 import * as QueueId from "./queueId.js"
+import * as Streams from "./stream.js"
 import * as Transaction from "./transaction.js"
 
 export interface SessionOptions {
@@ -543,15 +544,15 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> => {
       const input: Stream.Stream<SmtpConnection.BatchItem, E, R> = Stream.StreamTypeId in items ?
         items as Stream.Stream<SmtpConnection.BatchItem, E, R> :
-        Stream.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
-      return Stream.unwrapScoped(Effect.gen(function*() {
+        Streams.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
+      return Streams.unwrapScoped(Effect.gen(function*() {
         // the session is held for the whole batch
         // waiting for the session stays interruptible (a Stream's scoped set-up is not, by default)
         yield* Effect.interruptible(lock.scoped)
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {
-          return Stream.mapEffect(Stream.zipWithIndex(input), ([item, index]) => sendOne(item, index))
+          return Streams.mapEffectSequential(Stream.zipWithIndex(input), ([item, index]) => sendOne(item, index))
         }
         return Batch.run({
           engine,
@@ -582,7 +583,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           rset: quietRset
         }, input)
       })).pipe((stream) =>
-        Stream.unwrap(
+        Streams.unwrap(
           Effect.tracerWith((tracer) =>
             Effect.succeed(
               tracer === Operation.defaultTracer

@@ -29,6 +29,7 @@ import type { SmtpReply } from "../SmtpReply.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
+import * as Streams from "./stream.js"
 
 /** A message up to this size rides in the first flight with BDAT; a larger one waits for RCPT. */
 export const ONE_FLIGHT_LIMIT = 1024 * 1024
@@ -194,7 +195,7 @@ const bdatCommands = <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Str
         }
         return out
       }),
-      Stream.concat(Stream.suspend(() => Stream.make(Codec.bdat(pending, true))))
+      (commands) => Streams.concat(commands, Stream.suspend(() => Stream.succeed(Codec.bdat(pending, true))))
     )
   })
 
