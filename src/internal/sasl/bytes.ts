@@ -3,6 +3,8 @@
  *
  * @internal
  */
+import * as Either from "effect/Either"
+import * as Encoding from "effect/Encoding"
 
 const encoder = new TextEncoder()
 const strictDecoder = new TextDecoder("utf-8", { fatal: true })
@@ -29,20 +31,11 @@ export const empty = (): Uint8Array => new Uint8Array(0)
 const base64Syntax = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
 /** Standard base64 (with padding) of some bytes. */
-export const toBase64 = (bytes: Uint8Array): string => {
-  let binary = ""
-  for (const byte of bytes) binary += String.fromCharCode(byte)
-  return btoa(binary)
-}
+export const toBase64 = (bytes: Uint8Array): string => Encoding.encodeBase64(bytes)
 
 /** Decodes strict, padded standard base64; undefined when the text is not base64. */
-export const fromBase64 = (text: string): Uint8Array | undefined => {
-  if (!base64Syntax.test(text)) return undefined
-  const binary = atob(text)
-  const bytes = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
-  return bytes
-}
+export const fromBase64 = (text: string): Uint8Array | undefined =>
+  base64Syntax.test(text) ? Either.getOrUndefined(Encoding.decodeBase64(text)) : undefined
 
 /** Lower-case hexadecimal. */
 export const toHex = (bytes: Uint8Array): string => {
