@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NodeSmtpTransport, SmtpClient } from "effect-smtp"
 import * as Net from "node:net"
+import { resources } from "../support/resources.js"
 
 /** A tiny line server: greets with `greeting`, answers NOOP and QUIT. */
 const lineServer = (greeting: string) =>
@@ -26,12 +27,6 @@ const lineServer = (greeting: string) =>
   )
 
 const portOf = (server: Net.Server) => (server.address() as Net.AddressInfo).port
-
-const resources = () => {
-  const counts: Record<string, number> = {}
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1
-  return counts
-}
 
 const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 200)))
 
