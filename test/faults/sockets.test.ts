@@ -13,6 +13,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { beforeAll, vi } from "vitest"
 import { NodeSmtpTransport } from "../../src/node.js"
+import { resources } from "../support/resources.js"
 import type { FaultKind, Stage } from "./model.js"
 import * as NetServer from "./netServer.js"
 import { checkOutcome, describeExpected, expected, faultKinds, paths, type PathSpec, send } from "./table.js"
@@ -26,12 +27,6 @@ const socketPaths = paths.filter((p) => p.api !== "mailer")
 
 // the stall cases spend their time waiting: run more of them at once than vitest's default 5
 vi.setConfig({ maxConcurrency: 16 })
-
-const resources = () => {
-  const counts: Record<string, number> = {}
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1
-  return counts
-}
 
 let before: Record<string, number> = {}
 beforeAll(() => {

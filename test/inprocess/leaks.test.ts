@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Net from "node:net"
+import { resources } from "../support/resources.js"
 
 /** A tiny line server: greets with `greeting`, answers NOOP and QUIT. */
 const lineServer = (greeting: string) =>
@@ -27,12 +28,6 @@ const lineServer = (greeting: string) =>
   )
 
 const portOf = (server: Net.Server) => (server.address() as Net.AddressInfo).port
-
-const resources = () => {
-  const counts: Record<string, number> = {}
-  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1
-  return counts
-}
 
 const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 200)))
 
