@@ -2,7 +2,9 @@
  * The Cloudflare Workers transport: TCP through `connect` of `cloudflare:sockets`, STARTTLS with
  * `socket.startTls()`, the socket's web streams wrapped as an `@effect/platform` Socket. Import it
  * from `effect-smtp/cloudflare`, and the rest from the deep paths (`effect-smtp/SmtpClient`,
- * `effect-smtp/Mailer`, ...): the `effect-smtp` barrel also holds the Node transport.
+ * `effect-smtp/Mailer`, ...): the `effect-smtp` barrel also holds the Node transport. The Worker
+ * needs the `nodejs_compat` compatibility flag (libmime, used for messages, imports `node:buffer`
+ * and `node:stream`).
  *
  * ```ts
  * import { CloudflareSmtpTransport } from "effect-smtp/cloudflare"

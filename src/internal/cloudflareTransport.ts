@@ -99,6 +99,15 @@ const ignore = (promise: Promise<unknown>): void => {
   promise.then(undefined, () => {})
 }
 
+const closedSockets = new WeakSet<CloudflareSocket>()
+
+/** Closes a socket once (the scope, a failure and the engine may each ask). */
+const closeOnce = (socket: CloudflareSocket): void => {
+  if (closedSockets.has(socket)) return
+  closedSockets.add(socket)
+  ignore(socket.close())
+}
+
 const writeFailure = (cause: unknown) => new Socket.SocketGenericError({ reason: "Write", cause })
 
 /** Which Cloudflare socket the connection is on now: the scope closes that one. */
@@ -128,7 +137,7 @@ const adapt = (cf: CloudflareSocket) => {
     if (closed) return
     closed = true
     wakeWaiters(new Error("the socket is closed"))
-    ignore(cf.close())
+    closeOnce(cf)
   }
   /** A write failed: the socket is closed, which ends the reader too. */
   const fail = (cause: unknown) => {
@@ -306,7 +315,7 @@ const handshake = (
           detail: `the TLS handshake took longer than ${Duration.toMillis(timeout)} ms`
         })
     }),
-    Effect.tapError(() => Effect.sync(() => ignore(current.socket.close())))
+    Effect.tapError(() => Effect.sync(() => closeOnce(current.socket)))
   )
 }
 
@@ -362,7 +371,7 @@ export const connectWith = (connect: Connect) =>
     })
     const current: Current = { socket: cf }
     ignore(cf.closed)
-    yield* Effect.addFinalizer(() => Effect.sync(() => ignore(current.socket.close())))
+    yield* Effect.addFinalizer(() => Effect.sync(() => closeOnce(current.socket)))
     yield* settle(cf.opened).pipe(
       Effect.mapError((cause) => new SmtpConnectError({ address, cause })),
       Effect.timeoutFail({
@@ -370,7 +379,7 @@ export const connectWith = (connect: Connect) =>
         onTimeout: () =>
           new SmtpTimeout({ phase: `connecting to ${address}`, timeoutMillis: Duration.toMillis(options.timeout) })
       }),
-      Effect.tapError(() => Effect.sync(() => ignore(cf.close())))
+      Effect.tapError(() => Effect.sync(() => closeOnce(cf)))
     )
     if (options.tls === undefined) return wrap(current, cf, options.host, false)
     // implicit TLS: the handshake before any byte is read
