@@ -208,10 +208,18 @@ const adapt = (cf: CloudflareSocket) => {
       if (closed) return Effect.fail(writeFailure(failure ?? new Error("the socket is closed")))
       const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk
       return Effect.async<void, Socket.SocketError>((resume) => {
-        getWriter().write(bytes).then(() => resume(Effect.void), (cause) => {
+        const failed = (cause: unknown) => {
           fail(cause)
           resume(Effect.fail(writeFailure(cause)))
-        })
+        }
+        let written: Promise<void>
+        try {
+          // throws once the stream has been handed to startTls()
+          written = getWriter().write(bytes)
+        } catch (cause) {
+          return failed(cause)
+        }
+        written.then(() => resume(Effect.void), failed)
       })
     })
 
