@@ -81,7 +81,7 @@ NodeRuntime.runMain(Effect.gen(function*() {
 }
 
 /** Every entry that must bundle for a browser-like platform (no `node:*` anywhere in its graph). */
-const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/index"]
+const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/index", "cloudflare"]
 
 const budgets = [
   { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", max: 80 * KB },
@@ -111,7 +111,9 @@ const bundle = async (contents, platform) => {
     write: false,
     metafile: true,
     logLevel: "silent",
-    plugins: [resolveSelf]
+    plugins: [resolveSelf],
+    // the Workers runtime's own module (effect-smtp/cloudflare)
+    external: ["cloudflare:sockets"]
   })
   const code = result.outputFiles[0].contents
   return { minified: code.length, gzip: Zlib.gzipSync(code, { level: 9 }).length, metafile: result.metafile }
