@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
 import libmime from "libmime"
 import { decodeWords, encodeWord, encodeWords } from "../../src/internal/message/encodedWords.js"
+import { knownExtensions, mimeTypeOf } from "../../src/internal/message/mimeTypes.js"
 import { formatParameter } from "../../src/internal/message/parameters.js"
 
 const char = fc.oneof(
@@ -187,5 +188,26 @@ describe("decodeWords", () => {
     assert.strictEqual(decodeWords("=?utf-7?Q?+ADw-script+AD4-?="), "+ADw-script+AD4-")
     // WHATWG's "replacement" labels (ISO-2022-KR, HZ) are unknown too
     assert.strictEqual(decodeWords("=?iso-2022-kr?Q?abc?="), "abc")
+  })
+})
+
+describe("mimeTypeOf: as libmime.detectMimeType for the extensions it lists", () => {
+  it("every listed extension, in any case, with a path, spaces or a leading dot", () => {
+    for (const extension of knownExtensions()) {
+      for (
+        const name of [`f.${extension}`, `F.${extension.toUpperCase()}`, `a.b.${extension}`, extension, `.${extension}`]
+      ) {
+        assert.strictEqual(mimeTypeOf(name), libmime.detectMimeType(name), name)
+      }
+    }
+  })
+  it("names without a listed extension are application/octet-stream, as libmime's unknown ones", () => {
+    for (const name of ["", "README", "f.", "f.unknownext", "archive.tar.unknown", ".bashrc"]) {
+      assert.strictEqual(mimeTypeOf(name), "application/octet-stream", name)
+      assert.strictEqual(libmime.detectMimeType(name), "application/octet-stream", name)
+    }
+    // rare types libmime listed are no longer guessed (pass contentType for them)
+    assert.strictEqual(libmime.detectMimeType("f.xyz"), "chemical/x-xyz")
+    assert.strictEqual(mimeTypeOf("f.xyz"), "application/octet-stream")
   })
 })

@@ -1,14 +1,15 @@
 /**
  * Non-ASCII text in header fields, for the composer: RFC 2047 encoded words for unstructured
- * text (libmime), RFC 2231 parameters for file names (libmime), or raw UTF-8 (RFC 6532) when
- * the message goes out with SMTPUTF8. Either way no word is left too long to fold.
+ * text (`encodedWords.ts`), RFC 2231 parameters for file names (`parameters.ts`), or raw UTF-8
+ * (RFC 6532) when the message goes out with SMTPUTF8. Either way no word is left too long to fold.
  *
  * @internal
  */
-import libmime from "libmime"
 import { isPrintableAscii } from "./addresses.js"
 import { isAscii } from "./bytes.js"
+import { encodeWord, encodeWords } from "./encodedWords.js"
 import { longestWord } from "./fold.js"
+import { formatParameter } from "./parameters.js"
 
 /** A word longer than this is encoded, so that it can be split across lines. */
 const LONG_WORD = 900
@@ -29,16 +30,16 @@ export const encodeUnstructured = (value: string, utf8Headers: boolean, literalE
   if (!looksEncoded && !longWord && !hasControl(value)) {
     if (isPrintableAscii(value.replace(/\t/g, " "))) return value
     if (utf8Headers) return value
-    return libmime.encodeWords(value, "Q", 52)
+    return encodeWords(value)
   }
-  return libmime.encodeWord(value, "Q", 52)
+  return encodeWord(value)
 }
 
 const isToken = (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s)
 
 /**
  * `value; key=param; ...` with RFC 2231 continuations and percent-encoding for non-ASCII or
- * long parameters (libmime's `buildHeaderValue`), or a quoted UTF-8 string with `utf8Headers`.
+ * long parameters (`formatParameter`), or a quoted UTF-8 string with `utf8Headers`.
  *
  * @internal
  */
@@ -57,8 +58,7 @@ export const parameterized = (
     } else if (isToken(param) && param.length <= 60) {
       out += `; ${key}=${param}`
     } else {
-      // buildHeaderValue returns "; key=..." pieces after the value; give it a dummy value
-      out += libmime.buildHeaderValue({ value: "", params: { [key]: param } })
+      out += `; ${formatParameter(key, param)}`
     }
   }
   return out
