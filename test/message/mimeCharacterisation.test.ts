@@ -114,8 +114,15 @@ describe("encodeWords: as libmime.encodeWords(text, \"Q\", 52)", () => {
 })
 
 describe("formatParameter: as libmime.buildHeaderValue for one parameter", () => {
+  /**
+   * libmime's output, with the fix: a bare value (or plain section) holding `'` or `*` quoted.
+   * Bare values hold no `"`, `\\` or `;` (those are quoted already).
+   */
   const libmimeParameter = (key: string, value: string) =>
-    libmime.buildHeaderValue({ value: "", params: { [key]: value } })
+    libmime.buildHeaderValue({ value: "", params: { [key]: value } }).replace(
+      /(; [a-z]+(?:\*\d+)?=)([^";][^;]*)/g,
+      (piece, name: string, bare: string) => /['*]/.test(bare) ? `${name}"${bare}"` : piece
+    )
   it("table", () => {
     for (const input of boundaryTable) {
       for (const key of ["filename", "name"]) {
@@ -126,6 +133,20 @@ describe("formatParameter: as libmime.buildHeaderValue for one parameter", () =>
   it.prop("generated", [text], ([input]) => {
     assert.strictEqual("; " + formatParameter("filename", input), libmimeParameter("filename", input))
   }, { fastCheck: { numRuns: 5000 } })
+
+  it("libmime's bug, fixed: ' or * in a bare value", () => {
+    const long = "x".repeat(70) + "-it's*.txt"
+    assert.strictEqual(libmime.buildHeaderValue({ value: "", params: { filename: "a*b.txt" } }), "; filename=a*b.txt")
+    assert.strictEqual(formatParameter("filename", "a*b.txt"), "filename=\"a*b.txt\"")
+    assert.strictEqual(
+      libmime.buildHeaderValue({ value: "", params: { filename: long } }),
+      `; filename*0=${"x".repeat(50)}; filename*1=${"x".repeat(20)}-it's*.txt`
+    )
+    assert.strictEqual(
+      formatParameter("filename", long),
+      `filename*0=${"x".repeat(50)}; filename*1="${"x".repeat(20)}-it's*.txt"`
+    )
+  })
 })
 
 describe("decodeWords", () => {

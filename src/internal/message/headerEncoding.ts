@@ -35,7 +35,12 @@ export const encodeUnstructured = (value: string, utf8Headers: boolean, literalE
   return encodeWord(value)
 }
 
-const isToken = (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s)
+/**
+ * A token (RFC 2045) without `'` and `*`: Python's email package reads those in a bare
+ * parameter value as RFC 2231 delimiters and loses the rest of the file name
+ * (`filename=O'Brien.pdf` has none, `filename=a*b.txt` is `a`), so `formatParameter` quotes them.
+ */
+const isBareToken = (s: string) => /^[!#$%&+\-.^_`|~0-9A-Za-z]+$/.test(s)
 
 /**
  * `value; key=param; ...` with RFC 2231 continuations and percent-encoding for non-ASCII or
@@ -55,7 +60,7 @@ export const parameterized = (
       longestWord(param) <= LONG_WORD
     ) {
       out += `; ${key}="${param.replace(/(["\\])/g, "\\$1")}"`
-    } else if (isToken(param) && param.length <= 60) {
+    } else if (isBareToken(param) && param.length <= 60) {
       out += `; ${key}=${param}`
     } else {
       out += `; ${formatParameter(key, param)}`

@@ -1,9 +1,12 @@
 /**
  * MIME parameters (`key=value` after a Content-Type or Content-Disposition value) for values
  * that are not a short token: a quoted string, or RFC 2231 continuations (`key*0*=utf-8''…`,
- * `key*1*=…`) for non-ASCII, control characters, `=?` and long values. Written exactly as
- * libmime 5's `buildHeaderValue` wrote one parameter (its `buildHeaderParam` with sections of
- * fewer than 50 characters), which the composer used before. Pure, Web APIs only.
+ * `key*1*=…`) for non-ASCII, control characters, `=?` and long values. Written as libmime 5's
+ * `buildHeaderValue` wrote one parameter (its `buildHeaderParam` with sections of fewer than
+ * 50 characters), which the composer used before, with one fix: a plain value or section
+ * holding `'` or `*` is quoted. RFC 2045 allows both in a token, but Python's email package
+ * reads them as RFC 2231 delimiters in a bare value and loses the rest of the file name
+ * (libmime quoted `'` only at either end). Pure, Web APIs only.
  *
  * @internal
  */
@@ -78,6 +81,9 @@ const sections = (value: string, max: number): Array<Section> => {
   return out
 }
 
+/** What a bare value must not hold: white space, tspecials, `'` and `*`, or a leading `-`. */
+const NEEDS_QUOTES = /[\s'*"\\;:/=(),<>@[\]?]|^-/
+
 /**
  * One parameter, `key=value`, as `; `-separated pieces: a bare token; a quoted string for
  * plain values shorter than 75 characters holding specials; else RFC 2231 sections (`key*N=`
@@ -90,10 +96,9 @@ export const formatParameter = (key: string, value: string): string => {
   if (!isPlainValue(value) || value.length >= 75) {
     return sections(value, 50).map((section, i) => {
       const name = `${key}*${i}${section.encoded ? "*" : ""}`
-      const bare = section.encoded || !/[\s"\\;:/=(),<>@[\]?]|^[-']|'$/.test(section.text)
+      const bare = section.encoded || !NEEDS_QUOTES.test(section.text)
       return `${name}=${bare ? section.text : quote(section.text)}`
     }).join("; ")
   }
-  if (value.length === 0 || /[\s'"\\;:/=(),<>@[\]?]|^-/.test(value)) return `${key}=${quote(value)}`
-  return `${key}=${value}`
+  return `${key}=${value.length === 0 || NEEDS_QUOTES.test(value) ? quote(value) : value}`
 }
