@@ -136,7 +136,8 @@ export type AddressInput = string | { readonly name?: string | undefined; readon
  * - `content`: a string (UTF-8; for `text/*` types its line breaks become CRLF and
  *   `charset=utf-8` is declared), bytes (sent exactly), or a Stream of bytes (base64-encoded
  *   as it flows, never held whole).
- * - `contentType`: `type/subtype`; by default guessed from `filename`, else
+ * - `contentType`: `type/subtype`; by default guessed from the extension of `filename` for the
+ *   file types commonly mailed (documents, images, audio, video, archives, text), else
  *   `application/octet-stream`.
  * - `cid`: a Content-ID; with `html`, the part goes in multipart/related beside the HTML
  *   (`<img src="cid:...">`) and defaults to `disposition: "inline"`.
@@ -267,10 +268,11 @@ export const has: {
 
 /**
  * The mailboxes of every field of that name (From, To, Cc, ...), parsed per RFC 5322 with
- * `email-addresses`: display names (decoded from RFC 2047 encoded words), quoted strings,
- * comments, groups (flattened to their mailboxes). No field, or an empty one, gives an empty
- * list; a field that is not an address list is `SmtpInvalidInput` rather than a silently
- * shorter list.
+ * `email-addresses`: display names (decoded from RFC 2047 encoded words, in any charset the
+ * runtime's `TextDecoder` knows; words in an unknown charset are read as UTF-8 when they are
+ * valid UTF-8, else left as written), quoted strings, comments, groups (flattened to their
+ * mailboxes). No field, or an empty one, gives an empty list; a field that is not an address
+ * list is `SmtpInvalidInput` rather than a silently shorter list.
  *
  * @since 0.1.0
  * @category getters

@@ -49,6 +49,23 @@ describe("quoted-printable", () => {
     }
   )
 
+  it("lines at the limit: at most 75 characters and a soft break, never splitting =XX", () => {
+    const x = (n: number) => "x".repeat(n)
+    const cases: ReadonlyArray<readonly [string, string]> = [
+      [x(75), x(75)],
+      [x(76), `${x(75)}=\r\nx`],
+      [x(77), `${x(75)}=\r\nxx`],
+      [`${x(74)} `, `${x(74)}=\r\n=20`],
+      [`${x(73)}é`, `${x(73)}=\r\n=C3=A9`],
+      [`${x(72)}é`, `${x(72)}=C3=\r\n=A9`],
+      [`${x(75)}\r\ny`, `${x(75)}\r\ny`],
+      ["", ""]
+    ]
+    for (const [input, expected] of cases) {
+      assert.strictEqual(latin1(quotedPrintable(enc.encode(input))), expected, JSON.stringify(input))
+    }
+  })
+
   it("protects From_ lines and lone dots, keeps CRLF as hard breaks", () => {
     assert.strictEqual(latin1(quotedPrintable(enc.encode("From me\r\n.\r\nok \r\n"))), "=46rom me\r\n=2E\r\nok=20\r\n")
     assert.strictEqual(latin1(quotedPrintable(enc.encode("a\nb\rc"))), "a=0Ab=0Dc")

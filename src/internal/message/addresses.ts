@@ -1,22 +1,22 @@
 /**
  * Address lists: parsed with `email-addresses` (RFC 5322 with RFC 6532 UTF-8: display names,
- * quoted strings, comments, groups), display names decoded from RFC 2047 encoded words with
- * `libmime`; and formatted back for the composer.
+ * quoted strings, comments, groups), display names decoded from RFC 2047 encoded words
+ * (`encodedWords.ts`); and formatted back for the composer.
  *
  * @internal
  */
 import * as Either from "effect/Either"
 import emailAddresses from "email-addresses"
-import libmime from "libmime"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import { isAscii } from "./bytes.js"
+import { decodeWords, encodeWord } from "./encodedWords.js"
 
 type Address = Message.Address
 
 const decodeName = (name: string | null): string | undefined => {
   if (name === null) return undefined
-  return name.includes("=?") ? libmime.decodeWords(name) : name
+  return name.includes("=?") ? decodeWords(name) : name
 }
 
 /**
@@ -73,8 +73,8 @@ const quote = (s: string) => `"${s.replace(/(["\\])/g, "\\$1")}"`
 
 /**
  * A display name as an RFC 5322 phrase: atoms as they are, a quoted string when it holds
- * specials, RFC 2047 encoded words (Q, which libmime restricts to the characters allowed in a
- * phrase) when it is not printable ASCII, or a quoted UTF-8 string with `utf8Headers` (RFC 6532).
+ * specials, RFC 2047 encoded words (Q, restricted to the characters allowed in a phrase) when
+ * it is not printable ASCII, or a quoted UTF-8 string with `utf8Headers` (RFC 6532).
  *
  * @internal
  */
@@ -83,7 +83,7 @@ export const formatPhrase = (name: string, utf8Headers: boolean): string => {
     return ATEXT_PHRASE.test(name) ? name : quote(name)
   }
   if (utf8Headers && !/[\x00-\x1f\x7f]/.test(name) && !name.includes("=?")) return quote(name)
-  return libmime.encodeWord(name, "Q", 52)
+  return encodeWord(name)
 }
 
 /** `name <address>`, or the bare address when there is no name. @internal */

@@ -11,7 +11,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Random from "effect/Random"
 import * as Stream from "effect/Stream"
-import libmime from "libmime"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import { formatMailbox, parseMailbox } from "./addresses.js"
@@ -21,6 +20,7 @@ import { base64Stream, chooseEncoding, encodeWith, type TransferEncoding } from 
 import { encodeUnstructured, parameterized } from "./headerEncoding.js"
 import { isFieldName, makeField } from "./headers.js"
 import { normaliseCrlfString } from "./lineEndings.js"
+import { mimeTypeOf } from "./mimeTypes.js"
 
 type Header = Message.Header
 type Address = Message.Address
@@ -122,10 +122,9 @@ const attachmentLeaf = <E, R>(
     if (filename !== undefined) yield* checkText(filename, `${at}.filename`)
     if (contentType !== undefined) yield* checkText(contentType, `${at}.contentType`)
     if (cid !== undefined) yield* checkText(cid, `${at}.cid`)
-    const mimeType =
-      (contentType ?? (filename === undefined ? "application/octet-stream" : libmime.detectMimeType(filename)))
-        .trim()
-        .toLowerCase()
+    const mimeType = (contentType ?? (filename === undefined ? "application/octet-stream" : mimeTypeOf(filename)))
+      .trim()
+      .toLowerCase()
     if (!MIME_TYPE.test(mimeType)) {
       return yield* invalid(`${at}.contentType is not a MIME type (type/subtype)`)
     }

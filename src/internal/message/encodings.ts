@@ -2,9 +2,9 @@
  * Content-Transfer-Encodings for the composer: base64 (whole or as a Stream transform that
  * carries the leftover bytes between chunks), quoted-printable, and the choice between 7bit,
  * quoted-printable and base64 by looking at the content. Every line produced is at most 76
- * octets. libmime does not export its base64 and quoted-printable encoders, and a Stream
- * encoder has to be written here anyway, so both are here; they are small and tested against
- * an independent decoder.
+ * octets. Both encoders are written here (a Stream encoder has to be anyway), with
+ * `Uint8Array` only (no `btoa`, no `Buffer`); they are small and tested against an independent
+ * decoder.
  *
  * @internal
  */

@@ -1,14 +1,15 @@
 /**
  * Non-ASCII text in header fields, for the composer: RFC 2047 encoded words for unstructured
- * text (libmime), RFC 2231 parameters for file names (libmime), or raw UTF-8 (RFC 6532) when
- * the message goes out with SMTPUTF8. Either way no word is left too long to fold.
+ * text (`encodedWords.ts`), RFC 2231 parameters for file names (`parameters.ts`), or raw UTF-8
+ * (RFC 6532) when the message goes out with SMTPUTF8. Either way no word is left too long to fold.
  *
  * @internal
  */
-import libmime from "libmime"
 import { isPrintableAscii } from "./addresses.js"
 import { isAscii } from "./bytes.js"
+import { encodeWord, encodeWords } from "./encodedWords.js"
 import { longestWord } from "./fold.js"
+import { formatParameter } from "./parameters.js"
 
 /** A word longer than this is encoded, so that it can be split across lines. */
 const LONG_WORD = 900
@@ -29,16 +30,21 @@ export const encodeUnstructured = (value: string, utf8Headers: boolean, literalE
   if (!looksEncoded && !longWord && !hasControl(value)) {
     if (isPrintableAscii(value.replace(/\t/g, " "))) return value
     if (utf8Headers) return value
-    return libmime.encodeWords(value, "Q", 52)
+    return encodeWords(value)
   }
-  return libmime.encodeWord(value, "Q", 52)
+  return encodeWord(value)
 }
 
-const isToken = (s: string) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s)
+/**
+ * A token (RFC 2045) without `'` and `*`: Python's email package reads those in a bare
+ * parameter value as RFC 2231 delimiters and loses the rest of the file name
+ * (`filename=O'Brien.pdf` has none, `filename=a*b.txt` is `a`), so `formatParameter` quotes them.
+ */
+const isBareToken = (s: string) => /^[!#$%&+\-.^_`|~0-9A-Za-z]+$/.test(s)
 
 /**
  * `value; key=param; ...` with RFC 2231 continuations and percent-encoding for non-ASCII or
- * long parameters (libmime's `buildHeaderValue`), or a quoted UTF-8 string with `utf8Headers`.
+ * long parameters (`formatParameter`), or a quoted UTF-8 string with `utf8Headers`.
  *
  * @internal
  */
@@ -54,11 +60,10 @@ export const parameterized = (
       longestWord(param) <= LONG_WORD
     ) {
       out += `; ${key}="${param.replace(/(["\\])/g, "\\$1")}"`
-    } else if (isToken(param) && param.length <= 60) {
+    } else if (isBareToken(param) && param.length <= 60) {
       out += `; ${key}=${param}`
     } else {
-      // buildHeaderValue returns "; key=..." pieces after the value; give it a dummy value
-      out += libmime.buildHeaderValue({ value: "", params: { [key]: param } })
+      out += `; ${formatParameter(key, param)}`
     }
   }
   return out
