@@ -13,6 +13,7 @@ import * as Random from "effect/Random"
 import * as Stream from "effect/Stream"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
+import * as Streams from "../stream.js"
 import { formatMailbox, parseMailbox } from "./addresses.js"
 import { concatBytes, hasLineBreak, utf8 } from "./bytes.js"
 import { formatDate } from "./date.js"
@@ -345,10 +346,9 @@ const joinSegments = <E, R>(segments: ReadonlyArray<Content<E, R>>): Content<E, 
   if (run.length > 0) merged.push(concatBytes(run))
   if (merged.length === 1 && merged[0] instanceof Uint8Array) return merged[0]
   if (merged.length === 0) return new Uint8Array(0)
-  return Stream.flatMap(
-    Stream.fromIterable(merged),
-    (segment) => segment instanceof Uint8Array ? Stream.succeed(segment) : segment
-  )
+  return merged
+    .map((segment) => segment instanceof Uint8Array ? Stream.succeed(segment) : segment)
+    .reduce((all, next) => Streams.concat(all, next))
 }
 
 /** @internal */

@@ -9,6 +9,7 @@
  * @internal
  */
 import * as Stream from "effect/Stream"
+import * as Streams from "../stream.js"
 import { CR, EMPTY, LF } from "./bytes.js"
 
 /**
@@ -118,7 +119,7 @@ export const base64Stream = <E, R>(self: Stream.Stream<Uint8Array, E, R>): Strea
   Stream.suspend(() => {
     const encoder = makeBase64Encoder()
     return Stream.map(self, encoder.push).pipe(
-      Stream.concat(Stream.sync(encoder.end)),
+      (encoded) => Streams.concat(encoded, Stream.sync(encoder.end)),
       Stream.filter((chunk) => chunk.length > 0)
     )
   })

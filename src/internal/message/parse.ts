@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
+import * as Streams from "../stream.js"
 import { concatBytes, CR, decodeLenient, EMPTY, LF, utf8 } from "./bytes.js"
 import { parseHeaderSection } from "./headers.js"
 
@@ -129,6 +130,6 @@ export const parseStream = <E = never, R = never>(
     const headers = yield* parseHeaderSection(decodeLenient(concatBytes(head)))
     const body: Uint8Array | Stream.Stream<Uint8Array, E, R> = rest === undefined
       ? EMPTY
-      : Stream.concat(Stream.fromIterable(rest), Stream.repeatEffectChunkOption(pull))
+      : Streams.concat(Streams.fromIterable(rest), Stream.repeatEffectChunkOption(pull))
     return { headers, body }
   }).pipe(Effect.withSpan("Message.parseStream"))

@@ -11,6 +11,7 @@ import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import type * as Message from "../../Message.js"
 import type { SmtpInvalidInput } from "../../SmtpError.js"
+import * as Streams from "../stream.js"
 import { concatBytes, isAscii, utf8 } from "./bytes.js"
 import { validateField } from "./headers.js"
 import { normaliseCrlf, normaliseCrlfStream, normaliseCrlfString } from "./lineEndings.js"
@@ -43,7 +44,7 @@ export const serializeWith = <E = never, R = never>(
 ): Uint8Array | Stream.Stream<Uint8Array, E, R> =>
   body instanceof Uint8Array
     ? concatBytes([head, normaliseCrlf(body)])
-    : Stream.concat(Stream.succeed(head), normaliseCrlfStream(body))
+    : Streams.concat(Stream.succeed(head), normaliseCrlfStream(body))
 
 /** @internal */
 export const toStream = <E = never, R = never>(
