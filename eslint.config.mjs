@@ -37,10 +37,22 @@ export default [
   },
   {
     files: ["src/**/*.ts"],
-    ignores: ["src/Node*.ts", "src/internal/node*.ts"],
+    ignores: ["src/Node*.ts", "src/internal/node*.ts", "src/Cloudflare*.ts"],
     rules: {
       "no-restricted-imports": ["error", {
-        patterns: [{ group: ["node:*"], message: "only Node* modules import node:*" }]
+        patterns: [
+          { group: ["node:*"], message: "only Node* modules import node:*" },
+          { group: ["cloudflare:*"], message: "only Cloudflare* modules import cloudflare:*" }
+        ]
+      }],
+      "no-console": "error"
+    }
+  },
+  {
+    files: ["src/Cloudflare*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [{ group: ["node:*"], message: "the Workers transport imports no node:*" }]
       }],
       "no-console": "error"
     }
