@@ -5,10 +5,15 @@
  *
  * A unit that does not match its step's `expect` is answered
  * `500 5.5.2 scripted server: expected …` instead of the step's reply. A script that did not
- * match, or was not played to its end, is a defect (`ScriptMismatch`, showing the expected and
- * actual lines) when its connection's Scope closes, and for scripts never connected, when the
- * Scope of `layer` closes: a test that diverges from its script fails. `strict: false` on a
- * script turns that off (faults that leave a script unfinished on purpose).
+ * match, was not played to its end or was never connected is a defect (`ScriptMismatch`, showing
+ * the expected and actual lines), so a test that diverges from its script fails:
+ *
+ * - when `make` ran in a Scope (`it.scoped`), when that Scope closes;
+ * - otherwise when the Scope of `layer` closes (the last one, when it is provided more than once),
+ *   and for a connection that outlives it, when the connection closes.
+ *
+ * `strict: false` on a script turns the check off for it (faults that leave a script unfinished
+ * on purpose).
  *
  * ```ts
  * const server = yield* ScriptedTransport.make({
@@ -28,7 +33,9 @@ import * as Socket from "@effect/platform/Socket"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
 import { concatBytes } from "../internal/bytes.js"
 import { SmtpConnectError, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
 import * as SmtpTransport from "../SmtpTransport.js"
@@ -151,11 +158,11 @@ export interface ConnectionRecord {
  */
 export interface ScriptedTransport {
   /**
-   * The transport. When the last Scope holding it closes, the strict scripts never connected (and
-   * those that diverged and were not reported yet) are a `ScriptMismatch` defect.
+   * The transport. Unless `make` ran in a Scope, when the last Scope holding it closes the strict
+   * scripts that diverged or were never connected are a `ScriptMismatch` defect.
    */
   readonly layer: Layer.Layer<SmtpTransport.SmtpTransport>
-  /** The transport service, without the check of `layer` (each connection is still checked when it closes). */
+  /** The transport service, without the check of `layer` (each connection is checked when it closes). */
   readonly service: SmtpTransport.Service
   /** Connection `i` (in connect order); throws if there was none. */
   readonly connection: (i: number) => ConnectionRecord
@@ -353,7 +360,7 @@ class ServerSession implements ConnectionRecord {
       )
       const label = `step ${this.next}:`
       this.problemLog.push(
-        `  ${label} expected ${show(step.expect)}\n  ${" ".repeat(label.length - 2)}  actual ${show(text)}`
+        `  ${label} expected ${show(step.expect)}\n  ${" ".repeat(label.length + 3)}actual ${show(text)}`
       )
       // one line, whatever the expectation holds
       this.send(`500 5.5.2 scripted server: expected ${show(step.expect, 200)}`)
@@ -457,10 +464,13 @@ const makeConnection = (session: ServerSession): SmtpTransport.Connection => ({
  * @category constructors
  */
 export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedTransport> =>
-  Effect.sync(() => {
+  Effect.gen(function*() {
     const sessions: Array<ServerSession> = []
     const isStrict = (script: Script) => script.strict !== false
-    /** The divergences of the strict scripts: of connections that closed (or all), and scripts never connected. */
+    /**
+     * The divergences of the strict scripts not reported yet: every connection's (`all`) or only
+     * the closed ones', and the scripts never connected.
+     */
     const problems = (all: boolean, markReported: boolean): ReadonlyArray<string> => {
       const out: Array<string> = []
       scripts.forEach((script, i) => {
@@ -479,11 +489,18 @@ export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedT
     }
     const dieIf = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
       lines.length === 0 ? Effect.void : Effect.die(new ScriptMismatch({ problems: lines }))
-    /** The connection's Scope closes: its own script is checked. */
+    // In a Scope (it.scoped), everything is checked when it closes. Otherwise a connection is
+    // checked when it closes, unless `layer` is held then (a pool closes its connections in fibers
+    // of its own, where a defect would go unseen): the release of `layer` checks it.
+    const outer = yield* Effect.serviceOption(Scope.Scope)
+    if (Option.isSome(outer)) {
+      yield* Scope.addFinalizer(outer.value, Effect.suspend(() => dieIf(problems(true, true))))
+    }
+    let holders = 0
     const closed = (session: ServerSession): Effect.Effect<void> =>
       Effect.suspend(() => {
         session.clientEnd()
-        if (!isStrict(session.script) || session.reported) return Effect.void
+        if (Option.isSome(outer) || holders > 0 || !isStrict(session.script) || session.reported) return Effect.void
         const lines = session.problems()
         if (lines.length > 0) session.reported = true
         return dieIf(lines)
@@ -518,7 +535,6 @@ export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedT
           return makeConnection(session)
         })
     }
-    let holders = 0
     const layer = Layer.scoped(
       SmtpTransport.SmtpTransport,
       Effect.acquireRelease(
@@ -529,7 +545,7 @@ export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedT
         () =>
           Effect.suspend(() => {
             holders--
-            return holders > 0 ? Effect.void : dieIf(problems(false, true))
+            return holders > 0 || Option.isSome(outer) ? Effect.void : dieIf(problems(false, true))
           })
       )
     )

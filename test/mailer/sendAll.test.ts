@@ -121,7 +121,9 @@ describe("Mailer.sendAll", () => {
   it.scoped("reads the input only as messages go out", () =>
     Effect.gen(function*() {
       const server = yield* ScriptedTransport.make({
-        steps: [EHLO, ...Array.from({ length: 5 }, () => accepted()).flat()]
+        steps: [EHLO, ...Array.from({ length: 5 }, () => accepted()).flat()],
+        // what reaches the server after the fifth message (interrupted ones read ahead) is not prescribed
+        strict: false
       })
       let read = 0
       function* endless(): Generator<Mailer.BulkItem> {
