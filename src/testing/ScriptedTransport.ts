@@ -266,7 +266,9 @@ class ServerSession implements ConnectionRecord {
     const lines = this.problemLog.slice()
     const steps = this.script.steps
     if (this.next < steps.length) {
-      const shown = steps.slice(this.next, this.next + 5).map((step, i) => `step ${this.next + i + 1} ${show(step.expect, 80)}`)
+      const shown = steps.slice(this.next, this.next + 5).map((step, i) =>
+        `step ${this.next + i + 1} ${show(step.expect, 80)}`
+      )
       if (steps.length - this.next > 5) shown.push("…")
       lines.push(`  not played (${steps.length - this.next} of ${steps.length} steps): ${shown.join(", ")}`)
     }

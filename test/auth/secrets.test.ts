@@ -362,13 +362,18 @@ describe("no credential in logs, spans or errors", () => {
         { expect: "", reply: "235 2.7.0 ok" },
         QUIT
       ], login)
-      yield* capture.session((ref) => [
-        EHLO("SCRAM-SHA-256"),
-        ...ScramServer.scriptedSteps(ref, "badSignature", credentials),
-        { expect: "*", reply: "501 5.7.0 cancelled" },
-        QUIT
-        // QUIT or a close after the cancellation: not prescribed
-      ], login, {}, { strict: false })
+      yield* capture.session(
+        (ref) => [
+          EHLO("SCRAM-SHA-256"),
+          ...ScramServer.scriptedSteps(ref, "badSignature", credentials),
+          { expect: "*", reply: "501 5.7.0 cancelled" },
+          QUIT
+          // QUIT or a close after the cancellation: not prescribed
+        ],
+        login,
+        {},
+        { strict: false }
+      )
       yield* capture.session(
         (ref) => [EHLO("SCRAM-SHA-256"), ...ScramServer.scriptedSteps(ref, "skipFinal", credentials)],
         login

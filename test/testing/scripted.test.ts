@@ -118,9 +118,11 @@ describe("ScriptedTransport: a script is a test", () => {
       const server = yield* ScriptedTransport.make(script("bob@x.test"))
       const exit = yield* Effect.exit(
         Effect.flatMap(Mailer.Mailer, (mailer) => Effect.ignore(mailer.sendmail("a@x.test", "ada@x.test", "hi"))).pipe(
-          Effect.provide(Mailer.layer({ host: "mx.test", security: "none", retry: false }).pipe(
-            Layer.provide(server.layer)
-          ))
+          Effect.provide(
+            Mailer.layer({ host: "mx.test", security: "none", retry: false }).pipe(
+              Layer.provide(server.layer)
+            )
+          )
         )
       )
       assert.include(mismatch(exit).message, "actual \"RCPT TO:<ada@x.test>\"")
