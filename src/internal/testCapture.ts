@@ -43,4 +43,3 @@ export const inspect = (server: Protocol.Server): Omit<TestTransport.Service, "t
     })
   }
 }
-

@@ -25,3 +25,8 @@ export * as TestServer from "./TestServer.js"
  * @since 0.2.0
  */
 export * as TestTransport from "./TestTransport.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as TestMailer from "./TestMailer.js"
