@@ -37,7 +37,8 @@ export default [
   },
   {
     files: ["src/**/*.ts"],
-    ignores: ["src/Node*.ts", "src/internal/node*.ts"],
+    // the Node entries: effect-smtp/node and effect-smtp/testing/node
+    ignores: ["src/Node*.ts", "src/internal/node*.ts", "src/testing/node.ts", "src/testing/TestSmtpServer.ts"],
     rules: {
       "no-restricted-imports": ["error", {
         patterns: [{ group: ["node:*"], message: "only Node* modules import node:*" }]

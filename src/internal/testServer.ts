@@ -532,7 +532,13 @@ export class Connection {
     if (this.server.enabled("SIZE") && message.length > this.server.size) {
       return this.reply(552, "5.3.4 Message size exceeds fixed limit")
     }
-    const response = this.ask({ stage: "message", command: "<end of data>", message })
+    const response = this.ask({
+      stage: "message",
+      command: "<end of data>",
+      message,
+      from: transaction.from,
+      recipients: transaction.accepted.slice()
+    })
     let queueId: string
     if (response !== undefined) {
       const { code } = this.respondWith(response)
