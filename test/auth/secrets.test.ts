@@ -22,7 +22,7 @@ import {
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import type { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import {
   b64,
   EHLO,

@@ -3,7 +3,7 @@ import { Effect, Redacted, type Scope } from "effect"
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Tls from "node:tls"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import { testPki } from "../support/certs.js"
 import * as RawServer from "../support/rawServer.js"
 

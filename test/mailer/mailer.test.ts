@@ -3,7 +3,7 @@ import { Effect, Fiber, Schedule, TestClock } from "effect"
 import { Mailer, SmtpError, SmtpReply } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
 const QUIT = { expect: "QUIT", reply: "221 bye" }
