@@ -201,9 +201,12 @@ export interface Captured extends Received {
   readonly to: ReadonlyArray<Mailbox>
   readonly cc: ReadonlyArray<Mailbox>
   readonly replyTo: ReadonlyArray<Mailbox>
-  /** The plain text body, when there is one. */
+  /**
+   * The plain text body, when there is one: decoded, line ends as `\n`, without the line break
+   * that ends the part (SMTP needs one, so a composer adds it).
+   */
   readonly text: string | undefined
-  /** The HTML body, when there is one. */
+  /** The HTML body, when there is one, read as `text` is. */
   readonly html: string | undefined
   readonly attachments: ReadonlyArray<Attachment>
 }
@@ -217,6 +220,8 @@ const mailboxes = (addresses: ReadonlyArray<Address> | Address | undefined) => {
       [{ name: a.name, address: a.address }]
   )
 }
+
+const withoutFinalBreak = (body: string | undefined) => body?.replace(/\r?\n$/, "")
 
 const decodeHeader = (value: string): string => {
   try {
@@ -252,8 +257,8 @@ export const decode = (received: Received): Effect.Effect<Captured> =>
         to: mailboxes(email.to),
         cc: mailboxes(email.cc),
         replyTo: mailboxes(email.replyTo),
-        text: email.text,
-        html: email.html,
+        text: withoutFinalBreak(email.text),
+        html: withoutFinalBreak(email.html),
         attachments: email.attachments.map((a) => ({
           filename: a.filename ?? undefined,
           contentType: a.mimeType,
