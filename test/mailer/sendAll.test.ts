@@ -3,8 +3,8 @@ import { Chunk, Effect, Either, Schedule, Stream, Supervisor } from "effect"
 import { Mailer, Message } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../support/smtpServer.js"
 import { makeServer } from "../session/support.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
 const QUIT = { expect: "QUIT", reply: "221 bye" }
