@@ -151,7 +151,10 @@ export class Connection {
       if (code !== undefined && code !== 220) this.close()
       return
     }
-    this.reply(220, `${this.server.hostname} ESMTP effect-smtp test server`)
+    this.reply(
+      220,
+      `${this.server.hostname} ${this.server.options.lmtp === true ? "LMTP" : "ESMTP"} effect-smtp test server`
+    )
   }
 
   /** The client closed its side. */
@@ -266,6 +269,10 @@ export class Connection {
     switch (verb) {
       case "EHLO":
       case "HELO":
+      case "LHLO":
+        if ((verb === "LHLO") !== (this.server.options.lmtp === true)) {
+          return this.reply(500, "5.5.1 Error: command not recognized")
+        }
         return this.hello(verb, args, line)
       case "STARTTLS":
         return this.startTls(args)
@@ -296,7 +303,7 @@ export class Connection {
     }
   }
 
-  private hello(verb: "EHLO" | "HELO", name: string, line: string) {
+  private hello(verb: "EHLO" | "HELO" | "LHLO", name: string, line: string) {
     if (name === "") return this.reply(501, `5.5.4 Syntax: ${verb} hostname`)
     const response = this.ask({ stage: "ehlo", command: line })
     if (response !== undefined) {
@@ -304,7 +311,7 @@ export class Connection {
       if (code === undefined || code !== 250) return
     }
     this.helo = name
-    this.esmtp = verb === "EHLO"
+    this.esmtp = verb !== "HELO"
     this.transaction = undefined
     if (response !== undefined) return
     if (verb === "HELO") return this.reply(250, this.server.hostname)
@@ -525,6 +532,43 @@ export class Connection {
     this.finish(concat(transaction.chunks), "BDAT")
   }
 
+  /** LMTP: one reply per accepted recipient; the capture holds those it was delivered to. */
+  private finishLmtp(transaction: Transaction, message: Uint8Array, via: "DATA" | "BDAT") {
+    const queueId = this.server.nextQueueId()
+    const delivered: Array<string> = []
+    for (const recipient of transaction.accepted) {
+      const response = this.ask({
+        stage: "message",
+        command: "<end of data>",
+        message,
+        from: transaction.from,
+        recipients: transaction.accepted.slice(),
+        recipient
+      })
+      if (response === undefined) {
+        delivered.push(recipient)
+        this.reply(250, `2.0.0 <${recipient}> Ok: queued as ${queueId}`)
+        continue
+      }
+      const { code } = this.respondWith(response)
+      // hung up or stalled: those delivered so far stay delivered
+      if (code === undefined) break
+      if (code < 300) delivered.push(recipient)
+    }
+    if (delivered.length === 0) return
+    this.server.capture({
+      envelope: { from: transaction.from, to: delivered },
+      mailParams: transaction.params,
+      raw: message,
+      queueId,
+      via,
+      connection: this.index,
+      helo: this.helo ?? "",
+      secure: this.secure,
+      user: this.user
+    })
+  }
+
   /** The end of the data: the final reply, and the capture when it is a success. */
   private finish(message: Uint8Array, via: "DATA" | "BDAT") {
     const transaction = this.transaction!
@@ -532,6 +576,7 @@ export class Connection {
     if (this.server.enabled("SIZE") && message.length > this.server.size) {
       return this.reply(552, "5.3.4 Message size exceeds fixed limit")
     }
+    if (this.server.options.lmtp === true) return this.finishLmtp(transaction, message, via)
     const response = this.ask({
       stage: "message",
       command: "<end of data>",

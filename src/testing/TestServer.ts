@@ -42,7 +42,8 @@ export type Response = Reply | "disconnect" | "stall"
  * - `"mail"`: MAIL FROM (`from` is set);
  * - `"rcpt"`: RCPT TO (`recipient` is set);
  * - `"data"`: DATA, or the first BDAT of a message;
- * - `"message"`: the end of the data (`message` holds it): the final reply.
+ * - `"message"`: the end of the data (`message` holds it): the final reply (with LMTP, asked once
+ *   per accepted recipient, `recipient` set).
  *
  * @since 0.2.0
  * @category models
@@ -96,6 +97,11 @@ export type Extension =
  * @category models
  */
 export interface Options {
+  /**
+   * Speak LMTP (RFC 2033) instead of SMTP: LHLO instead of EHLO and HELO, and after the data one
+   * reply per accepted recipient (each can be set with `respond` at the stage `"message"`).
+   */
+  readonly lmtp?: boolean | undefined
   /** The name in the greeting and the EHLO reply. Default `"mx.test"`. */
   readonly hostname?: string | undefined
   /** The SIZE limit, advertised and enforced (552). Default 25 MiB. */
@@ -132,7 +138,7 @@ export interface Options {
  * @category models
  */
 export interface Received {
-  /** The envelope: MAIL FROM and the recipients accepted at RCPT. */
+  /** The envelope: MAIL FROM and the recipients accepted at RCPT (with LMTP, those it was delivered to). */
   readonly envelope: { readonly from: string; readonly to: ReadonlyArray<string> }
   /** The MAIL FROM parameters (`"SIZE=1234"`, `"BODY=8BITMIME"`, `"SMTPUTF8"`). */
   readonly mailParams: ReadonlyArray<string>

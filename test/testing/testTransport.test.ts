@@ -107,3 +107,40 @@ describe("TestTransport: SmtpClient code against the in-memory server", () => {
       assert.deepStrictEqual(yield* transport.messages, [])
     }))
 })
+
+describe("TestTransport: LMTP", () => {
+  it.effect("one reply per recipient after the data, each settable with respond; DATA and BDAT", () =>
+    Effect.gen(function*() {
+      const transport = yield* TestTransport.make({
+        lmtp: true,
+        refuse: { "unknown@x.test": "550 5.1.1 No such mailbox" },
+        respond: (e) => e.stage === "message" && e.recipient === "full@x.test" ? "452 4.2.2 Mailbox full" : undefined
+      })
+      for (const chunking of [true, false]) {
+        const delivery = yield* Effect.scoped(Effect.flatMap(
+          SmtpClient.connect({ protocol: "lmtp", host: "mx.test", chunking }),
+          (lmtp) => lmtp.sendmail("a@x.test", ["b@x.test", "full@x.test", "unknown@x.test"], "Subject: l\r\n\r\nl\r\n")
+        )).pipe(Effect.provide(transport.layer))
+        assert.deepStrictEqual(
+          delivery.recipients.map((r) => [r.recipient, r.status, r.stage, r.reply?.code]),
+          [
+            ["b@x.test", "delivered", "data", 250],
+            ["full@x.test", "refused", "data", 452],
+            ["unknown@x.test", "refused", "rcpt", 550]
+          ]
+        )
+      }
+      const messages = yield* transport.messages
+      assert.deepStrictEqual(messages.map((m) => [m.via, m.envelope.to]), [["BDAT", ["b@x.test"]], ["DATA", [
+        "b@x.test"
+      ]]])
+      // an SMTP client is refused by an LMTP server (EHLO is not LMTP)
+      const smtp = yield* Effect.flip(
+        Effect.scoped(Effect.flatMap(
+          SmtpClient.connect({ host: "mx.test" }),
+          (s) => s.sendmail("a@x.test", "b@x.test", "x")
+        )).pipe(Effect.provide(transport.layer))
+      )
+      assert.strictEqual(smtp._tag, "SmtpHeloError")
+    }))
+})
