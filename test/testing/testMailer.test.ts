@@ -202,6 +202,11 @@ describe("TestMailer", () => {
       assert.strictEqual(mail.user, "app")
       assert.isTrue(mail.secure)
       assert.strictEqual(mail.helo, "client.test")
+      // the start-up check works against it too
+      const report = yield* (yield* Mailer.Mailer).verify
+      assert.isTrue(report.authenticated)
+      assert.deepStrictEqual(report.authMechanisms, ["PLAIN", "LOGIN"])
+      assert.strictEqual(report.sizeLimit, 25 * 1024 * 1024)
     }).pipe(Effect.provide(TestMailer.layer({
       users: { app: "secret" },
       requireAuth: true,
