@@ -37,7 +37,14 @@ export default [
   },
   {
     files: ["src/**/*.ts"],
-    ignores: ["src/Node*.ts", "src/internal/node*.ts", "src/Cloudflare*.ts"],
+    // the Node entries (effect-smtp/node, effect-smtp/testing/node) and the Workers one (effect-smtp/cloudflare)
+    ignores: [
+      "src/Node*.ts",
+      "src/internal/node*.ts",
+      "src/testing/node.ts",
+      "src/testing/TestSmtpServer.ts",
+      "src/Cloudflare*.ts"
+    ],
     rules: {
       "no-restricted-imports": ["error", {
         patterns: [

@@ -1,25 +1,14 @@
 /**
- * `npm start`: starts an SMTP server in this process on loopback, connects to it with
- * effect-smtp, sends a message, then prints the session transcript and the message exactly as
- * the server received it.
+ * `npm start`: starts the package's test SMTP server (`TestSmtpServer`, effect-smtp/testing/node)
+ * on loopback with STARTTLS under a certificate generated at start-up and AUTH, connects to it
+ * with effect-smtp (trusting that certificate), logs in and sends a message, then prints the
+ * session transcript and the message as the server received it, decoded.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Logger, LogLevel } from "effect"
-import { SmtpClient } from "../src/index.js"
+import { Console, Effect, Logger, LogLevel, Redacted } from "effect"
+import { Message, SmtpClient } from "../src/index.js"
 import { NodeSmtpTransport } from "../src/node.js"
-import * as EmbeddedServer from "./EmbeddedServer.js"
-
-const message = [
-  "From: Alice <alice@example.test>",
-  "To: Bob <bob@example.test>, Carol <carol@example.test>",
-  "Subject: Hello from effect-smtp",
-  "",
-  "Hi Bob and Carol,",
-  ".A line that starts with a dot is dot-stuffed on the wire, and arrives intact.",
-  "",
-  "Sent with PIPELINING: MAIL, both RCPTs and DATA went in one write.",
-  ""
-].join("\r\n")
+import { TestSmtpServer } from "../src/testing/node.js"
 
 const transcriptLogger = Logger.make(({ message }) => {
   const text = Array.isArray(message) ? message.join(" ") : String(message)
@@ -27,28 +16,42 @@ const transcriptLogger = Logger.make(({ message }) => {
 })
 
 const program = Effect.gen(function*() {
-  const server = yield* EmbeddedServer.make()
-  yield* Console.log(`Embedded SMTP server (smtp-server) listening on ${server.host}:${server.port}\n`)
+  const server = yield* TestSmtpServer.make({ tls: true, users: { alice: "wonderland" } })
+  yield* Console.log(
+    `Test SMTP server (TestSmtpServer) listening on ${server.host}:${server.port}, STARTTLS with a generated CA\n`
+  )
+  const message = yield* Message.make({
+    from: { name: "Alice", address: "alice@example.test" },
+    to: ["bob@example.test", { name: "Zoë", address: "zoe@example.test" }],
+    subject: "Hello from effect-smtp ✉",
+    text: "Hi Bob and Zoë,\nMAIL, both RCPTs and the message went in one write (PIPELINING and BDAT).\n",
+    attachments: [{ filename: "notes.txt", content: "An attachment, read back by the server with postal-mime.\n" }]
+  })
   yield* Console.log("Transcript (C: client, S: server):")
-  const refused = yield* Effect.scoped(
+  const result = yield* Effect.scoped(
     Effect.gen(function*() {
       const smtp = yield* SmtpClient.connect({
-        host: server.host,
-        port: server.port,
+        ...server.clientOptions,
         localHostname: "client.example.test",
+        auth: { user: "alice", password: Redacted.make("wonderland") },
         debug: 1
       })
-      return yield* smtp.sendmail("alice@example.test", ["bob@example.test", "carol@example.test"], message)
+      return yield* smtp.send(message)
     })
   ).pipe(
     Effect.provide(Logger.replace(Logger.defaultLogger, transcriptLogger)),
     Logger.withMinimumLogLevel(LogLevel.Debug)
   )
-  const [received] = yield* server.waitFor(1)
-  yield* Console.log(`\nRefused recipients: ${JSON.stringify(refused)}`)
-  yield* Console.log(`Envelope: from <${received.from}> to ${received.to.map((t) => `<${t}>`).join(", ")}`)
-  yield* Console.log(`Message as the server received it (${received.data.length} bytes):`)
-  yield* Console.log(received.data.toString("utf8").replace(/\r\n/g, "\n").replace(/^/gm, "  | "))
+  const [received] = yield* server.awaitMessages(1)
+  yield* Console.log(`\nAccepted: ${result.accepted.join(", ")}; queue id ${result.queueId}`)
+  yield* Console.log(
+    `Envelope: from <${received.envelope.from}> to ${received.envelope.to.map((t) => `<${t}>`).join(", ")}` +
+      ` (${received.secure ? "encrypted" : "plaintext"}, user ${received.user}, ${received.via})`
+  )
+  yield* Console.log(`Subject (decoded): ${received.subject}`)
+  yield* Console.log(`Attachments: ${received.attachments.map((a) => `${a.filename} (${a.contentType})`).join(", ")}`)
+  yield* Console.log(`Message as the server received it (${received.raw.length} bytes):`)
+  yield* Console.log(new TextDecoder().decode(received.raw).replace(/\r\n/g, "\n").replace(/^/gm, "  | "))
 }).pipe(Effect.scoped, Effect.provide(NodeSmtpTransport.layer))
 
 NodeRuntime.runMain(program, { disablePrettyLogger: true })

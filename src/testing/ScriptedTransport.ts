@@ -1,7 +1,19 @@
 /**
  * An in-memory SMTP transport that plays a scripted server and records every byte the client
- * writes: the test layer for code that sends mail, and for the exact-bytes and fault cases of
- * this library's own tests.
+ * writes: the test layer for the exact bytes of a conversation, and for the fault cases of this
+ * library's own tests. (To test code that sends mail, `TestMailer` and `TestTransport` are simpler.)
+ *
+ * A unit that does not match its step's `expect` is answered
+ * `500 5.5.2 scripted server: expected …` instead of the step's reply. A script that did not
+ * match, was not played to its end or was never connected is a defect (`ScriptMismatch`, showing
+ * the expected and actual lines), so a test that diverges from its script fails:
+ *
+ * - when `make` ran in a Scope (`it.scoped`), when that Scope closes;
+ * - otherwise when the Scope of `layer` closes (the last one, when it is provided more than once),
+ *   and for a connection that outlives it, when the connection closes.
+ *
+ * `strict: false` on a script turns the check off for it (faults that leave a script unfinished
+ * on purpose).
  *
  * ```ts
  * const server = yield* ScriptedTransport.make({
@@ -18,9 +30,12 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
 import { concatBytes } from "../internal/bytes.js"
 import { SmtpConnectError, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
 import * as SmtpTransport from "../SmtpTransport.js"
@@ -44,7 +59,11 @@ export type Reply = string | ReadonlyArray<string | Uint8Array>
  * @category models
  */
 export interface Step {
-  /** What the client must send; a mismatch is recorded and answered `500`. */
+  /**
+   * What the client must send. A mismatch is recorded and answered
+   * `500 5.5.2 scripted server: expected …` instead of this step's reply (and its `close` and
+   * `tls` do not apply).
+   */
   readonly expect?: string | RegExp | undefined
   /** The reply; none means the server stays silent (a stall). */
   readonly reply?: Reply | undefined
@@ -68,6 +87,33 @@ export interface Script {
   readonly refuse?: boolean | undefined
   /** Implicit TLS on connect fails with this reason. */
   readonly tlsFailure?: TlsFailureReason | undefined
+  /**
+   * Whether a divergence from this script is a defect (`ScriptMismatch`): a mismatch, a unit
+   * beyond its end, steps not played, or no connection at all. Default `true`; `false` for
+   * scripts left unfinished on purpose (then read `mismatches()` and `remaining()` yourself).
+   *
+   * @since 0.2.0
+   */
+  readonly strict?: boolean | undefined
+}
+
+/**
+ * The defect of a strict script that did not go as scripted: `message` shows, for each
+ * connection, the expected and actual lines and the steps not played.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ScriptMismatch extends Data.TaggedError("ScriptMismatch")<{
+  /** One line or more per divergence. */
+  readonly problems: ReadonlyArray<string>
+}> {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `The SMTP conversation did not go as scripted:\n${this.problems.join("\n")}`
+  }
 }
 
 /**
@@ -111,13 +157,31 @@ export interface ConnectionRecord {
  * @category models
  */
 export interface ScriptedTransport {
+  /**
+   * The transport. Unless `make` ran in a Scope, when the last Scope holding it closes the strict
+   * scripts that diverged or were never connected are a `ScriptMismatch` defect.
+   */
   readonly layer: Layer.Layer<SmtpTransport.SmtpTransport>
+  /** The transport service, without the check of `layer` (each connection is checked when it closes). */
   readonly service: SmtpTransport.Service
   /** Connection `i` (in connect order); throws if there was none. */
   readonly connection: (i: number) => ConnectionRecord
   readonly connections: () => ReadonlyArray<ConnectionRecord>
   /** What the client wrote on connection `i`. */
   readonly written: (i?: number) => string
+  /**
+   * Every divergence from the strict scripts so far, as `ScriptMismatch` shows them (connections
+   * still open count with the steps they have not played yet).
+   *
+   * @since 0.2.0
+   */
+  readonly problems: () => ReadonlyArray<string>
+  /**
+   * Dies with `ScriptMismatch` now if a strict script diverged or is unfinished.
+   *
+   * @since 0.2.0
+   */
+  readonly assertPlayed: Effect.Effect<void>
 }
 
 const encoder = new TextEncoder()
@@ -138,10 +202,21 @@ const endsWith = (buffer: Uint8Array, tail: string) => {
 
 type Event = Uint8Array | "close"
 
+/** A unit or an expectation as a diagnostic shows it: JSON-quoted (CR and LF visible), long ones cut. */
+const show = (value: string | RegExp | undefined, max = 300): string => {
+  if (value === undefined) return "(anything)"
+  if (value instanceof RegExp) return String(value)
+  const quoted = JSON.stringify(value)
+  return quoted.length <= max ? quoted : `${quoted.slice(0, max)}…" (${value.length} characters)`
+}
+
 class ServerSession implements ConnectionRecord {
   private all: Array<Uint8Array> = []
   private readonly unitLog: Array<string> = []
   private readonly mismatchLog: Array<string> = []
+  private readonly problemLog: Array<string> = []
+  /** Whether its divergence was reported as a defect already. */
+  reported = false
   private pending: Uint8Array = new Uint8Array(0)
   private mode: { readonly _tag: "command" } | { readonly _tag: "data" } | {
     readonly _tag: "bdat"
@@ -158,6 +233,7 @@ class ServerSession implements ConnectionRecord {
   private readonly tlsLog: Array<SmtpTransport.TlsOptions> = []
 
   constructor(
+    readonly index: number,
     readonly script: Script,
     readonly outbox: Queue.Queue<Event>,
     readonly connectOptions: SmtpTransport.ConnectOptions
@@ -184,6 +260,20 @@ class ServerSession implements ConnectionRecord {
   secure = () => this.isSecure
   tlsOptions = () => this.tlsLog.slice()
   hangUp = () => this.close()
+
+  /** The divergences of this connection from its script, empty when it matched and was played to its end. */
+  problems(): ReadonlyArray<string> {
+    const lines = this.problemLog.slice()
+    const steps = this.script.steps
+    if (this.next < steps.length) {
+      const shown = steps.slice(this.next, this.next + 5).map((step, i) =>
+        `step ${this.next + i + 1} ${show(step.expect, 80)}`
+      )
+      if (steps.length - this.next > 5) shown.push("…")
+      lines.push(`  not played (${steps.length - this.next} of ${steps.length} steps): ${shown.join(", ")}`)
+    }
+    return lines.length === 0 ? [] : [`connection ${this.index}:`, ...lines]
+  }
 
   start() {
     this.send(this.script.greeting ?? "220 mx.test ESMTP scripted")
@@ -259,6 +349,7 @@ class ServerSession implements ConnectionRecord {
     const step = this.script.steps[this.next]
     if (step === undefined) {
       this.mismatchLog.push(`unexpected ${JSON.stringify(text)} after the end of the script`)
+      this.problemLog.push(`  after the end of the script: ${show(text)}`)
       this.send("500 5.5.0 unexpected command (end of script)")
       return
     }
@@ -269,6 +360,13 @@ class ServerSession implements ConnectionRecord {
       this.mismatchLog.push(
         `step ${this.next}: expected ${String(JSON.stringify(step.expect))}, got ${JSON.stringify(text)}`
       )
+      const label = `step ${this.next}:`
+      this.problemLog.push(
+        `  ${label} expected ${show(step.expect)}\n  ${" ".repeat(label.length + 3)}actual ${show(text)}`
+      )
+      // one line, whatever the expectation holds
+      this.send(`500 5.5.2 scripted server: expected ${show(step.expect, 200)}`)
+      return
     }
     if (step.reply !== undefined) {
       this.send(step.reply)
@@ -368,32 +466,91 @@ const makeConnection = (session: ServerSession): SmtpTransport.Connection => ({
  * @category constructors
  */
 export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedTransport> =>
-  Effect.sync(() => {
+  Effect.gen(function*() {
     const sessions: Array<ServerSession> = []
+    const isStrict = (script: Script) => script.strict !== false
+    /**
+     * The divergences of the strict scripts not reported yet: every connection's (`all`) or only
+     * the closed ones', and the scripts never connected.
+     */
+    const problems = (all: boolean, markReported: boolean): ReadonlyArray<string> => {
+      const out: Array<string> = []
+      scripts.forEach((script, i) => {
+        if (!isStrict(script)) return
+        const session = sessions[i]
+        if (session === undefined) {
+          out.push(`script ${i}: never connected (${script.steps.length} steps)`)
+          return
+        }
+        if (session.reported || (!all && !session.closed)) return
+        const lines = session.problems()
+        if (lines.length > 0 && markReported) session.reported = true
+        out.push(...lines)
+      })
+      return out
+    }
+    const dieIf = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
+      lines.length === 0 ? Effect.void : Effect.die(new ScriptMismatch({ problems: lines }))
+    // In a Scope (it.scoped), everything is checked when it closes. Otherwise a connection is
+    // checked when it closes, unless `layer` is held then (a pool closes its connections in fibers
+    // of its own, where a defect would go unseen): the release of `layer` checks it.
+    const outer = yield* Effect.serviceOption(Scope.Scope)
+    if (Option.isSome(outer)) {
+      yield* Scope.addFinalizer(outer.value, Effect.suspend(() => dieIf(problems(true, true))))
+    }
+    let holders = 0
+    const closed = (session: ServerSession): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        session.clientEnd()
+        if (Option.isSome(outer) || holders > 0 || !isStrict(session.script) || session.reported) return Effect.void
+        const lines = session.problems()
+        if (lines.length > 0) session.reported = true
+        return dieIf(lines)
+      })
     const service: SmtpTransport.Service = {
       localHostname: Effect.succeed("client.test"),
       connect: (options) =>
         Effect.gen(function*() {
           const address = options.path ?? `${options.host}:${options.port}`
-          const script = scripts[sessions.length]
+          const index = sessions.length
+          const script = scripts[index]
           if (script === undefined || script.refuse === true) {
-            if (script !== undefined) sessions.push(new ServerSession(script, yield* Queue.unbounded<Event>(), options))
+            if (script !== undefined) {
+              const session = new ServerSession(index, script, yield* Queue.unbounded<Event>(), options)
+              session.closed = true
+              sessions.push(session)
+            }
             return yield* new SmtpConnectError({ address, cause: new Error("ECONNREFUSED (scripted)") })
           }
+          const outbox = yield* Queue.unbounded<Event>()
+          const session = new ServerSession(index, script, outbox, options)
+          sessions.push(session)
           if (options.tls !== undefined && script.tlsFailure !== undefined) {
+            session.closed = true
             return yield* new SmtpTlsError({
               reason: script.tlsFailure,
               detail: `scripted handshake failure: ${script.tlsFailure}`
             })
           }
-          const outbox = yield* Queue.unbounded<Event>()
-          const session = new ServerSession(script, outbox, options)
-          sessions.push(session)
-          yield* Effect.addFinalizer(() => Effect.sync(() => session.clientEnd()))
+          yield* Effect.addFinalizer(() => closed(session))
           session.start()
           return makeConnection(session)
         })
     }
+    const layer = Layer.scoped(
+      SmtpTransport.SmtpTransport,
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          holders++
+          return service
+        }),
+        () =>
+          Effect.suspend(() => {
+            holders--
+            return holders > 0 || Option.isSome(outer) ? Effect.void : dieIf(problems(false, true))
+          })
+      )
+    )
     const connection = (i: number) => {
       const s = sessions[i]
       if (s === undefined) throw new Error(`no scripted connection ${i} (there were ${sessions.length})`)
@@ -401,9 +558,11 @@ export const make = (...scripts: ReadonlyArray<Script>): Effect.Effect<ScriptedT
     }
     return {
       service,
-      layer: Layer.succeed(SmtpTransport.SmtpTransport, service),
+      layer,
       connection,
       connections: () => sessions.slice(),
-      written: (i = 0) => connection(i).written()
+      written: (i = 0) => connection(i).written(),
+      problems: () => problems(true, false),
+      assertPlayed: Effect.suspend(() => dieIf(problems(true, false)))
     }
   })

@@ -43,11 +43,13 @@ export interface Outcome<A, E> {
 export const scripted = <A, E>(
   steps: ReadonlyArray<ScriptedTransport.Step> | ((ref: ServerRef) => ReadonlyArray<ScriptedTransport.Step>),
   use: (smtp: SmtpConnection.Service, server: ScriptedTransport.ScriptedTransport) => Effect.Effect<A, E>,
-  options: SmtpClient.Options = {}
+  options: SmtpClient.Options = {},
+  /** `strict: false` when the script deliberately leaves its end open (see `followedToCancel`). */
+  script: { readonly strict?: boolean } = {}
 ): Effect.Effect<Outcome<A, E>> =>
   Effect.gen(function*() {
     const ref: ServerRef = { current: undefined }
-    const server = yield* ScriptedTransport.make({ steps: typeof steps === "function" ? steps(ref) : steps })
+    const server = yield* ScriptedTransport.make({ steps: typeof steps === "function" ? steps(ref) : steps, ...script })
     ref.current = server
     const result = yield* Effect.scoped(
       Effect.flatMap(SmtpClient.connect({ host: "mx.test", security: "none", ...options }), (smtp) => use(smtp, server))

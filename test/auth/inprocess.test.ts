@@ -3,7 +3,7 @@ import { Effect, Redacted, type Scope } from "effect"
 import { SmtpClient, SmtpError, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import type { SMTPServerOptions } from "smtp-server"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import { authError, oauthErrorJson, tokenProvider } from "./helpers.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>

@@ -22,7 +22,7 @@ import {
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import type { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import {
   b64,
   EHLO,
@@ -143,9 +143,10 @@ const makeCapture = () => {
   const session = <A, E>(
     steps: Parameters<typeof scripted<A, E>>[0],
     use: Parameters<typeof scripted<A, E>>[1],
-    options: SmtpClient.Options = {}
+    options: SmtpClient.Options = {},
+    script: Parameters<typeof scripted<A, E>>[3] = {}
   ): Effect.Effect<Outcome<A, E>> =>
-    wrap(scripted(steps, use, { debug: 2, ...options })).pipe(
+    wrap(scripted(steps, use, { debug: 2, ...options }, script)).pipe(
       Effect.tap((outcome) =>
         Effect.sync(() => {
           if (Either.isLeft(outcome.result)) recordError(outcome.result.left)
@@ -361,12 +362,18 @@ describe("no credential in logs, spans or errors", () => {
         { expect: "", reply: "235 2.7.0 ok" },
         QUIT
       ], login)
-      yield* capture.session((ref) => [
-        EHLO("SCRAM-SHA-256"),
-        ...ScramServer.scriptedSteps(ref, "badSignature", credentials),
-        { expect: "*", reply: "501 5.7.0 cancelled" },
-        QUIT
-      ], login)
+      yield* capture.session(
+        (ref) => [
+          EHLO("SCRAM-SHA-256"),
+          ...ScramServer.scriptedSteps(ref, "badSignature", credentials),
+          { expect: "*", reply: "501 5.7.0 cancelled" },
+          QUIT
+          // QUIT or a close after the cancellation: not prescribed
+        ],
+        login,
+        {},
+        { strict: false }
+      )
       yield* capture.session(
         (ref) => [EHLO("SCRAM-SHA-256"), ...ScramServer.scriptedSteps(ref, "skipFinal", credentials)],
         login

@@ -3,7 +3,7 @@ import { Effect, Tracer } from "effect"
 import { SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Os from "node:os"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 describe("defaults", () => {
   it.live("the EHLO name defaults to the host's FQDN, else an address literal (smtplib)", () =>

@@ -3,8 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Redacted, type Scope } from "effect"
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import * as RawServer from "../support/rawServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>
   effect.pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped)

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Config, ConfigProvider, Effect, Layer } from "effect"
 import { SmtpClient, SmtpConnection } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 describe("SmtpClient.layerConfig", () => {
   it.live("builds a session from Config (password as Redacted), logs in, sends, and QUITs with the layer", () =>

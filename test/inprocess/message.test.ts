@@ -3,7 +3,7 @@ import { Effect, Stream } from "effect"
 import { Message, SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import PostalMime from "postal-mime"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 describe("sendMessage through smtp-server", () => {
   it.live("a composed MIME message arrives whole: parts, filenames, charsets; Bcc only in the envelope", () =>

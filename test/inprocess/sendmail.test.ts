@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, type Scope, Stream } from "effect"
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>
   effect.pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped)

@@ -3,9 +3,9 @@ import { Effect, Redacted, type Scope } from "effect"
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Tls from "node:tls"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { testPki } from "../support/certs.js"
 import * as RawServer from "../support/rawServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>
   effect.pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped)

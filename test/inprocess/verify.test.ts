@@ -6,8 +6,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, type Scope } from "effect"
 import { Mailer, SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { testPki } from "../support/certs.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>
   effect.pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped)

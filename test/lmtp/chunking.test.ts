@@ -486,7 +486,9 @@ describe("SMTP BDAT: streamed and large messages", () => {
               { length: 200 },
               () => ({ expect: /^(BDAT \d+( LAST)?\r\n[\s\S]*|QUIT)$/, reply: "250 2.0.0 ok" })
             )
-          ]
+          ],
+          // more steps than chunks: the count is not prescribed
+          strict: false
         })
         const exit = yield* Effect.scoped(
           Effect.flatMap(

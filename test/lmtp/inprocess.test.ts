@@ -13,7 +13,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from "smtp-server"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import { failureOf, plainDelivery } from "./support.js"
 
 const live = <A, E>(effect: Effect.Effect<A, E, Scope.Scope | SmtpTransport.SmtpTransport>) =>

@@ -3,8 +3,8 @@ import { Chunk, Effect, Either, Schedule, Stream, Supervisor } from "effect"
 import { Mailer, Message } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
 import { makeServer } from "../session/support.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 
 const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
 const QUIT = { expect: "QUIT", reply: "221 bye" }
@@ -121,7 +121,9 @@ describe("Mailer.sendAll", () => {
   it.scoped("reads the input only as messages go out", () =>
     Effect.gen(function*() {
       const server = yield* ScriptedTransport.make({
-        steps: [EHLO, ...Array.from({ length: 5 }, () => accepted()).flat()]
+        steps: [EHLO, ...Array.from({ length: 5 }, () => accepted()).flat()],
+        // what reaches the server after the fifth message (interrupted ones read ahead) is not prescribed
+        strict: false
       })
       let read = 0
       function* endless(): Generator<Mailer.BulkItem> {

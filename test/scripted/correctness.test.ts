@@ -70,7 +70,9 @@ describe("after the end of data the outcome is unknown", () => {
             { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
             { expect: BDAT_LAST, reply: "250 queued" },
             { expect: "QUIT", reply: "221 bye" }
-          ]
+          ],
+          // there for a second attempt to find, which must not happen
+          strict: false
         }
       )
       const exit = yield* Effect.scoped(
@@ -164,7 +166,9 @@ describe("a reply no command asked for", () => {
           { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
           { expect: BDAT_LAST, reply: "554 5.7.1 rejected" },
           { expect: "QUIT", reply: "221 bye" }
-        ]
+        ],
+        // the stray reply puts the stream out of step: the rest is deliberately never played
+        strict: false
       })
       const error = failure(yield* send(server))
       assert.strictEqual(error._tag, "SmtpProtocolError")
@@ -267,7 +271,9 @@ describe("a credential given to docmd appears nowhere", () => {
     Effect.gen(function*() {
       const server = yield* ScriptedTransport.make({
         steps: [{ expect: "XSECRET-TOKEN-1234 arg", close: true }]
-      }, { steps: [] })
+        // the second session only shows the client-side refusal (and is opened under a second
+        // Effect.provide, after the first released the layer)
+      }, { steps: [], strict: false })
       const exit = yield* Effect.scoped(
         Effect.flatMap(SmtpClient.connect(connectOptions), (smtp) => smtp.docmd("XSECRET-TOKEN-1234", "arg"))
       ).pipe(Effect.exit, Effect.provide(server.layer))

@@ -21,7 +21,7 @@ describe("hardening", () => {
           { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
           { expect: "RCPT TO:<c@x.test>", reply: "250 slow ok" },
           {
-            expect: /^BDAT 8 LAST/,
+            expect: /^BDAT 7 LAST/,
             reply: ["250 2.0.0 <b@x.test> delivered\r\n", "250 2.0.0 <c@x.test> delivered\r\n"]
           }
         ]

@@ -15,14 +15,17 @@ const run = (message: Message.Message, options: {
   readonly to?: ReadonlyArray<string>
 }) =>
   Effect.gen(function*() {
-    const steps: Array<ScriptedTransport.Step> = [
-      { expect: "EHLO client.test", reply: ehlo(options.utf8 ?? false) },
-      { reply: "250 ok" },
-      ...Array.from({ length: options.recipients }, () => ({ reply: "250 ok" })),
-      { expect: "DATA", reply: "354 go" },
-      { reply: "250 queued" },
-      { expect: "QUIT", reply: "221 bye" }
-    ]
+    // no recipients: the message is refused before anything is sent after EHLO
+    const steps: Array<ScriptedTransport.Step> = options.recipients === 0 ?
+      [{ expect: "EHLO client.test", reply: ehlo(options.utf8 ?? false) }, { expect: "QUIT", reply: "221 bye" }] :
+      [
+        { expect: "EHLO client.test", reply: ehlo(options.utf8 ?? false) },
+        { reply: "250 ok" },
+        ...Array.from({ length: options.recipients }, () => ({ reply: "250 ok" })),
+        { expect: "DATA", reply: "354 go" },
+        { reply: "250 queued" },
+        { expect: "QUIT", reply: "221 bye" }
+      ]
     const server = yield* ScriptedTransport.make({ steps })
     const result = yield* Effect.scoped(Effect.gen(function*() {
       const smtp = yield* SmtpClient.connect({ host: "mx.test", security: "none" })

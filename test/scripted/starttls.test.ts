@@ -149,7 +149,7 @@ describe("STARTTLS over the scripted transport", () => {
       const c = server.connection(0)
       assert.strictEqual(c.connectOptions.port, 465)
       assert.isDefined(c.connectOptions.tls)
-      const implicit = yield* ScriptedTransport.make({ steps: [] })
+      const implicit = yield* ScriptedTransport.make({ steps: [{ expect: "QUIT", reply: "221 bye" }] })
       yield* Effect.scoped(SmtpClient.connect({ host: "mx.test", port: 465 })).pipe(
         Effect.provide(implicit.layer),
         Effect.ignore

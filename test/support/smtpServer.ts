@@ -1,7 +1,7 @@
 /**
  * An SMTP server in this process (the `smtp-server` package, a dev dependency) on 127.0.0.1 with
- * an ephemeral port: the demo's server and the in-process server of the tests. It keeps every
- * message it receives, byte for byte.
+ * an ephemeral port: the in-process server of the tests (a third-party implementation, unlike the
+ * package's own TestSmtpServer). It keeps every message it receives, byte for byte.
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
