@@ -20,7 +20,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import type { SMTPServerAuthentication, SMTPServerSession } from "smtp-server"
-import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import { type Pem, testPki } from "../support/certs.js"
 import type { Job, Outcome } from "./worker.js"
 
