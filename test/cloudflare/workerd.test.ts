@@ -20,8 +20,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import type { SMTPServerAuthentication, SMTPServerSession } from "smtp-server"
-import * as EmbeddedServer from "../support/smtpServer.js"
 import { type Pem, testPki } from "../support/certs.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
 import type { Job, Outcome } from "./worker.js"
 
 /** `SMTP_WORKERD_REQUIRED=1`: an unavailable workerd fails the suite instead of skipping it. */
