@@ -2,14 +2,13 @@
  * The Worker that test/cloudflare/workerd.test.ts runs in workerd (bundled with esbuild,
  * `cloudflare:sockets` left to the runtime). Each POST is one job: connect with `SmtpClient` or
  * a `Mailer` over `CloudflareSmtpTransport`, send one message, and answer with what happened as
- * JSON (the error's tag, reason and message when it failed). It imports the deep modules, as a
- * Worker must: the `effect-smtp` barrel holds the Node transport too.
+ * JSON (the error's tag, reason and message when it failed). It imports the package's root
+ * entry, which is platform-neutral, and runs without `nodejs_compat`. With `compose`, the
+ * message is built in the Worker by `Message.make` (the MIME composer) and sent with `send`.
  */
 import { Effect, Redacted } from "effect"
 import { CloudflareSmtpTransport } from "../../src/cloudflare.js"
-import * as Mailer from "../../src/Mailer.js"
-import * as SmtpClient from "../../src/SmtpClient.js"
-import type * as SmtpTransport from "../../src/SmtpTransport.js"
+import { Mailer, Message, SmtpClient, type SmtpTransport } from "../../src/index.js"
 
 export interface Job {
   readonly api: "client" | "mailer"
@@ -21,6 +20,8 @@ export interface Job {
   readonly from: string
   readonly to: ReadonlyArray<string>
   readonly message: string
+  /** Compose the message in the Worker: this subject and text, an attachment named `attachment`. */
+  readonly compose?: { readonly subject: string; readonly text: string; readonly attachment: string } | undefined
 }
 
 export type Outcome =
@@ -41,10 +42,21 @@ const run = (job: Job): Effect.Effect<Outcome> => {
       mechanisms: job.auth.mechanisms
     }
   }
+  const composed = job.compose === undefined ? undefined : Message.make({
+    from: job.from,
+    to: job.to,
+    subject: job.compose.subject,
+    text: job.compose.text,
+    attachments: [{ filename: job.compose.attachment, content: new TextEncoder().encode(job.compose.text) }]
+  })
   const sent: Effect.Effect<Outcome, unknown, SmtpTransport.SmtpTransport> = job.api === "client" ?
     Effect.scoped(Effect.gen(function*() {
       const smtp = yield* SmtpClient.connect(options)
       const secure = yield* smtp.isSecure
+      if (composed !== undefined) {
+        const result = yield* smtp.send(yield* composed)
+        return { ok: true, secure, refused: Object.keys(result.refused) } as const
+      }
       const refused = yield* smtp.sendmail(job.from, job.to, job.message)
       return { ok: true, secure, refused: Object.keys(refused) } as const
     })) :

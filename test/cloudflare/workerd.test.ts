@@ -19,6 +19,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
+import PostalMime from "postal-mime"
 import type { SMTPServerAuthentication, SMTPServerSession } from "smtp-server"
 import { type Pem, testPki } from "../support/certs.js"
 import * as EmbeddedServer from "../support/smtpServer.js"
@@ -57,30 +58,6 @@ const skipReason = reason === undefined || required ?
   undefined :
   `skipped: ${reason}; set SMTP_WORKERD_REQUIRED=1 to make this a failure`
 
-const builtins = new Set(Module.builtinModules)
-
-/**
- * Node's modules come from the runtime (`nodejs_compat`): libmime imports node:buffer and
- * node:stream, iconv-lite requires buffer and string_decoder. An ESM bundle cannot `require` an
- * external module, so a require becomes an import (what wrangler does for nodejs_compat).
- */
-const nodeBuiltins: esbuild.Plugin = {
-  name: "node-builtins",
-  setup(build) {
-    build.onResolve({ filter: /^(node:)?[a-z_/]+$/ }, (args) => {
-      const name = args.path.replace(/^node:/, "")
-      if (!builtins.has(name)) return undefined
-      return args.kind === "require-call" ?
-        { path: `node:${name}`, namespace: "node-require" } :
-        { path: `node:${name}`, external: true }
-    })
-    build.onLoad({ filter: /.*/, namespace: "node-require" }, (args) => ({
-      contents: `import * as m from ${JSON.stringify(args.path)}\nmodule.exports = m.default ?? m\n`,
-      loader: "js"
-    }))
-  }
-}
-
 const capnpString = (text: string) => JSON.stringify(text)
 
 /** A workerd config: the Worker, and the outbound network it may use (loopback, trusting `ca`). */
@@ -93,7 +70,6 @@ const config :Workerd.Config = (
       worker = (
         modules = [ (name = "worker.js", esModule = embed "worker.js") ],
         compatibilityDate = ${capnpString(compatibilityDate)},
-        compatibilityFlags = ["nodejs_compat"],
         globalOutbound = "loopback"
       )
     ),
@@ -142,7 +118,6 @@ const WorkerdLive = Layer.scoped(
         platform: "browser",
         conditions: ["workerd", "worker", "browser"],
         external: ["cloudflare:sockets"],
-        plugins: [nodeBuiltins],
         logLevel: "silent"
       })
     )
@@ -293,6 +268,29 @@ describe.skipIf(skipReason !== undefined)(skipReason ?? "CloudflareSmtpTransport
         assert.strictEqual(mail.user, USER)
         assert.strictEqual(mail.helo, "worker.test")
         assert.deepStrictEqual(logins, [{ method: "PLAIN", username: USER, secure: true }])
+      }))
+
+    it.scoped("the MIME composer runs in the Worker without nodejs_compat: Message.make, then send", () =>
+      Effect.gen(function*() {
+        const workerd = yield* WorkerdService
+        const { server } = yield* authServer(workerd.pki.server)
+        const outcome = yield* workerd.run({
+          api: "client",
+          port: server.port,
+          security: "starttls",
+          auth: { user: USER, password: PASSWORD, mechanisms: ["PLAIN"] },
+          from,
+          to,
+          message: "",
+          compose: { subject: "Grüße aus dem Worker ✉", text: "Bonjour, ça marche.", attachment: "résumé.txt" }
+        })
+        assert.deepStrictEqual(outcome, { ok: true, secure: true, refused: [] })
+        const [mail] = yield* server.waitFor(1)
+        const parsed = yield* Effect.promise(() => PostalMime.parse(mail.data))
+        assert.strictEqual(parsed.subject, "Grüße aus dem Worker ✉")
+        assert.strictEqual(parsed.text?.trim(), "Bonjour, ça marche.")
+        assert.deepStrictEqual(parsed.attachments.map((a) => [a.filename, a.mimeType]), [["résumé.txt", "text/plain"]])
+        assert.deepStrictEqual(mail.to, to)
       }))
 
     it.scoped("Mailer: STARTTLS to localhost, AUTH LOGIN, a 1 MiB message (more than the write buffer)", () =>

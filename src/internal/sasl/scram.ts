@@ -4,7 +4,6 @@
  *
  * @internal
  */
-import saslprep from "@mongodb-js/saslprep"
 import { hmac } from "@noble/hashes/hmac.js"
 import { sha1 } from "@noble/hashes/legacy.js"
 import { pbkdf2 } from "@noble/hashes/pbkdf2.js"
@@ -22,6 +21,7 @@ import {
   utf8
 } from "./bytes.js"
 import * as Fields from "./fields.js"
+import { saslprep } from "./saslprep.js"
 import type { SaslSession } from "./types.js"
 
 /** The hash functions SCRAM is defined for here. */
@@ -49,13 +49,8 @@ const hashes = { "SHA-1": sha1, "SHA-256": sha256 } as const
 const nonceSyntax = /^[\x21-\x2b\x2d-\x7e]+$/
 const iterationSyntax = /^[1-9][0-9]{0,9}$/
 
-const prepare = (text: string, allowUnassigned: boolean): string | undefined => {
-  try {
-    return saslprep(text, { allowUnassigned })
-  } catch {
-    return undefined
-  }
-}
+const prepare = (text: string, mode: "query" | "stored"): string | undefined =>
+  Either.getOrUndefined(saslprep(text, mode))
 
 /** Splits `a=v,b=w` into attribute pairs; undefined when an item is not `letter=value`. */
 const attributes = (message: string): Array<readonly [string, string]> | undefined => {
@@ -80,9 +75,9 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
   const hash = hashes[options.hash]
   const minIterations = options.minIterations ?? 4096
   const maxIterations = options.maxIterations ?? 1_000_000
-  const username = prepare(options.username, true)
+  const username = prepare(options.username, "query")
   if (username === undefined) return Either.left(`${name}: the user name is not valid under SASLprep (RFC 4013)`)
-  const password = prepare(options.password, false)
+  const password = prepare(options.password, "stored")
   if (password === undefined) return Either.left(`${name}: the password is not valid under SASLprep (RFC 4013)`)
   // the authzid is not SASLprep'd: "," and "=" are escaped below, control characters are refused here
   const authzid = Fields.check(name, "authzid", options.authzid ?? "", Fields.controls)
