@@ -41,9 +41,43 @@ export interface SendmailOptions {
   readonly rcptOptions?: ReadonlyArray<string> | undefined
   /**
    * The message size for `SIZE=` when the server advertises SIZE. Known for strings and bytes;
-   * give it for a Stream, or no SIZE parameter is sent.
+   * give it for a Stream, or no SIZE parameter is sent. A known size above the server's SIZE limit
+   * is `SmtpMessageTooLarge` before anything is written (smtplib sends and lets the server refuse).
    */
   readonly size?: number | undefined
+  /** Delivery status notifications (RFC 3461): MAIL's RET and ENVID, each RCPT's NOTIFY and ORCPT. */
+  readonly dsn?: Dsn | undefined
+  /**
+   * REQUIRETLS (RFC 8689): the message must travel over TLS on every hop. Refused with
+   * `SmtpNotSupportedError` before anything is written unless the session is encrypted and the
+   * server advertises REQUIRETLS.
+   */
+  readonly requireTls?: boolean | undefined
+}
+
+/**
+ * Delivery status notification options (RFC 3461), sent as MAIL and RCPT parameters (xtext-encoded).
+ * A server without the DSN extension makes the send fail with `SmtpNotSupportedError`, unless
+ * `ifUnsupported` is `"drop"` (then they are left out).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Dsn {
+  /** Return the full message or only its headers in a failure report (`RET=`). */
+  readonly ret?: "FULL" | "HDRS" | undefined
+  /** An envelope identifier the reports will carry (`ENVID=`): printable ASCII, at most 100 characters. */
+  readonly envid?: string | undefined
+  /** When to report, for every recipient (`NOTIFY=`): never, or on some of success, failure and delay. */
+  readonly notify?: "NEVER" | ReadonlyArray<"SUCCESS" | "FAILURE" | "DELAY"> | undefined
+  /**
+   * The original recipient (`ORCPT=`): `true` for each recipient's own address, or the original
+   * address of some recipients (envelope address → original address). A non-ASCII address goes as
+   * `utf-8;` (RFC 6533).
+   */
+  readonly orcpt?: boolean | Readonly<Record<string, string>> | undefined
+  /** What to do when the server does not advertise DSN: fail (the default) or send without. */
+  readonly ifUnsupported?: "fail" | "drop" | undefined
 }
 
 /**
@@ -61,6 +95,10 @@ export interface SendMessageOptions {
   readonly mailOptions?: ReadonlyArray<string> | undefined
   /** ESMTP parameters for every RCPT TO. */
   readonly rcptOptions?: ReadonlyArray<string> | undefined
+  /** Delivery status notifications, as for `sendmail`. */
+  readonly dsn?: Dsn | undefined
+  /** REQUIRETLS, as for `sendmail`. */
+  readonly requireTls?: boolean | undefined
 }
 
 /**

@@ -268,6 +268,34 @@ export class SmtpNotSupportedError
 }
 
 /**
+ * The message is larger than the server's advertised SIZE limit (RFC 1870 §6), known before
+ * anything was written, so nothing was: `size` and `limit` in octets. smtplib sends anyway and lets
+ * the server refuse. Permanent for this server.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SmtpMessageTooLarge
+  extends Schema.TaggedError<SmtpMessageTooLarge>("effect-smtp/SmtpMessageTooLarge")("SmtpMessageTooLarge", {
+    /** The message's size. */
+    size: Schema.Number,
+    /** The largest message the server takes (its SIZE). */
+    limit: Schema.Number
+  })
+{
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `The message is ${this.size} octets, more than the server's limit of ${this.limit} (SIZE): nothing was sent`
+  }
+}
+
+/**
  * Authentication failed (smtplib's `SMTPAuthenticationError`): the last server reply and every
  * mechanism tried.
  *
@@ -494,6 +522,7 @@ export type SmtpError =
   | SmtpRecipientsRefused
   | SmtpConnectError
   | SmtpNotSupportedError
+  | SmtpMessageTooLarge
   | SmtpTimeout
   | SmtpTlsError
   | SmtpInvalidInput
@@ -514,6 +543,7 @@ export const SmtpError: Schema.Union<[
   typeof SmtpRecipientsRefused,
   typeof SmtpConnectError,
   typeof SmtpNotSupportedError,
+  typeof SmtpMessageTooLarge,
   typeof SmtpTimeout,
   typeof SmtpTlsError,
   typeof SmtpInvalidInput,
@@ -529,6 +559,7 @@ export const SmtpError: Schema.Union<[
   SmtpRecipientsRefused,
   SmtpConnectError,
   SmtpNotSupportedError,
+  SmtpMessageTooLarge,
   SmtpTimeout,
   SmtpTlsError,
   SmtpInvalidInput,
@@ -589,6 +620,7 @@ export const classify = (error: SmtpError): Disposition => {
       return error.reason === "handshake-timeout" ? "transient" : "permanent"
     case "SmtpInvalidInput":
     case "SmtpNotSupportedError":
+    case "SmtpMessageTooLarge":
       return "permanent"
     default:
       return transientCode(error.code)

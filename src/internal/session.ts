@@ -28,6 +28,7 @@ import * as Batch from "./batch.js"
 import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Engine } from "./engine.js"
+import * as EnvelopeParams from "./envelopeParams.js"
 import * as MessageEnvelope from "./message/envelope.js"
 import * as MessageHeaders from "./message/headers.js"
 import * as MessageData from "./messageData.js"
@@ -208,6 +209,11 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     })
 
     const hasExtn = (name: string) => state.features.has(name.toLowerCase())
+    /** The SIZE the server advertised (RFC 1870), when it gave a number. */
+    const sizeLimit = (): number | undefined => {
+      const value = state.features.get("size")
+      return value === undefined || !/^\d+$/.test(value.trim()) ? undefined : Number(value.trim())
+    }
 
     const mailCommand = (
       sender: string,
@@ -304,10 +310,21 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         )
       }
       const mailOptions: Array<string> = []
+      const size = sendOptions?.size ?? body.size
+      let typed: EnvelopeParams.Params | undefined
       if (state.doesEsmtp) {
-        const size = sendOptions?.size ?? body.size
         if (size !== undefined && hasExtn("size")) mailOptions.push(`SIZE=${size}`)
         for (const o of extra) mailOptions.push(o)
+      }
+      if (state.doesEsmtp || sendOptions?.dsn !== undefined || sendOptions?.requireTls === true) {
+        const checked = EnvelopeParams.params(sendOptions, size, {
+          has: hasExtn,
+          sizeLimit: sizeLimit(),
+          secure: engine.isSecure()
+        })
+        if (Either.isLeft(checked)) return Either.left(checked.left)
+        typed = checked.right
+        for (const o of typed.mail) mailOptions.push(o)
       }
       const utf8 = mailOptions.length > 0 && mailOptions.some(isSmtpUtf8)
       const mail = mailCommand(from, mailOptions)
@@ -315,7 +332,12 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       const rcpts: Array<Codec.Command> = []
       const rcptOptions = sendOptions?.rcptOptions ?? []
       for (const r of recipients) {
-        const rcpt = rcptCommand(r, rcptOptions, utf8)
+        const extraRcpt = typed?.rcpt(r)
+        const rcpt = rcptCommand(
+          r,
+          extraRcpt === undefined || extraRcpt.length === 0 ? rcptOptions : [...rcptOptions, ...extraRcpt],
+          utf8
+        )
         if (Either.isLeft(rcpt)) return Either.left(rcpt.left)
         rcpts.push(rcpt.right)
       }
@@ -470,7 +492,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         })
         return yield* send(prepared.from, prepared.to, prepared.data, {
           mailOptions: prepared.mailOptions,
-          rcptOptions: sendOptions?.rcptOptions
+          rcptOptions: sendOptions?.rcptOptions,
+          dsn: sendOptions?.dsn,
+          requireTls: sendOptions?.requireTls
         })
       })
     const sendMessage = sendMessageWith(sendmail)

@@ -512,24 +512,48 @@ describe.skipIf(skipReason("postfix") !== undefined)(skipReason("postfix") ?? "p
           assert.match(afterRejected, /\r\nRSET\r\nMAIL FROM:<alice@example\.test>/)
         })))
 
-      it.live("SIZE above message_size_limit: SmtpSenderRefused 552 5.3.4 at MAIL, RSET, then the next MAIL works", () =>
+      it.live("a size above Postfix's SIZE: SmtpMessageTooLarge before MAIL, nothing written, the next send works", () =>
         live(Effect.gen(function*() {
-          // after a SIZE rejection Postfix refuses every later MAIL with 552 until RSET
+          // RFC 1870 §6: a message known to be too large is not offered (smtplib sends and lets Postfix refuse)
           const peer = peerOrThrow()
           const proxy = yield* recordingProxy({ host: peer.host, port: peer.ports.plain })
           const smtp = yield* viaProxy(proxy)
+          assert.deepStrictEqual(yield* smtp.extnParams("SIZE"), Option.some(String(peer.size)))
           const error = yield* Effect.flip(
             smtp.sendmail(ALICE, BOB, messageWith(uniqueId("size")), { size: peer.size + 1 })
           )
-          assert.strictEqual(error._tag, "SmtpSenderRefused")
-          if (error._tag === "SmtpSenderRefused") {
-            assert.strictEqual(error.code, 552)
-            assert.strictEqual(error.enhancedCode, "5.3.4")
+          assert.strictEqual(error._tag, "SmtpMessageTooLarge")
+          if (error._tag === "SmtpMessageTooLarge") {
+            assert.deepStrictEqual([error.size, error.limit], [peer.size + 1, peer.size])
           }
-          assert.deepStrictEqual(yield* smtp.extnParams("SIZE"), Option.some(String(peer.size)))
+          assert.notInclude(proxy.clientText(), "MAIL FROM")
           yield* sendToBob(peer, smtp, "after-size")
-          assert.match(proxy.clientText(), new RegExp(`SIZE=${peer.size + 1}\\r\\n(?:.*\\r\\n)*RSET\\r\\nMAIL FROM:`))
         })))
+
+      it.live(
+        "typed DSN: Postfix takes RET, ENVID, NOTIFY and ORCPT; its report carries the ENVID and the ORCPT",
+        () =>
+          live(Effect.gen(function*() {
+            const peer = peerOrThrow()
+            const proxy = yield* recordingProxy({ host: peer.host, port: peer.ports.plain })
+            const smtp = yield* viaProxy(proxy)
+            const token = uniqueId("typed-dsn")
+            const original = "bob+original@example.test"
+            const before = { bob: snapshot(peer, BOB), alice: snapshot(peer, ALICE) }
+            const refused = yield* smtp.sendmail(ALICE, BOB, messageWith(token), {
+              dsn: { ret: "HDRS", envid: token, notify: ["SUCCESS"], orcpt: { [BOB]: original } }
+            })
+            assert.deepStrictEqual(refused, {})
+            yield* delivered(peer, BOB, before.bob, token)
+            const sent = proxy.clientText()
+            assert.include(sent, `RET=HDRS ENVID=${token}`)
+            assert.include(sent, `RCPT TO:<${BOB}> NOTIFY=SUCCESS ORCPT=rfc822;bob+2Boriginal@example.test`)
+            const report = yield* delivered(peer, ALICE, before.alice, `Original-Envelope-Id: ${token}`)
+            assert.match(report, /^Original-Recipient: rfc822; ?bob\+original@example\.test$/m)
+            assert.match(report, /^Action: delivered$/m)
+          })),
+        { timeout: 30_000 }
+      )
 
       it.live(
         "a Stream message over the limit with no size given: SmtpDataError 552 after the data; the session goes on",

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, TestClock } from "effect"
+import { Effect, Fiber, Stream, TestClock } from "effect"
 import { Message, SmtpClient } from "effect-smtp"
 import { TestTransport } from "effect-smtp/testing"
 
@@ -58,16 +58,20 @@ describe("TestTransport: SmtpClient code against the in-memory server", () => {
       assert.strictEqual(error._tag, "SmtpNotSupportedError")
     }))
 
-  it.effect("the size limit: SIZE= over it is refused at MAIL (552)", () =>
+  it.effect("the size limit: a known size over it is refused by the client (SmtpMessageTooLarge), a Stream by the server", () =>
     Effect.gen(function*() {
       const transport = yield* TestTransport.make({ size: 100 })
-      const error = yield* Effect.flip(
-        Effect.scoped(Effect.flatMap(
-          connect(),
-          (smtp) => smtp.sendmail("a@x.test", "b@x.test", `Subject: big\r\n\r\n${"x".repeat(200)}\r\n`)
-        )).pipe(Effect.provide(transport.layer))
-      )
-      assert.strictEqual(error._tag === "SmtpSenderRefused" && error.code, 552)
+      const big = `Subject: big\r\n\r\n${"x".repeat(200)}\r\n`
+      const send = (message: string | Stream.Stream<Uint8Array>) =>
+        Effect.flip(
+          Effect.scoped(Effect.flatMap(connect(), (smtp) => smtp.sendmail("a@x.test", "b@x.test", message))).pipe(
+            Effect.provide(transport.layer)
+          )
+        )
+      const known = yield* send(big)
+      assert.strictEqual(known._tag, "SmtpMessageTooLarge")
+      const streamed = yield* send(Stream.succeed(new TextEncoder().encode(big)))
+      assert.strictEqual(streamed._tag === "SmtpDataError" && streamed.code, 552)
       assert.deepStrictEqual(yield* transport.received, [])
     }))
 
