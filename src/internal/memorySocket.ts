@@ -50,7 +50,10 @@ export const make = (outbox: Queue.Queue<Event>, peer: Peer): Socket.Socket => {
       }
       if (peer.isClosed()) {
         return Effect.fail(
-          new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE (the test server closed)") })
+          new Socket.SocketGenericError({
+            reason: "Write",
+            cause: new Error("EPIPE (the server closed the connection)")
+          })
         )
       }
       peer.receive(typeof chunk === "string" ? encoder.encode(chunk) : chunk)

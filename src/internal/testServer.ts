@@ -8,6 +8,7 @@
 import * as Either from "effect/Either"
 import * as Encoding from "effect/Encoding"
 import type * as TestServer from "../testing/TestServer.js"
+import { concatBytes } from "./bytes.js"
 
 /** What a connection asks of its adapter. */
 export interface Io {
@@ -43,18 +44,6 @@ export const parseReply = (reply: TestServer.Reply): { readonly code: number; re
 }
 
 const isAscii = (s: string) => /^[\x00-\x7f]*$/.test(s)
-
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let length = 0
-  for (const p of parts) length += p.length
-  const out = new Uint8Array(length)
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
-}
 
 /** What the connections of one server share: the options, the counters and the captures. */
 export class Server {
@@ -176,7 +165,7 @@ export class Connection {
 
   push(chunk: Uint8Array) {
     if (this.mode._tag === "closed" || this.mode._tag === "stalled" || this.mode._tag === "tls") return
-    this.pending = this.pending.length === 0 ? chunk.slice() : concat([this.pending, chunk])
+    this.pending = this.pending.length === 0 ? chunk.slice() : concatBytes([this.pending, chunk])
     this.drain()
   }
 
@@ -191,7 +180,7 @@ export class Connection {
         mode.need -= take
         if (mode.need > 0) return
         this.mode = { _tag: "command" }
-        this.bdatChunk(concat(mode.parts), mode.last)
+        this.bdatChunk(concatBytes(mode.parts), mode.last)
         continue
       }
       if (mode._tag !== "command" && mode._tag !== "data" && mode._tag !== "auth") return
@@ -485,7 +474,7 @@ export class Connection {
     if (line[0] === 46 && (n === 2 && !crlf || n === 3 && crlf)) {
       this.mode = { _tag: "command" }
       this.transcript.push(`C: <message, ${mode.size} bytes>`, "C: .")
-      this.finish(concat(mode.lines), "DATA")
+      this.finish(concatBytes(mode.lines), "DATA")
       return
     }
     const content = line[0] === 46 ? line.subarray(1) : line
@@ -529,7 +518,7 @@ export class Connection {
     }
     transaction.chunks.push(bytes)
     if (!last) return this.reply(250, `2.0.0 ${bytes.length} bytes received`)
-    this.finish(concat(transaction.chunks), "BDAT")
+    this.finish(concatBytes(transaction.chunks), "BDAT")
   }
 
   /** LMTP: one reply per accepted recipient; the capture holds those it was delivered to. */

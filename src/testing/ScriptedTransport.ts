@@ -29,7 +29,7 @@
  *
  * @since 0.1.0
  */
-import * as Socket from "@effect/platform/Socket"
+import type * as Socket from "@effect/platform/Socket"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -37,6 +37,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import { concatBytes } from "../internal/bytes.js"
+import * as MemorySocket from "../internal/memorySocket.js"
 import { SmtpConnectError, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
 import * as SmtpTransport from "../SmtpTransport.js"
 
@@ -381,50 +382,12 @@ class ServerSession implements ConnectionRecord {
   }
 }
 
-const makeSocket = (session: ServerSession): Socket.Socket => {
-  // like NodeSocket.fromDuplex: closing the writer ends the connection only while a run is active
-  let running = 0
-  const run = <_, E, R>(handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void) =>
-    Effect.gen(function*() {
-      for (;;) {
-        const event = yield* Queue.take(session.outbox)
-        if (event === "close") {
-          // a closed peer stays closed for the next reader too
-          Queue.unsafeOffer(session.outbox, "close")
-          return
-        }
-        const result = handler(event)
-        if (Effect.isEffect(result)) yield* result
-      }
-    }).pipe(
-      Effect.ensuring(Effect.sync(() => running--)),
-      Effect.zipLeft(Effect.void),
-      (effect) => Effect.zipRight(Effect.sync(() => running++), effect)
-    )
-  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
-    Effect.suspend(() => {
-      if (Socket.isCloseEvent(chunk)) {
-        session.clientEnd()
-        return Effect.void
-      }
-      if (session.closed) {
-        return Effect.fail(
-          new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE (scripted server closed)") })
-        )
-      }
-      session.receive(typeof chunk === "string" ? encoder.encode(chunk) : chunk)
-      return Effect.void
-    })
-  return Socket.Socket.of({
-    [Socket.TypeId]: Socket.TypeId,
-    run,
-    runRaw: run,
-    writer: Effect.acquireRelease(Effect.succeed(write), () =>
-      Effect.sync(() => {
-        if (running > 0) session.clientEnd()
-      }))
+const makeSocket = (session: ServerSession): Socket.Socket =>
+  MemorySocket.make(session.outbox, {
+    isClosed: () => session.closed,
+    receive: (chunk) => session.receive(chunk),
+    clientEnd: () => session.clientEnd()
   })
-}
 
 const makeConnection = (session: ServerSession): SmtpTransport.Connection => ({
   socket: makeSocket(session),
