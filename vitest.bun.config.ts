@@ -33,7 +33,8 @@ export default defineConfig({
             "test/lmtp/inprocess.test.ts",
             "test/auth/inprocess.test.ts",
             "test/faults/sockets.test.ts",
-            "test/mailer/**/*.test.ts"
+            "test/mailer/**/*.test.ts",
+            "test/testing/**/*.test.ts"
           ]
         }
       },
