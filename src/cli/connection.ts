@@ -23,6 +23,7 @@ export interface ConnectionFlags {
   readonly security: Option.Option<"tls" | "starttls" | "opportunistic" | "none">
   readonly ca: Option.Option<string>
   readonly insecure: boolean
+  readonly servername: Option.Option<string>
   readonly helo: Option.Option<string>
   readonly timeout: number
   readonly user: Option.Option<string>
@@ -51,6 +52,10 @@ export const connectionFlags = {
   ),
   insecure: Options.boolean("insecure").pipe(
     Options.withDescription("Do not verify the server's certificate or host name")
+  ),
+  servername: Options.text("servername").pipe(
+    Options.withDescription("Check the certificate for this name (and send it as SNI) instead of the server's"),
+    Options.optional
   ),
   helo: Options.text("helo").pipe(Options.withDescription("The name to send with EHLO"), Options.optional),
   timeout: Options.integer("timeout").pipe(
@@ -149,7 +154,8 @@ export const clientOptions = (
     )
     const tls = {
       ...(ca === undefined ? {} : { ca }),
-      ...(flags.insecure ? { rejectUnauthorized: false } : {})
+      ...(flags.insecure ? { rejectUnauthorized: false } : {}),
+      ...(Option.isSome(flags.servername) ? { servername: flags.servername.value } : {})
     }
     const auth = yield* credentials(flags)
     return {

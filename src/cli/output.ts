@@ -20,8 +20,8 @@ export const errorLine = (text: string): Effect.Effect<void> => Effect.sync(() =
 export const json = (value: unknown): Effect.Effect<void> => line(JSON.stringify(value))
 
 /** `name: value` lines with the values aligned. */
-export const fields = (rows: ReadonlyArray<readonly [string, string]>): string => {
-  const width = Math.max(0, ...rows.map(([k]) => k.length)) + 1
+export const fields = (rows: ReadonlyArray<readonly [string, string]>, minWidth = 0): string => {
+  const width = Math.max(minWidth, ...rows.map(([k]) => k.length)) + 1
   return rows.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v}`).join("\n")
 }
 
