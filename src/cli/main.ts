@@ -18,6 +18,7 @@ import * as Layer from "effect/Layer"
 import { createRequire } from "node:module"
 import { CliFailure, ExitCode, exitCodesHelp, oneLine } from "./exit.js"
 import { errorLine, loggerLayer } from "./output.js"
+import * as Capture from "./capture.js"
 import * as Probe from "./probe.js"
 import * as Send from "./send.js"
 
@@ -27,7 +28,7 @@ const root = Command.make("effect-smtp").pipe(
   Command.withDescription(
     `Send, probe, bulk-send and capture mail over SMTP from a terminal (effect-smtp ${version}). ${exitCodesHelp}`
   ),
-  Command.withSubcommands([Send.command, Probe.command])
+  Command.withSubcommands([Send.command, Probe.command, Capture.command])
 )
 
 const cli = Command.run(root, { name: "effect-smtp", version })
@@ -70,7 +71,7 @@ NodeRuntime.runMain(program, {
   disablePrettyLogger: true,
   teardown: (exit, onExit) => {
     const set = process.exitCode
-    if (typeof set === "number" && set !== 0) return onExit(set)
+    if (typeof set === "number") return onExit(set)
     onExit(
       Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? ExitCode.interrupted : 1
     )
