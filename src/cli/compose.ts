@@ -127,27 +127,27 @@ export const compose = (flags: ComposeFlags): Effect.Effect<Composed, CliFailure
     }
   })
 
-/** `Message.make` options from the composed parts, each text passed through `fill`. */
+/** `Message.make` options from the composed parts, each text passed through `fill` (`html` for the HTML body). */
 export const makeOptions = <E>(
   composed: Composed,
   recipients: {
-    readonly to: ReadonlyArray<string>
+    readonly to: ReadonlyArray<Message.AddressInput>
     readonly cc?: ReadonlyArray<string> | undefined
     readonly bcc?: ReadonlyArray<string> | undefined
   },
   files: ReadonlyArray<Message.Attachment<E>>,
-  fill: (template: string) => string = (s) => s
+  fill: (template: string, html: boolean) => string = (s) => s
 ): Message.MakeOptions<E> => ({
-  from: fill(composed.from ?? ""),
+  from: fill(composed.from ?? "", false),
   to: recipients.to,
   ...(recipients.cc === undefined || recipients.cc.length === 0 ? {} : { cc: recipients.cc }),
   ...(recipients.bcc === undefined || recipients.bcc.length === 0 ? {} : { bcc: recipients.bcc }),
-  ...(composed.replyTo === undefined ? {} : { replyTo: fill(composed.replyTo) }),
-  ...(composed.subject === undefined ? {} : { subject: fill(composed.subject) }),
-  ...(composed.text === undefined ? {} : { text: fill(composed.text) }),
-  ...(composed.html === undefined ? {} : { html: fill(composed.html) }),
+  ...(composed.replyTo === undefined ? {} : { replyTo: fill(composed.replyTo, false) }),
+  ...(composed.subject === undefined ? {} : { subject: fill(composed.subject, false) }),
+  ...(composed.text === undefined ? {} : { text: fill(composed.text, false) }),
+  ...(composed.html === undefined ? {} : { html: fill(composed.html, true) }),
   ...(files.length === 0 ? {} : { attachments: files }),
   ...(composed.headers.length === 0 ?
     {} :
-    { headers: composed.headers.map((h) => ({ name: h.name, value: fill(h.value) })) })
+    { headers: composed.headers.map((h) => ({ name: h.name, value: fill(h.value, false) })) })
 })

@@ -18,6 +18,7 @@ import * as Layer from "effect/Layer"
 import { createRequire } from "node:module"
 import { CliFailure, ExitCode, exitCodesHelp, oneLine } from "./exit.js"
 import { errorLine, loggerLayer } from "./output.js"
+import * as Bulk from "./bulk.js"
 import * as Capture from "./capture.js"
 import * as Probe from "./probe.js"
 import * as Send from "./send.js"
@@ -28,7 +29,7 @@ const root = Command.make("effect-smtp").pipe(
   Command.withDescription(
     `Send, probe, bulk-send and capture mail over SMTP from a terminal (effect-smtp ${version}). ${exitCodesHelp}`
   ),
-  Command.withSubcommands([Send.command, Probe.command, Capture.command])
+  Command.withSubcommands([Send.command, Probe.command, Bulk.command, Capture.command])
 )
 
 const cli = Command.run(root, { name: "effect-smtp", version })
