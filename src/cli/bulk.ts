@@ -187,7 +187,13 @@ const handler = (f: Flags) =>
     const build = (r: Recipients.Recipient) =>
       Effect.either(Message.make(makeOptions(
         composed,
-        { to: [r.fields.name !== undefined && r.fields.name !== "" ? { name: r.fields.name, address: r.address } : r.address] },
+        {
+          to: [
+            r.fields.name !== undefined && r.fields.name !== ""
+              ? { name: r.fields.name, address: r.address }
+              : r.address
+          ]
+        },
         files,
         (template, html) => Recipients.fill(template, r.fields, html)
       )))
@@ -254,7 +260,11 @@ const handler = (f: Flags) =>
           // Ctrl-C: take no more recipients, let those in flight finish (no message is left
           // half-sent to be sent again by --resume), then QUIT as the Scope closes
           yield* Deferred.succeed(stop, undefined)
-          yield* errorLine(mode === "bar" ? "\nstopping: waiting for the messages in flight..." : "stopping: waiting for the messages in flight...")
+          yield* errorLine(
+            mode === "bar"
+              ? "\nstopping: waiting for the messages in flight..."
+              : "stopping: waiting for the messages in flight..."
+          )
           yield* Fiber.await(fiber)
           progress.finish(counts)
           yield* errorLine(`interrupted: ${summary()}`)

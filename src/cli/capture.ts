@@ -12,14 +12,17 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as TestSmtpServer from "../testing/TestSmtpServer.js"
 import type * as TestServer from "../testing/TestServer.js"
+import * as TestSmtpServer from "../testing/TestSmtpServer.js"
 import { describeFileError } from "./compose.js"
 import { usage } from "./exit.js"
 import { fields, json, line } from "./output.js"
 
 const flags = {
-  host: Options.text("host").pipe(Options.withDescription("The address to listen on"), Options.withDefault("127.0.0.1")),
+  host: Options.text("host").pipe(
+    Options.withDescription("The address to listen on"),
+    Options.withDefault("127.0.0.1")
+  ),
   port: Options.integer("port").pipe(
     Options.withAlias("p"),
     Options.withDescription("The port (0: any free port)"),
@@ -31,7 +34,9 @@ const flags = {
     Options.optional
   ),
   tls: Options.choice("tls", ["starttls", "implicit"]).pipe(
-    Options.withDescription("Offer STARTTLS, or speak TLS from the first byte, with a certificate generated at start-up"),
+    Options.withDescription(
+      "Offer STARTTLS, or speak TLS from the first byte, with a certificate generated at start-up"
+    ),
     Options.optional
   ),
   caOut: Options.text("ca-out").pipe(
@@ -82,7 +87,10 @@ const print = (message: TestServer.Captured, n: number, file: string | undefined
       [
         `--- message ${n} (${new Date().toISOString()}) ---`,
         fields([
-          ["MAIL FROM", `<${message.envelope.from}>${message.mailParams.length > 0 ? ` ${message.mailParams.join(" ")}` : ""}`],
+          [
+            "MAIL FROM",
+            `<${message.envelope.from}>${message.mailParams.length > 0 ? ` ${message.mailParams.join(" ")}` : ""}`
+          ],
           ["RCPT TO", message.envelope.to.map((a) => `<${a}>`).join(", ")],
           [
             "session",

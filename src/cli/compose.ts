@@ -6,8 +6,8 @@
  * @internal
  */
 import * as Options from "@effect/cli/Options"
-import * as FileSystem from "@effect/platform/FileSystem"
 import type * as PlatformError from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Stream from "effect/Stream"
@@ -34,7 +34,10 @@ export const composeFlags = {
   replyTo: Options.text("reply-to").pipe(Options.withDescription("The Reply-To address"), Options.optional),
   subject: Options.text("subject").pipe(Options.withDescription("The subject"), Options.optional),
   text: Options.text("text").pipe(Options.withDescription("The plain text body"), Options.optional),
-  textFile: Options.file("text-file").pipe(Options.withDescription("The plain text body, from a file"), Options.optional),
+  textFile: Options.file("text-file").pipe(
+    Options.withDescription("The plain text body, from a file"),
+    Options.optional
+  ),
   html: Options.text("html").pipe(Options.withDescription("The HTML body"), Options.optional),
   htmlFile: Options.file("html-file").pipe(Options.withDescription("The HTML body, from a file"), Options.optional),
   attach: Options.file("attach").pipe(

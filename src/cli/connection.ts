@@ -62,13 +62,19 @@ export const connectionFlags = {
     Options.withDescription("Seconds to wait for the connection and each reply"),
     Options.withDefault(30)
   ),
-  user: Options.text("user").pipe(Options.withAlias("u"), Options.withDescription("Log in as this user"), Options.optional),
+  user: Options.text("user").pipe(
+    Options.withAlias("u"),
+    Options.withDescription("Log in as this user"),
+    Options.optional
+  ),
   passwordEnv: Options.text("password-env").pipe(
     Options.withDescription("The environment variable holding the password (else a hidden prompt on a terminal)"),
     Options.withDefault("SMTP_PASSWORD")
   ),
   oauth2TokenEnv: Options.text("oauth2-token-env").pipe(
-    Options.withDescription("Log in with the OAuth 2.0 access token in this environment variable (XOAUTH2/OAUTHBEARER)"),
+    Options.withDescription(
+      "Log in with the OAuth 2.0 access token in this environment variable (XOAUTH2/OAUTHBEARER)"
+    ),
     Options.optional
   ),
   mechanism: Options.text("auth-mechanism").pipe(
@@ -116,7 +122,9 @@ export const credentials = (
     if (Option.isSome(flags.oauth2TokenEnv)) {
       const name = flags.oauth2TokenEnv.value
       const token = fromEnv(name)
-      if (token === undefined) return yield* Effect.fail(usage(`the environment variable ${name} (--oauth2-token-env) is not set`))
+      if (token === undefined) {
+        return yield* Effect.fail(usage(`the environment variable ${name} (--oauth2-token-env) is not set`))
+      }
       const mechanism = Option.getOrUndefined(flags.mechanism)?.toUpperCase()
       if (mechanism !== undefined && mechanism !== "XOAUTH2" && mechanism !== "OAUTHBEARER") {
         return yield* Effect.fail(usage(`--auth-mechanism ${mechanism} does not take an OAuth 2.0 token`))

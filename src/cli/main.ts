@@ -16,10 +16,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { createRequire } from "node:module"
-import { CliFailure, ExitCode, exitCodesHelp, oneLine } from "./exit.js"
-import { errorLine, loggerLayer } from "./output.js"
 import * as Bulk from "./bulk.js"
 import * as Capture from "./capture.js"
+import { CliFailure, ExitCode, exitCodesHelp, oneLine } from "./exit.js"
+import { errorLine, loggerLayer } from "./output.js"
 import * as Probe from "./probe.js"
 import * as Send from "./send.js"
 
@@ -55,7 +55,9 @@ const program = Effect.suspend(() => oneLineErrors(cli(process.argv))).pipe(
   Effect.catchAll((error) => {
     // @effect/cli has printed its message (a usage error) already
     if (ValidationError.isValidationError(error)) return setExit(ExitCode.usage)
-    if (error instanceof CliFailure) return Effect.zipRight(errorLine(`effect-smtp: ${error.message}`), setExit(error.code))
+    if (error instanceof CliFailure) {
+      return Effect.zipRight(errorLine(`effect-smtp: ${error.message}`), setExit(error.code))
+    }
     return Effect.zipRight(errorLine(`effect-smtp: ${oneLine(String(error))}`), setExit(1))
   }),
   Effect.catchAllDefect((defect) =>

@@ -53,16 +53,24 @@ const mib = (bytes: number) => bytes === 0 ? "no limit given" : `${bytes} bytes 
 
 const text = (report: Report): string => {
   const rows: Array<readonly [string, string]> = [["server", report.server]]
-  if (report.greeting !== null) rows.push(["greeting", `${report.greeting.code} ${report.greeting.text.replace(/\n/g, " / ")}`])
+  if (report.greeting !== null) {
+    rows.push(["greeting", `${report.greeting.code} ${report.greeting.text.replace(/\n/g, " / ")}`])
+  }
   const tls = report.tls
   if (tls !== null) {
-    rows.push(["tls", `${tls.protocol ?? "?"} ${tls.cipher ?? "?"} (${tls.mode === "implicit" ? "implicit TLS" : "STARTTLS"})`])
+    rows.push([
+      "tls",
+      `${tls.protocol ?? "?"} ${tls.cipher ?? "?"} (${tls.mode === "implicit" ? "implicit TLS" : "STARTTLS"})`
+    ])
     rows.push([
       "certificate",
       tls.verified ?
         `verified for ${tls.servername}` :
         `NOT verified for ${tls.servername}: ${
-          [tls.trusted ? undefined : `untrusted (${tls.trustError})`, tls.hostnameMatches ? undefined : tls.hostnameError]
+          [
+            tls.trusted ? undefined : `untrusted (${tls.trustError})`,
+            tls.hostnameMatches ? undefined : tls.hostnameError
+          ]
             .filter((s) => s !== undefined).join("; ")
         }`
     ])
@@ -84,7 +92,9 @@ const text = (report: Report): string => {
   if (report.extensions !== null) {
     more.push([
       "extensions",
-      Object.entries(report.extensions).map(([k, v]) => (v === "" ? k.toUpperCase() : `${k.toUpperCase()} ${v}`)).join(", ")
+      Object.entries(report.extensions).map(([k, v]) => (v === "" ? k.toUpperCase() : `${k.toUpperCase()} ${v}`)).join(
+        ", "
+      )
     ])
     more.push(["size limit", report.sizeLimit === null ? "not advertised" : mib(report.sizeLimit)])
     more.push(["auth", report.authMechanisms!.length === 0 ? "not offered" : report.authMechanisms!.join(" ")])
@@ -92,7 +102,9 @@ const text = (report: Report): string => {
   if (report.login !== null) {
     more.push([
       "login",
-      report.login.ok ? `ok as ${report.login.user} (${report.login.reply})` : `FAILED for ${report.login.user}: ${report.login.reply}`
+      report.login.ok
+        ? `ok as ${report.login.user} (${report.login.reply})`
+        : `FAILED for ${report.login.user}: ${report.login.reply}`
     ])
   }
   if (more.length > 0) out.push(fields(more, 11))
@@ -152,7 +164,9 @@ const handler = (f: Flags) =>
     if (f.json) yield* json(report)
     else {
       yield* line(text(report))
-      if (report.error !== null) yield* Effect.sync(() => process.stderr.write(`effect-smtp: ${report.error!.message}\n`))
+      if (report.error !== null) {
+        yield* Effect.sync(() => process.stderr.write(`effect-smtp: ${report.error!.message}\n`))
+      }
     }
     if (report.error !== null) {
       const code = report.error.exitCode

@@ -29,7 +29,11 @@ const flags = {
   ),
   ...connectionFlags,
   ...composeFlags,
-  to: Options.text("to").pipe(Options.withAlias("t"), Options.withDescription("A recipient (repeat for more)"), Options.repeated),
+  to: Options.text("to").pipe(
+    Options.withAlias("t"),
+    Options.withDescription("A recipient (repeat for more)"),
+    Options.repeated
+  ),
   cc: Options.text("cc").pipe(Options.withDescription("A Cc recipient (repeat for more)"), Options.repeated),
   bcc: Options.text("bcc").pipe(Options.withDescription("A Bcc recipient: in the envelope only"), Options.repeated),
   eml: Options.file("eml").pipe(
@@ -38,7 +42,9 @@ const flags = {
     ),
     Options.optional
   ),
-  dryRun: Options.boolean("dry-run").pipe(Options.withDescription("Print the envelope and the message; connect to nothing")),
+  dryRun: Options.boolean("dry-run").pipe(
+    Options.withDescription("Print the envelope and the message; connect to nothing")
+  ),
   transcript: Options.boolean("transcript").pipe(
     Options.withDescription("Print the SMTP dialogue on stderr (credentials and message data are never shown)")
   ),
@@ -56,7 +62,9 @@ const prepare = (f: Flags) =>
   Effect.gen(function*() {
     if (Option.isSome(f.eml)) {
       if (composeFlagsGiven(f)) {
-        return yield* Effect.fail(usage("--eml sends the file as is: drop --subject, --text, --html, --attach, --header"))
+        return yield* Effect.fail(
+          usage("--eml sends the file as is: drop --subject, --text, --html, --attach, --header")
+        )
       }
       const fs = yield* FileSystem.FileSystem
       const bytes = yield* fs.readFile(f.eml.value).pipe(
@@ -76,7 +84,9 @@ const prepare = (f: Flags) =>
       }
     }
     if (Option.isNone(f.from)) return yield* Effect.fail(usage("--from is required (or --eml FILE)"))
-    if (f.to.length + f.cc.length + f.bcc.length === 0) return yield* Effect.fail(usage("give at least one --to, --cc or --bcc"))
+    if (f.to.length + f.cc.length + f.bcc.length === 0) {
+      return yield* Effect.fail(usage("give at least one --to, --cc or --bcc"))
+    }
     const composed = yield* compose(f)
     const files = yield* attachments(f.attach, "stream")
     const message = yield* Message.make(makeOptions(composed, { to: f.to, cc: f.cc, bcc: f.bcc }, files))
@@ -89,7 +99,9 @@ const handler = (f: Flags) =>
     if (f.dryRun) {
       const prepared = yield* Message.envelope(message, envelope)
       const bytes = yield* Message.toBytes(message)
-      yield* errorLine(fields([["MAIL FROM", `<${prepared.from}>`], ["RCPT TO", prepared.to.map((a) => `<${a}>`).join(" ")]]))
+      yield* errorLine(
+        fields([["MAIL FROM", `<${prepared.from}>`], ["RCPT TO", prepared.to.map((a) => `<${a}>`).join(" ")]])
+      )
       yield* Effect.sync(() => {
         process.stdout.write(bytes)
         if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) process.stdout.write("\r\n")
@@ -108,7 +120,8 @@ const handler = (f: Flags) =>
     }
   }).pipe(
     Effect.catchIf(isSmtpError, (e) => Effect.fail(fromSmtpError(e))),
-    Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(new CliFailure({ code: ExitCode.usage, message: e.message })))
+    Effect.catchTag("SystemError", "BadArgument", (e) =>
+      Effect.fail(new CliFailure({ code: ExitCode.usage, message: e.message })))
   )
 
 /** The command. */

@@ -43,7 +43,10 @@ describe("effect-smtp bulk", () => {
         "0"
       ])
       assert.strictEqual(result.code, 1, result.stderr)
-      assert.match(result.stdout, /sent 2, failed 1 \(0 transient, 1 permanent, 0 unknown.*\) of 3 .*results in .*list\.csv\.results\.jsonl/)
+      assert.match(
+        result.stdout,
+        /sent 2, failed 1 \(0 transient, 1 permanent, 0 unknown.*\) of 3 .*results in .*list\.csv\.results\.jsonl/
+      )
       assert.match(result.stderr, /^progress: 3\/3 sent 2 failed 1 \(.* msg\/s, ETA \w+\)$/m)
       const results = readResults(`${csv}.results.jsonl`)
       assert.strictEqual(results.length, 3)
@@ -139,7 +142,10 @@ describe("effect-smtp bulk", () => {
 
       const second = yield* run([...args, "--resume"], { cwd: dir })
       assert.strictEqual(second.code, 0, second.stderr)
-      assert.match(second.stdout, new RegExp(`of ${total - recorded.length} \\(${recorded.length} skipped: done before\\)`))
+      assert.match(
+        second.stdout,
+        new RegExp(`of ${total - recorded.length} \\(${recorded.length} skipped: done before\\)`)
+      )
       const all = (yield* server.received).flatMap((m) => m.envelope.to)
       assert.strictEqual(all.length, total)
       assert.strictEqual(new Set(all).size, total) // no recipient twice

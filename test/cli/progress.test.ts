@@ -57,7 +57,17 @@ describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp bulk in a t
       ].map(quote).join(" ")
       yield* Effect.acquireRelease(
         Effect.sync(() =>
-          tmux(socket, ["new-session", "-d", "-s", "bulk", "-x", "150", "-y", "12", `${command}; echo EXIT=$?; sleep 60`])
+          tmux(socket, [
+            "new-session",
+            "-d",
+            "-s",
+            "bulk",
+            "-x",
+            "150",
+            "-y",
+            "12",
+            `${command}; echo EXIT=$?; sleep 60`
+          ])
         ),
         () => Effect.sync(() => tmux(socket, ["kill-server"]))
       )
@@ -73,7 +83,9 @@ describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp bulk in a t
       const last = snapshots.at(-1)!
       assert.include(last, "EXIT=0", last)
       const bar = /\[(#*)(\.*)\] (\d+)\/60 (\d+)% ([\d.]+) msg\/s ETA (\d+)s \| sent (\d+) failed 0/
-      const midway = snapshots.map((s) => bar.exec(s)).filter((m) => m !== null && Number(m[3]) > 0 && Number(m[3]) < total)
+      const midway = snapshots.map((s) => bar.exec(s)).filter((m) =>
+        m !== null && Number(m[3]) > 0 && Number(m[3]) < total
+      )
       assert.isAbove(midway.length, 0, snapshots.join("\n----\n"))
       const m = midway[0]!
       assert.isAbove(Number(m[5]), 0) // a rate

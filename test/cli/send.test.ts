@@ -84,7 +84,8 @@ describe("effect-smtp send", () => {
       const server = yield* TestSmtpServer.make()
       const dir = yield* tempDir
       const eml = Path.join(dir, "m.eml")
-      const raw = "From: a@example.com\r\nTo: b@example.net\r\nSubject: raw\r\nMessage-ID: <raw-1@example.com>\r\n\r\n" +
+      const raw =
+        "From: a@example.com\r\nTo: b@example.net\r\nSubject: raw\r\nMessage-ID: <raw-1@example.com>\r\n\r\n" +
         ".leading dot\r\nbody\r\n"
       Fs.writeFileSync(eml, raw)
       const result = yield* run([
@@ -139,7 +140,19 @@ describe("effect-smtp send", () => {
     Effect.gen(function*() {
       const server = yield* TestSmtpServer.make({ users: { app: PASSWORD } })
       const result = yield* run(
-        ["send", "-s", `127.0.0.1:${server.port}`, "-u", "app", "-f", "a@example.com", "-t", "b@example.net", "--text", "x"],
+        [
+          "send",
+          "-s",
+          `127.0.0.1:${server.port}`,
+          "-u",
+          "app",
+          "-f",
+          "a@example.com",
+          "-t",
+          "b@example.net",
+          "--text",
+          "x"
+        ],
         { env: { SMTP_PASSWORD: "wrong" } }
       )
       assert.strictEqual(result.code, 5, result.stderr)
@@ -153,10 +166,18 @@ describe("effect-smtp send", () => {
       const cases: ReadonlyArray<readonly [ReadonlyArray<string>, number, RegExp]> = [
         [["send", "--bogus"], 2, /unknown argument/],
         [["send", "-f", "not an address", "-t", "b@example.net", "--dry-run"], 2, /address/],
-        [["send", "-f", "a@example.com", "-t", "b@example.net", "--attach", Path.join(dir, "nope.pdf")], 2, /no such file/],
+        [
+          ["send", "-f", "a@example.com", "-t", "b@example.net", "--attach", Path.join(dir, "nope.pdf")],
+          2,
+          /no such file/
+        ],
         [["send", "--eml", Path.join(dir, "nope.eml")], 2, /nope\.eml/],
         [["send", "-f", "a@example.com", "-t", "b@example.net"].concat(["-s", `127.0.0.1:${port}`]), 3, /connect/i],
-        [["send", "-f", "a@example.com", "-t", "b@example.net", "-u", "app", "-s", `127.0.0.1:${port}`], 2, /SMTP_PASSWORD/],
+        [
+          ["send", "-f", "a@example.com", "-t", "b@example.net", "-u", "app", "-s", `127.0.0.1:${port}`],
+          2,
+          /SMTP_PASSWORD/
+        ],
         [["send", "-f", "a@example.com"], 2, /--to/],
         [["nosuch"], 2, /subcommand/i]
       ]
