@@ -171,14 +171,12 @@ describe("effect-smtp send", () => {
           2,
           /no such file/
         ],
-        [["send", "--eml", Path.join(dir, "nope.eml")], 2, /nope\.eml/],
         [["send", "-f", "a@example.com", "-t", "b@example.net"].concat(["-s", `127.0.0.1:${port}`]), 3, /connect/i],
         [
           ["send", "-f", "a@example.com", "-t", "b@example.net", "-u", "app", "-s", `127.0.0.1:${port}`],
           2,
           /SMTP_PASSWORD/
         ],
-        [["send", "-f", "a@example.com"], 2, /--to/],
         [["nosuch"], 2, /subcommand/i]
       ]
       yield* Effect.forEach(cases, ([args, code, pattern]) =>
@@ -186,6 +184,6 @@ describe("effect-smtp send", () => {
           assert.strictEqual(result.code, code, `${args.join(" ")}: ${result.stderr}`)
           assert.isTrue(isOneLineError(result), `${args.join(" ")}: ${JSON.stringify(result.stderr)}`)
           assert.match(result.stderr, pattern)
-        }), { concurrency: 4 })
+        }), { concurrency: "unbounded" })
     }))
 })
