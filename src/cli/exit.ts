@@ -68,9 +68,18 @@ export const codeOf = (error: SmtpError): number => {
 /** One line, whatever the error: its message with line breaks folded. */
 export const oneLine = (text: string): string => text.trim().replace(/\s*[\r\n]+\s*/g, " / ")
 
-/** A library error as a `CliFailure`. */
+const hint = (error: SmtpError): string => {
+  if (error._tag !== "SmtpTlsError") return ""
+  if (error.reason === "untrusted") return " (--ca FILE trusts its CA; --insecure skips the check)"
+  if (error.reason === "hostname-mismatch") {
+    return " (--servername NAME checks another name; --insecure skips the check)"
+  }
+  return ""
+}
+
+/** A library error as a `CliFailure`, with a hint for the TLS failures a flag can address. */
 export const fromSmtpError = (error: SmtpError, prefix?: string): CliFailure =>
   new CliFailure({
     code: codeOf(error),
-    message: oneLine(`${prefix === undefined ? "" : `${prefix}: `}${error.message}`)
+    message: oneLine(`${prefix === undefined ? "" : `${prefix}: `}${error.message}${hint(error)}`)
   })

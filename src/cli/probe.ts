@@ -13,7 +13,7 @@ import * as Option from "effect/Option"
 import * as SmtpClient from "../SmtpClient.js"
 import { isSmtpError, type SmtpError } from "../SmtpError.js"
 import { clientOptions, connectionFlags } from "./connection.js"
-import { codeOf, ExitCode, exitCodesHelp, oneLine } from "./exit.js"
+import { ExitCode, exitCodesHelp, fromSmtpError } from "./exit.js"
 import { fields, json, line } from "./output.js"
 import * as ProbeTransport from "./probeTransport.js"
 
@@ -155,11 +155,11 @@ const handler = (f: Flags) =>
     )
     report.tls = probe.reports.at(-1) ?? null
     if (failure !== undefined && report.login !== null && !report.login.ok) {
-      report.login.reply = oneLine(failure.message)
+      report.login.reply = fromSmtpError(failure).message
     }
     if (failure !== undefined) {
-      const code = codeOf(failure)
-      report.error = { kind: kindOf(code), exitCode: code, message: oneLine(failure.message) }
+      const { code, message } = fromSmtpError(failure)
+      report.error = { kind: kindOf(code), exitCode: code, message }
     }
     if (f.json) yield* json(report)
     else {

@@ -148,7 +148,7 @@ export const make = (strict: boolean): ProbeTransport => {
         if (strict && options.rejectUnauthorized !== false && !report.verified) {
           socket.destroy()
           const cause = identity === undefined ?
-            Object.assign(new Error(`certificate verification failed: ${trustError}`), { code: trustError }) :
+            Object.assign(new Error("the chain does not lead to a trusted CA"), { code: trustError }) :
             identity
           return resume(Effect.fail(NodeSmtpTransport.classifyTlsError(cause)))
         }
