@@ -1,7 +1,11 @@
 /**
- * The progress bar of `effect-smtp bulk` in a real terminal: the built command runs in a tmux
- * session (a private tmux server), and the pane, captured while it runs, shows the bar with the
- * count, the rate and the ETA, redrawn in place; at the end the bar is full and the summary follows.
+ * The command in a real terminal: the built command runs in a tmux session (a private tmux server
+ * per test) and the pane is captured while it runs.
+ *
+ * - `bulk`: the progress bar with the count, the rate and the ETA, redrawn in place; at the end the
+ *   bar is full and the summary follows.
+ * - `send --user` without the password in the environment: the hidden prompt, the password typed
+ *   (never echoed), the login.
  *
  * Without tmux the suite skips, saying why; with SMTP_TMUX_REQUIRED=1 it fails instead.
  */
@@ -28,7 +32,31 @@ const tmux = (socket: string, args: ReadonlyArray<string>): string => {
 
 const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`
 
-describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp bulk in a terminal", () => {
+/** A private tmux server running `command` in a session `main`, killed with the Scope. */
+const session = (command: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const socket = `effect-smtp-cli-${process.pid}-${Math.random().toString(36).slice(2)}`
+      tmux(socket, ["new-session", "-d", "-s", "main", "-x", "150", "-y", "12", `${command}; echo EXIT=$?; sleep 60`])
+      return socket
+    }),
+    (socket) => Effect.sync(() => tmux(socket, ["kill-server"]))
+  )
+
+/** Captures the pane every 50 ms until `until` holds (or 15 s pass); every capture, in order. */
+const watch = (socket: string, until: (pane: string) => boolean) =>
+  Effect.promise(async () => {
+    const snapshots: Array<string> = []
+    for (let i = 0; i < 300; i++) {
+      const pane = tmux(socket, ["capture-pane", "-p", "-t", "main"])
+      snapshots.push(pane)
+      if (until(pane)) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return snapshots
+  })
+
+describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp in a terminal", () => {
   it.scopedLive("a bar with the count, the rate and the ETA, redrawn in place", () =>
     Effect.gen(function*() {
       const server = yield* TestSmtpServer.make()
@@ -37,7 +65,6 @@ describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp bulk in a t
       const total = 60
       const csv = Path.join(dir, "list.csv")
       Fs.writeFileSync(csv, ["email", ...Array.from({ length: total }, (_, i) => `t${i}@example.net`)].join("\n"))
-      const socket = `effect-smtp-cli-${process.pid}-${Date.now()}`
       const command = [
         process.execPath,
         main,
@@ -55,31 +82,8 @@ describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp bulk in a t
         "--rate",
         "20/s"
       ].map(quote).join(" ")
-      yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          tmux(socket, [
-            "new-session",
-            "-d",
-            "-s",
-            "bulk",
-            "-x",
-            "150",
-            "-y",
-            "12",
-            `${command}; echo EXIT=$?; sleep 60`
-          ])
-        ),
-        () => Effect.sync(() => tmux(socket, ["kill-server"]))
-      )
-      const snapshots: Array<string> = []
-      yield* Effect.promise(async () => {
-        for (let i = 0; i < 300; i++) {
-          const pane = tmux(socket, ["capture-pane", "-p", "-t", "bulk"])
-          snapshots.push(pane)
-          if (pane.includes("EXIT=")) return
-          await new Promise((r) => setTimeout(r, 50))
-        }
-      })
+      const socket = yield* session(command)
+      const snapshots = yield* watch(socket, (pane) => pane.includes("EXIT="))
       const last = snapshots.at(-1)!
       assert.include(last, "EXIT=0", last)
       const bar = /\[(#*)(\.*)\] (\d+)\/60 (\d+)% ([\d.]+) msg\/s ETA (\d+)s \| sent (\d+) failed 0/
@@ -95,5 +99,26 @@ describe.skipIf(skipReason !== undefined)(skipReason ?? "effect-smtp bulk in a t
       assert.match(last, /\[#+\] 60\/60 100% [\d.]+ msg\/s ETA 0s \| sent 60 failed 0/)
       assert.match(last, /sent 60, failed 0 of 60 in \d+s; results in /)
       assert.strictEqual((yield* server.received).length, total)
+    }))
+
+  it.scopedLive("send --user: a hidden password prompt", () =>
+    Effect.gen(function*() {
+      const password = "typed-Secret-4471"
+      const server = yield* TestSmtpServer.make({ users: { app: password }, requireAuth: true })
+      const main = yield* Effect.promise(() => builtMain())
+      const command = [process.execPath, main, "send", "-s", `127.0.0.1:${server.port}`, "-u", "app"]
+        .concat(["-f", "a@example.com", "-t", "b@example.net", "--subject", "typed", "--text", "x"])
+        .map(quote).join(" ")
+      // no SMTP_PASSWORD in the session's environment
+      const socket = yield* session(`env -u SMTP_PASSWORD ${command}`)
+      yield* watch(socket, (pane) => pane.includes("Password for app"))
+      tmux(socket, ["send-keys", "-t", "main", "-l", password])
+      tmux(socket, ["send-keys", "-t", "main", "Enter"])
+      const last = (yield* watch(socket, (pane) => pane.includes("EXIT="))).at(-1)!
+      assert.include(last, "EXIT=0", last)
+      assert.notInclude(last, password)
+      assert.match(last, /accepted:\s+b@example\.net/)
+      const [received] = yield* server.received
+      assert.strictEqual(received!.user, "app")
     }))
 })
