@@ -1,7 +1,7 @@
 /**
  * The `effect-smtp` command (built, as a subprocess: test/cli/support.ts) against the real peers: `send` over
  * STARTTLS with AUTH to aiosmtpd (the stored bytes and the AUTH it recorded; the transcript without the
- * password), `probe` of aiosmtpd and of Postfix's submission port (STARTTLS, its SIZE and mechanisms, a login, a
+ * password) and over implicit TLS with an OAuth 2.0 token from the environment, `probe` of aiosmtpd and of Postfix's submission port (STARTTLS, its SIZE and mechanisms, a login, a
  * refused login), and `bulk` through Postfix with a recipient it refuses (delivered into the Maildirs, the
  * refusal in the results file).
  *
@@ -65,6 +65,35 @@ describe.skipIf(skipReason("aiosmtpd") !== undefined)(skipReason("aiosmtpd") ?? 
       assert.strictEqual(stored.meta.auth?.login, peer.user)
       assert.isNotNull(stored.meta.tls)
       assert.include(stored.bytes.toString("utf8"), "from the command")
+    }))
+
+  it.live("send with an OAuth 2.0 token from the environment (XOAUTH2); a rejected token is exit 5", () =>
+    Effect.gen(function*() {
+      const peer = aiosmtpd()
+      const token = uniqueId("cli-oauth")
+      const before = listFiles(aiosmtpdMailDir(peer))
+      const args = ["send", "-s", `${peer.host}:${peer.ports.smtps}`, "--security", "tls", "--ca", peer.ca]
+        .concat([
+          "-u",
+          peer.user,
+          "--oauth2-token-env",
+          "MY_TOKEN",
+          "-f",
+          "sender@example.test",
+          "-t",
+          "rcpt@example.test"
+        ])
+        .concat(["--subject", token, "--text", "x"])
+      const [ok, rejected] = yield* Effect.all([
+        run(args, { env: { MY_TOKEN: peer.oauthToken } }),
+        run(args, { env: { MY_TOKEN: "not-the-token" } })
+      ], { concurrency: 2 })
+      assert.strictEqual(ok.code, 0, ok.stderr)
+      const stored = yield* fromPromise(() => waitForAiosmtpdMessageContaining(peer, before, token))
+      assert.deepStrictEqual(stored.meta.auth, { login: peer.user, mechanism: "XOAUTH2" })
+      assert.strictEqual(rejected.code, 5, rejected.stderr)
+      assert.isTrue(isOneLineError(rejected), rejected.stderr)
+      assert.notInclude(rejected.stderr, "not-the-token")
     }))
 
   it.live("probe --json: STARTTLS verified with the peer's CA, AUTH mechanisms, a login", () =>
