@@ -19,7 +19,7 @@ import { createRequire } from "node:module"
 import * as Bulk from "./bulk.js"
 import * as Capture from "./capture.js"
 import { CliFailure, ExitCode, exitCodesHelp, oneLine } from "./exit.js"
-import { errorLine, loggerLayer } from "./output.js"
+import { errorLine, line, loggerLayer } from "./output.js"
 import * as Probe from "./probe.js"
 import * as Send from "./send.js"
 
@@ -39,15 +39,23 @@ const setExit = (code: number) =>
     process.exitCode = code
   })
 
-/** @effect/cli prints its usage errors with Console.error: as one line, prefixed, without colours. */
+const ansi = /\x1b\[[0-9;]*m/g
+const plain = process.stdout.isTTY !== true || (process.env.NO_COLOR ?? "") !== ""
+
+/**
+ * @effect/cli prints its usage errors with Console.error: as one line, prefixed, without colours;
+ * and its help with Console.log: without colours unless stdout is a terminal (and NO_COLOR unset).
+ */
 const oneLineErrors = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Console.consoleWith((console) =>
     Effect.withConsole(effect, {
       ...console,
       error: (...args: ReadonlyArray<unknown>) => {
-        const text = oneLine(args.map(String).join(" ").replace(/\x1b\[[0-9;]*m/g, ""))
+        const text = oneLine(args.map(String).join(" ").replace(ansi, ""))
         return text === "" ? Effect.void : errorLine(`effect-smtp: ${text}`)
-      }
+      },
+      log: (...args: ReadonlyArray<unknown>) =>
+        plain ? line(args.map(String).join(" ").replace(ansi, "")) : console.log(...args)
     })
   )
 
