@@ -159,6 +159,24 @@ describe("effect-smtp send", () => {
       assert.isTrue(isOneLineError(result), result.stderr)
     }))
 
+  it.scopedLive("every recipient refused is exit 6; no reply after the data is exit 7 (may have been delivered)", () =>
+    Effect.gen(function*() {
+      const refusing = yield* TestSmtpServer.make({ refuse: () => "550 5.1.1 No such user" })
+      const dropping = yield* TestSmtpServer.make({
+        respond: (event) => (event.stage === "message" ? "disconnect" : undefined)
+      })
+      const args = (port: number) => ["send", "-s", `127.0.0.1:${port}`, "-f", "a@example.com", "-t", "b@example.net"]
+      const [refused, unknown] = yield* Effect.all([
+        run([...args(refusing.port), "--text", "x"]),
+        run([...args(dropping.port), "--text", "x", "--timeout", "5"])
+      ], { concurrency: 2 })
+      assert.strictEqual(refused.code, 6, refused.stderr)
+      assert.isTrue(isOneLineError(refused), refused.stderr)
+      assert.match(refused.stderr, /550 5\.1\.1/)
+      assert.strictEqual(unknown.code, 7, unknown.stderr)
+      assert.isTrue(isOneLineError(unknown), unknown.stderr)
+    }))
+
   it.scopedLive("bad input: one line on stderr, a non-zero exit, no stack trace", () =>
     Effect.gen(function*() {
       const port = yield* closedPort()
