@@ -21,7 +21,7 @@ import * as Stream from "effect/Stream"
 import * as Mailer from "../Mailer.js"
 import * as Message from "../Message.js"
 import * as NodeSmtpTransport from "../NodeSmtpTransport.js"
-import { classify, isSmtpError, type SmtpError } from "../SmtpError.js"
+import { isSmtpError } from "../SmtpError.js"
 import { attachments, compose, composeFlags, describeFileError, makeOptions } from "./compose.js"
 import { clientOptions, connectionFlags } from "./connection.js"
 import { ExitCode, fromSmtpError, oneLine, usage } from "./exit.js"
@@ -171,7 +171,7 @@ const handler = (f: Flags) =>
     const progress = Progress.make(mode, todo.length)
     const counts: Progress.Counts = { sent: 0, failed: 0 }
     const failures = { transient: 0, permanent: 0, unknown: 0 }
-    const record = (recipient: Recipients.Recipient, outcome: Results.Result) => {
+    const record = (outcome: Results.Result) => {
       results.write(outcome)
       if (outcome.status === "sent") counts.sent++
       else {
@@ -202,7 +202,7 @@ const handler = (f: Flags) =>
       Stream.mapEffect((r) => Effect.map(build(r), (built) => [r, built] as const)),
       Stream.filterMap(([r, built]) => {
         if (Either.isLeft(built)) {
-          record(r, {
+          record({
             index: r.index,
             to: r.address,
             status: "failed",
@@ -223,7 +223,7 @@ const handler = (f: Flags) =>
           const at = new Date().toISOString()
           if (outcome._tag === "Sent") {
             const refused = Object.entries(outcome.refused)
-            record(r, {
+            record({
               index: r.index,
               to: r.address,
               status: "sent",
@@ -233,13 +233,12 @@ const handler = (f: Flags) =>
               at
             })
           } else {
-            const error = outcome.error as SmtpError
-            record(r, {
+            record({
               index: r.index,
               to: r.address,
               status: "failed",
-              disposition: isSmtpError(error) ? classify(error) : outcome.disposition,
-              error: errorText(error),
+              disposition: outcome.disposition,
+              error: errorText(outcome.error),
               at
             })
           }
