@@ -77,6 +77,15 @@ export const builtMain = (): Promise<string> => {
         Fs.copyFileSync(Path.join(root, "package.json"), Path.join(dir, "package.json"))
         Fs.symlinkSync(Path.join(root, "node_modules"), Path.join(dir, "node_modules"), "dir")
         Fs.writeFileSync(done, "")
+        // builds of other sources, more than an hour old, are of no use any more
+        for (const name of Fs.readdirSync(Os.tmpdir())) {
+          const other = Path.join(Os.tmpdir(), name)
+          if (!/^effect-smtp-cli-[0-9a-f]{16}$/.test(name) || other === dir) continue
+          const stat = Fs.statSync(other, { throwIfNoEntry: false })
+          if (stat !== undefined && Date.now() - stat.mtimeMs > 3_600_000) {
+            Fs.rmSync(other, { recursive: true, force: true })
+          }
+        }
       } finally {
         Fs.rmSync(lock, { recursive: true, force: true })
       }
