@@ -37,8 +37,10 @@ export default [
   },
   {
     files: ["src/**/*.ts"],
-    // the Node entries (effect-smtp/node, effect-smtp/testing/node) and the Workers one (effect-smtp/cloudflare)
+    // the Node entries (effect-smtp/node, effect-smtp/testing/node), the Workers one (effect-smtp/cloudflare)
+    // and the command (bin effect-smtp, Node only)
     ignores: [
+      "src/cli/**",
       "src/Node*.ts",
       "src/internal/node*.ts",
       "src/testing/node.ts",

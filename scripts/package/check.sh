@@ -2,7 +2,8 @@
 # Packs the package, installs the tarball into a fresh project (the peer dependencies from the npm
 # registry, at the versions this repository's lockfile has), and type-checks program.ts with
 # NodeNext and with bundler resolution, then runs it. Also checks the tarball's contents: the source
-# maps' sources are in it, and nothing in it imports a dev dependency.
+# maps' sources are in it, and nothing in it imports a dev dependency. Then runs the effect-smtp command
+# through npx (--help, send --dry-run).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -65,4 +66,10 @@ JSON
 done
 node --input-type=module -e 'import("effect-smtp").then(() => 0)'  # the root alone loads
 node out-nodenext/program.js
+# the command: npm links the bin (and sets its executable bit) on install
+npx --no-install effect-smtp --help >/dev/null
+npx --no-install effect-smtp --version
+dry=$(npx --no-install effect-smtp send --dry-run --from a@example.com --to b@example.net --subject "package check" --text hi 2>&1)
+grep -q "^Subject: package check" <<<"$dry" || { echo "effect-smtp send --dry-run printed: $dry" >&2; exit 1; }
+echo "bin: npx effect-smtp --help and send --dry-run work"
 echo "package check: ok"
