@@ -122,7 +122,7 @@ export interface PreparedSend<E = never, R = never> {
 }
 
 /**
- * An address for the composer: `"a@example.com"`, `"Ann <a@example.com>"`, or
+ * A mailbox for the composer: `"a@example.com"`, `"Ann <a@example.com>"`, or
  * `{ name, address }` (then `address` must be a bare address).
  *
  * @since 0.1.0
@@ -131,14 +131,38 @@ export interface PreparedSend<E = never, R = never> {
 export type AddressInput = string | { readonly name?: string | undefined; readonly address: string }
 
 /**
+ * A group (RFC 5322 §3.4) for the composer: a display name and its members, written
+ * `Team: a@example.com, b@example.com;`. A group may be empty (`undisclosed-recipients:;`);
+ * the members are recipients like any other (the envelope holds them). The string forms
+ * `"Team: a@example.com, b@example.com;"` and `"undisclosed-recipients:;"` are read too.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface GroupInput {
+  readonly group: string
+  readonly members: ReadonlyArray<AddressInput>
+}
+
+/**
+ * An entry of an address list (To, Cc, Bcc, Reply-To): a mailbox or a group.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type AddressListInput = AddressInput | GroupInput
+
+/**
  * An attachment for the composer.
  *
  * - `content`: a string (UTF-8; for `text/*` types its line breaks become CRLF and
  *   `charset=utf-8` is declared), bytes (sent exactly), or a Stream of bytes (base64-encoded
- *   as it flows, never held whole).
- * - `contentType`: `type/subtype`; by default guessed from the extension of `filename` for the
- *   file types commonly mailed (documents, images, audio, video, archives, text), else
- *   `application/octet-stream`.
+ *   as it flows, never held whole; see `attachmentFromPath` for a file).
+ * - `contentType`: `type/subtype`, with parameters if needed (`text/calendar; method=REQUEST`;
+ *   values are quoted or RFC 2231-encoded as the composer does for file names). By default
+ *   guessed from the extension of `filename` for the file types commonly mailed (documents,
+ *   images, audio, video, archives, text), else `application/octet-stream`. A `charset` other
+ *   than UTF-8 is refused for string content (strings are sent as UTF-8: give bytes).
  * - `cid`: a Content-ID; with `html`, the part goes in multipart/related beside the HTML
  *   (`<img src="cid:...">`) and defaults to `disposition: "inline"`.
  *
@@ -154,14 +178,88 @@ export interface Attachment<E = never, R = never> {
 }
 
 /**
+ * Another representation of the body in multipart/alternative (RFC 2046 §5.1.4), beside
+ * `text` and `html`: `contentType` is required (with parameters if needed, as for an
+ * attachment), `content` is encoded as an attachment's is.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Alternative<E = never, R = never> {
+  readonly contentType: string
+  readonly content: string | Uint8Array | Stream.Stream<Uint8Array, E, R>
+}
+
+/**
+ * A calendar invitation (iMIP, RFC 6047) as mail clients expect one: the iCalendar object
+ * goes in multipart/alternative as `text/calendar; charset=utf-8; method=…` (after the HTML,
+ * as Google Calendar and nodemailer place it) and again as an `application/ics` attachment
+ * (`invite.ics` unless `filename` is given). The method is `method`, else the calendar's own
+ * `METHOD:` property, else `PUBLISH`; when both are given they must agree (RFC 6047 §2.4).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CalendarEvent {
+  readonly content: string
+  readonly method?: string | undefined
+  readonly filename?: string | undefined
+}
+
+/**
+ * The unsubscribe links of a bulk message: `List-Unsubscribe: <url>, <mailto:…>` (RFC 2369).
+ * `url` is an http(s) URL, `mailto` an address or a `mailto:` URL (with `?subject=` if
+ * wanted). `oneClick` adds `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058),
+ * which Gmail and Yahoo require of bulk senders; it needs an `https:` `url`, and the message
+ * must be DKIM-signed over both fields for receivers to honour it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ListUnsubscribe {
+  readonly url?: string | undefined
+  readonly mailto?: string | undefined
+  readonly oneClick?: boolean | undefined
+}
+
+/**
+ * The List-* header fields of a mailing-list or bulk message. `id` is the list identifier
+ * (RFC 2919: `list-label.namespace`, e.g. `news.example.com`), with an optional description;
+ * the others (RFC 2369) are URLs (`https:`, `mailto:`, ...; a bare address is taken as
+ * `mailto:`), most preferred first; `post` may be `"NO"` (posting not allowed).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ListOptions {
+  readonly unsubscribe?: ListUnsubscribe | undefined
+  readonly id?: string | { readonly id: string; readonly name?: string | undefined } | undefined
+  readonly help?: string | ReadonlyArray<string> | undefined
+  readonly subscribe?: string | ReadonlyArray<string> | undefined
+  readonly post?: string | ReadonlyArray<string> | undefined
+  readonly owner?: string | ReadonlyArray<string> | undefined
+  readonly archive?: string | ReadonlyArray<string> | undefined
+}
+
+/**
  * Options of the composer `make`.
  *
- * - `from` (required), `sender`, `replyTo`, `to`, `cc`, `bcc`: addresses; Bcc is kept in the
- *   message for the envelope and never transmitted.
+ * - `from` (required), `sender`, `replyTo`, `to`, `cc`, `bcc`: addresses; To, Cc, Bcc and
+ *   Reply-To take groups too (`GroupInput`). Bcc is kept in the message for the envelope and
+ *   never transmitted.
  * - `subject`, `text`, `html`, `attachments`.
+ * - `alternatives`: more representations of the body, placed in multipart/alternative between
+ *   `text` and `html` in the order given (RFC 2046: in increasing preference, so the HTML stays
+ *   the preferred one; AMP's `text/x-amp-html` belongs before it too).
+ * - `icalEvent`: a calendar invitation (`CalendarEvent`, or the iCalendar text).
+ * - `list`: List-Id, List-Unsubscribe (with one-click), and the other List-* fields.
+ * - `priority`: `"high"` or `"low"` write X-Priority, X-MSMail-Priority and Importance (as
+ *   nodemailer); `"normal"` writes nothing.
+ * - `inReplyTo`, `references`: message IDs (`local@domain`, angle brackets optional; a string
+ *   may hold several separated by white space); see `reply`.
  * - `headers`: extra fields, unstructured text (non-ASCII becomes encoded words). The fields
  *   the composer writes (From, To, Subject, Date, Message-ID, MIME-Version, Content-*, ...)
- *   cannot be given here.
+ *   cannot be given here, nor a field that an option above writes.
  * - `date`: a Date, or a string used as it is; by default the Clock's time.
  * - `messageId`: `local@domain`, with or without angle brackets; by default random at the
  *   domain of the first From address.
@@ -174,14 +272,20 @@ export interface Attachment<E = never, R = never> {
 export interface MakeOptions<E = never, R = never> {
   readonly from: AddressInput | ReadonlyArray<AddressInput>
   readonly sender?: AddressInput | undefined
-  readonly replyTo?: AddressInput | ReadonlyArray<AddressInput> | undefined
-  readonly to?: AddressInput | ReadonlyArray<AddressInput> | undefined
-  readonly cc?: AddressInput | ReadonlyArray<AddressInput> | undefined
-  readonly bcc?: AddressInput | ReadonlyArray<AddressInput> | undefined
+  readonly replyTo?: AddressListInput | ReadonlyArray<AddressListInput> | undefined
+  readonly to?: AddressListInput | ReadonlyArray<AddressListInput> | undefined
+  readonly cc?: AddressListInput | ReadonlyArray<AddressListInput> | undefined
+  readonly bcc?: AddressListInput | ReadonlyArray<AddressListInput> | undefined
   readonly subject?: string | undefined
   readonly text?: string | undefined
   readonly html?: string | undefined
+  readonly alternatives?: ReadonlyArray<Alternative<E, R>> | undefined
+  readonly icalEvent?: string | CalendarEvent | undefined
   readonly attachments?: ReadonlyArray<Attachment<E, R>> | undefined
+  readonly list?: ListOptions | undefined
+  readonly priority?: "high" | "normal" | "low" | undefined
+  readonly inReplyTo?: string | ReadonlyArray<string> | undefined
+  readonly references?: string | ReadonlyArray<string> | undefined
   readonly headers?: Readonly<Record<string, string>> | ReadonlyArray<Header> | undefined
   readonly date?: Date | string | undefined
   readonly messageId?: string | undefined
