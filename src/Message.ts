@@ -6,6 +6,8 @@
  *
  * @since 0.1.0
  */
+import type * as PlatformError from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { dual } from "effect/Function"
@@ -15,6 +17,7 @@ import type * as Stream from "effect/Stream"
 import * as addressesInternal from "./internal/message/addresses.js"
 import * as compose from "./internal/message/compose.js"
 import * as envelopeInternal from "./internal/message/envelope.js"
+import * as fromPath from "./internal/message/fromPath.js"
 import * as headers from "./internal/message/headers.js"
 import * as parser from "./internal/message/parse.js"
 import * as serialize from "./internal/message/serialize.js"
@@ -178,6 +181,21 @@ export interface Attachment<E = never, R = never> {
 }
 
 /**
+ * Options of `attachmentFromPath`: those of an `Attachment` but its content, and the size of
+ * the chunks read (`fs.stream`'s `chunkSize`, 64 KiB by default).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AttachmentFromPathOptions {
+  readonly filename?: string | undefined
+  readonly contentType?: string | undefined
+  readonly cid?: string | undefined
+  readonly disposition?: "attachment" | "inline" | undefined
+  readonly chunkSize?: FileSystem.SizeInput | undefined
+}
+
+/**
  * Another representation of the body in multipart/alternative (RFC 2046 §5.1.4), beside
  * `text` and `html`: `contentType` is required (with parameters if needed, as for an
  * attachment), `content` is encoded as an attachment's is.
@@ -336,6 +354,38 @@ export const parseStream: <E = never, R = never>(
 export const make: <E = never, R = never>(
   options: MakeOptions<E, R>
 ) => Effect.Effect<Message<E, R>, SmtpInvalidInput> = compose.make
+
+/**
+ * An attachment whose content is a file, read through `@effect/platform`'s `FileSystem` (any
+ * platform's: `NodeFileSystem.layer`, Bun's, a test double). The file is checked now (a missing
+ * file, or one that is not a regular file, is a `PlatformError` before anything is sent), then
+ * streamed with `fs.stream` each time the message is serialised (a retried send reads it again),
+ * base64-encoded as it flows and never held whole. `filename` defaults to the last segment of
+ * the path, and the content type to the one guessed from its extension.
+ *
+ * `make` keeps its signature: the attachment is an ordinary `Attachment` whose Stream fails
+ * with `PlatformError`, so only the code that reads files needs `FileSystem`.
+ *
+ * @example
+ * ```ts
+ * import { NodeFileSystem } from "@effect/platform-node"
+ * import { Effect } from "effect"
+ * import { Message } from "effect-smtp"
+ *
+ * const message = Effect.gen(function*() {
+ *   const report = yield* Message.attachmentFromPath("/srv/reports/2026-05.pdf")
+ *   return yield* Message.make({ from: "a@example.com", to: "b@example.com", attachments: [report] })
+ * }).pipe(Effect.provide(NodeFileSystem.layer))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const attachmentFromPath: (
+  path: string,
+  options?: AttachmentFromPathOptions
+) => Effect.Effect<Attachment<PlatformError.PlatformError>, PlatformError.PlatformError, FileSystem.FileSystem> =
+  fromPath.attachmentFromPath
 
 /**
  * The first value of a header field, unfolded and trimmed; names are case-insensitive.

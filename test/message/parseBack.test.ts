@@ -6,53 +6,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, FastCheck as fc, Random, Stream } from "effect"
-import { spawnSync } from "node:child_process"
-import * as Path from "node:path"
 import PostalMime, { decodeWords as postalDecodeWords } from "postal-mime"
 import { decodeWords } from "../../src/internal/message/encodedWords.js"
 import * as Message from "../../src/Message.js"
 import { featureCases, goldenCases, invitation } from "./fixtures/goldenCases.js"
+import { type PyMessage, python } from "./fixtures/python.js"
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
-
-interface PyAttachment {
-  readonly filename: string | null
-  readonly contentType: string
-  readonly content: string
-}
-
-interface PyMessage {
-  readonly subject: string | null
-  readonly from: ReadonlyArray<readonly [string, string]> | null
-  readonly to: ReadonlyArray<readonly [string, string]> | null
-  readonly cc: ReadonlyArray<readonly [string, string]> | null
-  readonly xNote: string | null
-  readonly text: string | null
-  readonly html: string | null
-  readonly attachments: ReadonlyArray<PyAttachment>
-  readonly defects: ReadonlyArray<string>
-  readonly toGroups: ReadonlyArray<readonly [string | null, ReadonlyArray<readonly [string, string]>]> | null
-  readonly ccGroups: ReadonlyArray<readonly [string | null, ReadonlyArray<readonly [string, string]>]> | null
-  readonly headers: ReadonlyArray<readonly [string, string]>
-  readonly parts: ReadonlyArray<{
-    readonly contentType: string
-    readonly params: Record<string, string>
-    readonly disposition: string | null
-    readonly filename: string | null
-  }>
-}
-
-const script = Path.join(import.meta.dirname, "fixtures", "pythonEmail.py")
-
-/** Parses every message in one `python3` run. Raw UTF-8 headers (utf8Headers) are read from text. */
-const python = (messages: ReadonlyArray<Uint8Array>): ReadonlyArray<PyMessage> => {
-  const input = JSON.stringify(messages.map((m) => Buffer.from(m).toString("base64")))
-  const run = spawnSync("python3", [script], { input, maxBuffer: 1 << 28 })
-  if (run.error !== undefined) throw new Error(`python3 is needed for these tests: ${run.error.message}`)
-  if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr.toString()}`)
-  return JSON.parse(run.stdout.toString())
-}
 
 /** One attachment as the test knows it: the file name and the bytes the parser must give. */
 interface Expected {
