@@ -16,6 +16,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as addressesInternal from "./internal/message/addresses.js"
 import * as compose from "./internal/message/compose.js"
+import * as decoded from "./internal/message/decoded.js"
 import * as envelopeInternal from "./internal/message/envelope.js"
 import * as fromPath from "./internal/message/fromPath.js"
 import * as headers from "./internal/message/headers.js"
@@ -388,7 +389,9 @@ export const attachmentFromPath: (
   fromPath.attachmentFromPath
 
 /**
- * The first value of a header field, unfolded and trimmed; names are case-insensitive.
+ * The first value of a header field, unfolded and trimmed, as written: RFC 2047 encoded words
+ * stay encoded (`=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=`); see `getDecoded` for the text a reader sees.
+ * Names are case-insensitive.
  *
  * @since 0.1.0
  * @category getters
@@ -408,6 +411,70 @@ export const getAll: {
   (name: string): <E = never, R = never>(self: Message<E, R>) => ReadonlyArray<string>
   <E = never, R = never>(self: Message<E, R>, name: string): ReadonlyArray<string>
 } = dual(2, <E = never, R = never>(self: Message<E, R>, name: string) => headers.getAll(self.headers, name))
+
+/**
+ * The first value of a header field as a reader sees it: unfolded, with RFC 2047 encoded words
+ * decoded (any charset the runtime's `TextDecoder` knows). Unstructured fields (Subject, X-*,
+ * List-*, any unknown field) are decoded whole; address fields (From, To, Cc, Reply-To, Sender,
+ * Bcc and their Resent- forms) have their display names decoded and are written back as
+ * Python's `str(msg[name])` writes them (`"Doe, John" <j@example.com>, Team: a@example.com;`);
+ * the structured fields without encoded words (Date, Message-ID, References, Content-*,
+ * Received, DKIM-Signature, ...) are returned as `get` returns them. `get` gives the raw value.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const getDecoded: {
+  (name: string): <E = never, R = never>(self: Message<E, R>) => Option.Option<string>
+  <E = never, R = never>(self: Message<E, R>, name: string): Option.Option<string>
+} = dual(2, <E = never, R = never>(self: Message<E, R>, name: string) => decoded.getDecoded(self.headers, name))
+
+/**
+ * Every value of a header field, decoded as `getDecoded` decodes the first.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const getAllDecoded: {
+  (name: string): <E = never, R = never>(self: Message<E, R>) => ReadonlyArray<string>
+  <E = never, R = never>(self: Message<E, R>, name: string): ReadonlyArray<string>
+} = dual(2, <E = never, R = never>(self: Message<E, R>, name: string) => decoded.getAllDecoded(self.headers, name))
+
+/**
+ * The decoded Subject (`getDecoded(self, "Subject")`).
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const subject = <E = never, R = never>(self: Message<E, R>): Option.Option<string> =>
+  decoded.getDecoded(self.headers, "Subject")
+
+/**
+ * The fields of a reply to a message, to spread into `make`: `to` (the original's Reply-To,
+ * else its From), `subject` (`Re: ` and the decoded subject, unless it already starts with
+ * `Re:`), `inReplyTo` (the original's Message-ID) and `references` (its References, or its
+ * single In-Reply-To, then its Message-ID), as RFC 5322 §3.6.4 describes.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ReplyFields {
+  readonly to: ReadonlyArray<{ readonly name?: string | undefined; readonly address: string }>
+  readonly subject: string
+  readonly inReplyTo: string | undefined
+  readonly references: ReadonlyArray<string> | undefined
+}
+
+/**
+ * The fields of a reply to `original` (see `ReplyFields`):
+ * `Message.make({ ...fields, from: "me@example.com", text: "Thanks!" })`. A Reply-To or From
+ * that is not an address list, or neither holding an address, is `SmtpInvalidInput`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const reply: <E = never, R = never>(original: Message<E, R>) => Either.Either<ReplyFields, SmtpInvalidInput> =
+  decoded.reply
 
 /**
  * Whether the message has a header field of that name.

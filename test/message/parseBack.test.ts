@@ -5,7 +5,7 @@
  * be the input. Where a parser is known to deviate, the test says so and accepts exactly that.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, FastCheck as fc, Random, Stream } from "effect"
+import { Effect, Either, FastCheck as fc, Option, Random, Stream } from "effect"
 import PostalMime, { decodeWords as postalDecodeWords } from "postal-mime"
 import { decodeWords } from "../../src/internal/message/encodedWords.js"
 import * as Message from "../../src/Message.js"
@@ -188,7 +188,41 @@ const composeAll = (all: ReadonlyArray<Message.MakeOptions>) =>
       Effect.withRandom(Random.make(i))
     ))
 
-const checkAll = (all: ReadonlyArray<{ label: string; options: Message.MakeOptions; expected?: Expected }>) =>
+/**
+ * `Message.getDecoded` on the parsed wire: the subject and X-Note are the input (less the white
+ * space at the ends that any reader takes for folding), and the address fields are what
+ * Python's `str(msg[name])` gives (with `addresses`: generated names with white space at their
+ * ends, `=?` and the like meet Python's own quirks, not checked here).
+ */
+const checkDecoded = (wire: Uint8Array, py: PyMessage, e: Expected, label: string, addresses: boolean) => {
+  const message = Either.getOrThrow(Message.parse(wire))
+  const accepted = (s: string) => [s, trimEnds(s), trimStart(s)]
+  if (e.subject !== undefined) {
+    assertOneOf(Option.getOrUndefined(Message.subject(message)), accepted(e.subject), `${label}: decoded subject`)
+  }
+  if (e.xNote !== undefined) {
+    assertOneOf(Option.getOrUndefined(Message.getDecoded(message, "X-Note")), accepted(e.xNote), `${label}: X-Note`)
+  }
+  for (const [name, value] of py.headers) {
+    if (!addresses || !/^(from|to|cc|reply-to|sender)$/i.test(name)) continue
+    const ours = Option.getOrThrow(Message.getDecoded(message, name))
+    const raw = Option.getOrThrow(Message.get(message, name))
+    if (/\?=\s+=\?/.test(raw)) {
+      // Python before gh-128110 keeps the white space between two encoded words (see pythonPhrase)
+      const bare = (s: string) => s.replace(new RegExp(`[${PY_SPACE}]+`, "g"), "")
+      assert.strictEqual(bare(ours), bare(value), `${label}: decoded ${name}`)
+    } else if (/[\t\x00-\x1f\x7f]/.test(value + ours)) {
+      assert.strictEqual(squeeze(ours), squeeze(value), `${label}: decoded ${name}`)
+    } else {
+      assert.strictEqual(ours, value, `${label}: decoded ${name}`)
+    }
+  }
+}
+
+const checkAll = (
+  all: ReadonlyArray<{ label: string; options: Message.MakeOptions; expected?: Expected }>,
+  addresses = true
+) =>
   Effect.gen(function*() {
     const wires = yield* composeAll(all.map((c) => c.options))
     const parsed = python(wires)
@@ -197,6 +231,7 @@ const checkAll = (all: ReadonlyArray<{ label: string; options: Message.MakeOptio
       const e = expected ?? expectationsOf(options)
       checkPython(parsed[i]!, wires[i]!, e, label)
       yield* Effect.promise(() => checkPostal(wires[i]!, e, label))
+      checkDecoded(wires[i]!, parsed[i]!, e, label, addresses)
     }
   })
 
@@ -314,7 +349,8 @@ describe("parse-back: postal-mime and Python's email (policy.default)", () => {
   it.effect("generated messages", () => {
     const seed = Number(process.env.PARSE_BACK_SEED ?? (Date.now() ^ (Math.random() * 0x100000000)))
     return checkAll(
-      fc.sample(options, { numRuns: 300, seed }).map((o, i) => ({ label: `seed ${seed} #${i}`, options: o }))
+      fc.sample(options, { numRuns: 300, seed }).map((o, i) => ({ label: `seed ${seed} #${i}`, options: o })),
+      false
     )
   }, 120_000)
 })
