@@ -480,6 +480,8 @@ describe("Message.make: header injection", () => {
             assert.strictEqual(r.left._tag, "SmtpInvalidInput")
             assert.include(r.left.reason, field)
             assert.include(r.left.reason, "header injection")
+            // the value is shown, its CR and LF escaped
+            assert.include(r.left.reason, JSON.stringify(payload).slice(1, -1))
           }
         }
       }))

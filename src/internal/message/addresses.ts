@@ -9,7 +9,7 @@ import * as Either from "effect/Either"
 import emailAddresses from "email-addresses"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
-import { isAscii } from "./bytes.js"
+import { isAscii, show } from "./bytes.js"
 import { decodeWords, encodeWord } from "./encodedWords.js"
 
 type Address = Message.Address
@@ -38,17 +38,6 @@ export const parseAddressList = (value: string, field: string): Either.Either<Ar
     for (const m of mailboxes) out.push({ name: decodeName(m.name), address: m.address })
   }
   return Either.right(out)
-}
-
-/**
- * A caller's value for error messages: JSON-quoted (so CR, LF and control characters show as
- * escapes), cut at 100 characters. Only for header text and addresses, never bodies or secrets.
- *
- * @internal
- */
-export const show = (value: string): string => {
-  const chars = Array.from(value)
-  return JSON.stringify(chars.length > 100 ? chars.slice(0, 100).join("") + "…" : value)
 }
 
 /** A group read from a caller's string: its display name and mailboxes. @internal */
@@ -95,6 +84,9 @@ export const parseMailbox = (
 }
 
 const ATEXT_PHRASE = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/
+
+/** @internal */
+export { show } from "./bytes.js"
 
 /** Printable US-ASCII and SP only: no control characters, no HTAB. @internal */
 export const isPrintableAscii = (s: string): boolean => {
