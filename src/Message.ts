@@ -1,8 +1,19 @@
 /**
  * RFC 5322 messages: an ordered list of header fields and a body that is bytes or a Stream of
  * bytes. Parse one (only the header section is held; the body streams through untouched),
- * read and change its headers, derive its SMTP envelope exactly as smtplib's `send_message`
- * does, serialise it for the wire, or compose a MIME message with `make`.
+ * read and change its headers (`get` raw, `getDecoded` with RFC 2047 encoded words decoded),
+ * derive its SMTP envelope exactly as smtplib's `send_message` does, serialise it for the wire,
+ * or compose a MIME message with `make`.
+ *
+ * The composer writes what applications send: text and HTML with inline images, other
+ * alternatives (`text/x-amp-html`, ...), attachments from memory, a Stream or a file
+ * (`attachmentFromPath`, any platform's `FileSystem`), Content-Type parameters, calendar
+ * invitations (`icalEvent`: the `text/calendar; method=…` alternative and `invite.ics`, as
+ * Outlook and Gmail expect), groups (`undisclosed-recipients:;`), the bulk-sender fields
+ * (List-Id, List-Unsubscribe with RFC 8058 one-click, the other RFC 2369 List-* fields,
+ * priority) and replies (`reply`, `inReplyTo`, `references`). It is platform-neutral (Web APIs
+ * only) and every refusal is `SmtpInvalidInput` naming the option, its position and the value:
+ * `to[2]: "bob@@x" is not an address or a group`.
  *
  * @since 0.1.0
  */
@@ -340,14 +351,18 @@ export const parseStream: <E = never, R = never>(
 ) => Effect.Effect<Message<E, R>, SmtpInvalidInput | E, R | Scope.Scope> = parser.parseStream
 
 /**
- * Composes a MIME message: text/plain, text/html, multipart/alternative for both,
- * multipart/related for inline (Content-ID) parts of the HTML, multipart/mixed for
- * attachments. Transfer encodings are chosen by content (7bit, quoted-printable or base64;
+ * Composes a MIME message: text/plain, text/html, multipart/alternative for both (with the
+ * `alternatives` between them and a calendar invitation after them), multipart/related for
+ * inline (Content-ID) parts of the HTML, multipart/mixed for attachments (a calendar
+ * invitation's `invite.ics` last). Groups in To, Cc, Bcc and Reply-To are written as groups;
+ * their members are recipients of the envelope (`envelope`, `sendMessage`), an empty group
+ * has none. Transfer encodings are chosen by content (7bit, quoted-printable or base64;
  * Stream attachments are base64-encoded as they flow); non-ASCII header text becomes RFC 2047
  * encoded words and RFC 2231 parameters (or raw UTF-8 with `utf8Headers`); no line passes 998
  * octets. Date and Message-ID come from the Clock and Random services unless given. A CR or LF
  * in any header text, address, name, file name or Content-ID is `SmtpInvalidInput` (header
- * injection).
+ * injection); so is any invalid option, with the field, its position and the value in the
+ * reason (never a body).
  *
  * @since 0.1.0
  * @category constructors

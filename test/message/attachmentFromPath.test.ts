@@ -7,13 +7,14 @@ import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Random, Stream } from "effect"
-import { Message, SmtpClient } from "effect-smtp"
+import { Mailer, Message, SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import PostalMime from "postal-mime"
 import * as EmbeddedServer from "../../demo/EmbeddedServer.js"
+import * as calendarExample from "../../examples/calendar.js"
 import { invitation } from "./fixtures/goldenCases.js"
 import { python } from "./fixtures/python.js"
 
@@ -154,4 +155,29 @@ describe("sendMessage: groups, a calendar invitation and a file, through smtp-se
       assert.isDefined(p.attachments.find((a) => a.filename === "invite.ics"))
       assert.strictEqual(p.headers.find((h) => h.key === "list-unsubscribe-post")?.value, "List-Unsubscribe=One-Click")
     }).pipe(Effect.provide(Layer.merge(NodeSmtpTransport.layer, NodeFileSystem.layer)), Effect.scoped))
+})
+
+describe("examples/calendar.ts", () => {
+  it.live("the invitation is delivered to the group members; the reply threads", () =>
+    Effect.gen(function*() {
+      const server = yield* EmbeddedServer.make()
+      const path = yield* tempFile("agenda-2026.pdf", bytes)
+      const mailer = yield* Mailer.make({ host: server.host, port: server.port, security: "none" })
+      const provided = <A, E>(effect: Effect.Effect<A, E, Mailer.Mailer>) =>
+        Effect.provideService(effect, Mailer.Mailer, mailer)
+      yield* provided(calendarExample.inviteToReview(path))
+      const [received] = yield* server.waitFor(1)
+      assert.deepStrictEqual(received.to, ["bob@example.com", "carl@example.com"])
+      const p = yield* Effect.promise(() => PostalMime.parse(received.data))
+      assert.strictEqual(p.attachments.find((a) => a.mimeType === "text/calendar")!.method, "REQUEST")
+      assert.deepStrictEqual(p.attachments.map((a) => a.filename), [null, "agenda.pdf", "invite.ics"])
+      assert.strictEqual(p.headers.find((h) => h.key === "list-unsubscribe-post")?.value, "List-Unsubscribe=One-Click")
+
+      yield* provided(calendarExample.acceptInvitation(Either.getOrThrow(Message.parse(received.data))))
+      const [, answer] = yield* server.waitFor(2)
+      assert.deepStrictEqual(answer.to, ["ann@example.com"])
+      const a = yield* Effect.promise(() => PostalMime.parse(answer.data))
+      assert.strictEqual(a.subject, "Re: Invitation: Quarterly review")
+      assert.strictEqual(a.inReplyTo, p.messageId)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
 })
