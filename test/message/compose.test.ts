@@ -692,3 +692,61 @@ describe("Message.make: stream chunks", () => {
       assert.strictEqual(Chunk.size(viaStream), 1)
     }))
 })
+
+describe("Message.make: 0.2.0 options in detail", () => {
+  const wireOf = (options: Message.MakeOptions<any, any>) =>
+    Effect.map(Effect.flatMap(Message.make(options), Message.toBytes), (b) => dec.decode(b))
+
+  it.effect("an alternative may be a Stream (base64 as it flows) or bytes with their own charset", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        text: "t",
+        alternatives: [
+          { contentType: "application/x-custom", content: Stream.make(new Uint8Array([1, 2]), new Uint8Array([3])) },
+          { contentType: "text/x-legacy; charset=iso-8859-1", content: new Uint8Array([0xe9]) }
+        ]
+      })
+      assert.include(wire, "Content-Type: application/x-custom\r\nContent-Transfer-Encoding: base64\r\n\r\nAQID\r\n")
+      assert.include(wire, "Content-Type: text/x-legacy; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64")
+      assert.notInclude(wire, "Content-Disposition")
+    }))
+
+  it.effect("a name parameter given in contentType is kept; the file name goes in Content-Disposition", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        attachments: [{ filename: "b.bin", contentType: "application/x-a; name=a.bin", content: new Uint8Array([1]) }]
+      })
+      assert.include(wire, "Content-Type: application/x-a; name=a.bin\r\n")
+      assert.include(wire, "Content-Disposition: attachment; filename=b.bin\r\n")
+    }))
+
+  it.effect("priority normal writes nothing; List-* fields may still be given as headers when list is not", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        priority: "normal",
+        headers: { "List-Unsubscribe": "<https://example.com/u>" }
+      })
+      assert.notInclude(wire, "Priority")
+      assert.notInclude(wire, "Importance")
+      assert.include(wire, "List-Unsubscribe: <https://example.com/u>\r\n")
+    }))
+
+  it.effect("groups with utf8Headers: the display name as a quoted UTF-8 string", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        to: [{ group: "Équipe", members: ["b@example.com"] }, { group: "Vide", members: [] }],
+        utf8Headers: true
+      })
+      assert.include(wire, "To: \"Équipe\": b@example.com;, Vide:;\r\n")
+    }))
+
+  it.effect("a structured group's members must be a list", () =>
+    Effect.gen(function*() {
+      const r = yield* Effect.either(Message.make({ from: "a@example.com", cc: { group: "G", members: "x@y" } as any }))
+      assert.isTrue(Either.isLeft(r) && r.left.reason === "cc.members: not a list of addresses")
+    }))
+})

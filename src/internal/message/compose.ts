@@ -93,8 +93,9 @@ const addressList = (
         }
         yield* checkText(item.group, `${at}.group`)
         if (item.group.trim() === "") return yield* invalid(`${at}.group: a group needs a name`)
+        if (!Array.isArray(item.members)) return yield* invalid(`${at}.members: not a list of addresses`)
         const members: Array<Address> = []
-        const given = Array.isArray(item.members) ? item.members : []
+        const given: ReadonlyArray<Message.AddressInput> = item.members
         for (let j = 0; j < given.length; j++) {
           members.push((yield* mailbox(given[j]!, `${at}.members[${j}]`, false)) as Address)
         }
