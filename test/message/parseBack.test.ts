@@ -488,6 +488,12 @@ describe("parse-back: content types, alternatives, calendars, groups, List-* fie
         "d@example.com",
         "e@example.com"
       ])
+      // smtplib's send_message takes the same recipients (getaddresses over To, Bcc, Cc, Bcc kept),
+      // but for the empty group, which getaddresses reads as the address "" (RCPT TO:<>, refused
+      // by servers): the envelope has no address for it
+      const withBcc = message.headers.map((h) => `${h.name}:${h.value}\r\n`).join("") + "\r\n"
+      const smtplib = python([enc.encode(withBcc)])[0]!.envelopeTo
+      assert.deepStrictEqual(smtplib, ["", ...env.to])
       const empty = yield* Message.make({ from: "a@example.com", to: "undisclosed-recipients:;", bcc: "x@example.com" })
       assert.deepStrictEqual(Either.getOrThrow(Message.envelope(empty)).to, ["x@example.com"])
     }))
