@@ -1,8 +1,11 @@
 /**
  * The composer: options in, a MIME message out. Structure: a text/plain or text/html leaf;
- * multipart/alternative for text and HTML; multipart/related around the HTML and its inline
- * (Content-ID) parts; multipart/mixed when there are attachments. Every caller string that ends
- * up in a header is checked for CR and LF first (header injection), before anything is built.
+ * multipart/alternative for text, the caller's alternatives, HTML and a calendar invitation,
+ * in that order (increasing preference, RFC 2046 §5.1.4); multipart/related around the HTML and
+ * its inline (Content-ID) parts; multipart/mixed when there are attachments (the invitation's
+ * `.ics` last). Every caller string that ends up in a header is checked for CR and LF first
+ * (header injection), before anything is built; every refusal names the option, its position
+ * and the value (`show`), never a body.
  *
  * @internal
  */
