@@ -349,23 +349,99 @@ describe("Message.make: headers", () => {
 
   it.effect("fields the composer owns, invalid names and invalid addresses are refused", () =>
     Effect.gen(function*() {
-      const bad: ReadonlyArray<Message.MakeOptions> = [
-        { from: "a@example.com", headers: { Subject: "x" } },
-        { from: "a@example.com", headers: { "content-type": "text/html" } },
-        { from: "a@example.com", headers: { "Bad Name": "x" } },
-        { from: "a@example.com", headers: { "": "x" } },
-        { from: "not an address" },
-        { from: [] },
-        { from: "a@example.com", to: "Group: x@example.com;" },
-        { from: "a@example.com", to: { name: "x", address: "Name <x@example.com>" } },
-        { from: "a@example.com", attachments: [{ content: "x", contentType: "not a type" }] },
-        { from: "a@example.com", attachments: [{ content: "x", cid: "has space" }] },
-        { from: "a@example.com", messageId: "no-at-sign" },
-        { from: "a@example.com", date: new Date(Number.NaN) }
+      // every refusal names the field, its position, and shows the value (header text only)
+      const bad: ReadonlyArray<readonly [Message.MakeOptions, string]> = [
+        [{ from: "a@example.com", headers: { Subject: "x" } }, `headers["Subject"]: Subject is set by the composer`],
+        [
+          { from: "a@example.com", headers: { "content-type": "text/html" } },
+          `headers["content-type"]: content-type is set by the composer; use its option instead (contentType`
+        ],
+        [{ from: "a@example.com", headers: { "Bad Name": "x" } }, `headers["Bad Name"]: "Bad Name" is not a header`],
+        [{ from: "a@example.com", headers: [{ name: "", value: "x" }] }, `headers[0]: "" is not a header field name`],
+        [{ from: "not an address" }, `from: "not an address" is not an address`],
+        [{ from: [] }, "from: at least one address is required"],
+        [{ from: "Group: x@example.com;" }, `from: "Group: x@example.com;" is a group; this field takes mailboxes`],
+        [
+          { from: ["a@example.com", { group: "G", members: [] }] as any },
+          `from[1]: a group ("G"); this field takes mailboxes only`
+        ],
+        [
+          { from: "a@example.com", to: ["b@example.com", "x@y", "bob@@x"] },
+          `to[2]: "bob@@x" is not an address or a group`
+        ],
+        [{ from: "a@example.com", cc: "a@x, b@x" }, `cc: "a@x, b@x" is not an address (give a list for several`],
+        [
+          { from: "a@example.com", to: { name: "x", address: "Name <x@example.com>" } },
+          `to.address: "Name <x@example.com>" is not a bare address`
+        ],
+        [
+          { from: "a@example.com", to: [{ group: "G", members: ["ok@x", "bad"] }] },
+          `to[0].members[1]: "bad" is not an address`
+        ],
+        [{ from: "a@example.com", to: [{ group: " ", members: [] }] }, "to[0].group: a group needs a name"],
+        [
+          { from: "a@example.com", attachments: [{ content: "x" }, { content: "x", contentType: "not a type" }] },
+          `attachments[1].contentType: "not a type" is not a MIME type`
+        ],
+        [
+          { from: "a@example.com", attachments: [{ content: "x", contentType: "text/plain; charset=latin1" }] },
+          `attachments[0].contentType: "text/plain; charset=latin1": a string is sent as UTF-8`
+        ],
+        [
+          { from: "a@example.com", attachments: [{ content: "x", contentType: "text/plain; a=1; a=2" }] },
+          `attachments[0].contentType: "text/plain; a=1; a=2" has the parameter a twice`
+        ],
+        [
+          { from: "a@example.com", attachments: [{ content: "x", contentType: "text/plain; o'k=1" }] },
+          `attachments[0].contentType: "text/plain; o'k=1" has a parameter name with ' or %`
+        ],
+        [
+          { from: "a@example.com", attachments: [{ content: "x", contentType: "text/plain; name*=utf-8''x" }] },
+          `attachments[0].contentType: "text/plain; name*=utf-8''x" has an RFC 2231 parameter name`
+        ],
+        [
+          { from: "a@example.com", attachments: [{ content: "x", contentType: "multipart/mixed" }] },
+          `attachments[0].contentType: "multipart/mixed": multipart types are built by the composer`
+        ],
+        [
+          { from: "a@example.com", attachments: [{ content: "x", cid: "has space" }] },
+          `attachments[0].cid: "has space"`
+        ],
+        [{ from: "a@example.com", messageId: "no-at-sign" }, `messageId: "no-at-sign" is not a message ID`],
+        [{ from: "a@example.com", inReplyTo: ["<a@x>", "b"] }, `inReplyTo[1]: "b" is not a message ID`],
+        [{ from: "a@example.com", date: new Date(Number.NaN) }, "date: an invalid Date"],
+        [{ from: "a@example.com", priority: "urgent" as any }, `priority: "urgent" is not`],
+        [
+          { from: "a@example.com", alternatives: [{ contentType: "text/x-amp-html; =", content: "x" }] },
+          `alternatives[0].contentType: "text/x-amp-html; =" has a parameter without a name`
+        ],
+        [
+          { from: "a@example.com", list: { unsubscribe: { mailto: "u@x.test", oneClick: true } } },
+          "list.unsubscribe.oneClick: one-click unsubscribe needs an https url"
+        ],
+        [
+          { from: "a@example.com", list: { unsubscribe: { url: "ftp://x.test/u" } } },
+          `list.unsubscribe.url: "ftp://x.test/u" is not a https or http URL`
+        ],
+        [
+          { from: "a@example.com", list: { help: ["https://x.test/h", "no url"] } },
+          `list.help[1]: "no url" is not a URL`
+        ],
+        [{ from: "a@example.com", list: { id: "nodot" } }, `list.id: "nodot" is not a list identifier`],
+        [
+          { from: "a@example.com", list: { id: "a.x.test" }, headers: { "list-id": "b" } },
+          `headers["list-id"]: list-id is already written from an option`
+        ],
+        [{ from: "a@example.com", icalEvent: "not a calendar" }, "icalEvent.content is not an iCalendar object"],
+        [
+          { from: "a@example.com", icalEvent: { content: "BEGIN:VCALENDAR\nMETHOD:CANCEL\n", method: "request" } },
+          `icalEvent.method: "request" differs from the calendar's METHOD:CANCEL`
+        ]
       ]
-      for (const options of bad) {
+      for (const [options, reason] of bad) {
         const r = yield* Effect.either(Message.make(options))
         assert.isTrue(Either.isLeft(r) && r.left._tag === "SmtpInvalidInput", JSON.stringify(options))
+        if (Either.isLeft(r)) assert.include(r.left.reason, reason)
       }
     }))
 })
@@ -404,6 +480,8 @@ describe("Message.make: header injection", () => {
             assert.strictEqual(r.left._tag, "SmtpInvalidInput")
             assert.include(r.left.reason, field)
             assert.include(r.left.reason, "header injection")
+            // the value is shown, its CR and LF escaped
+            assert.include(r.left.reason, JSON.stringify(payload).slice(1, -1))
           }
         }
       }))
@@ -612,5 +690,63 @@ describe("Message.make: stream chunks", () => {
       assert.isTrue(m.body instanceof Uint8Array)
       const viaStream = yield* Stream.runCollect(Message.toStream(m))
       assert.strictEqual(Chunk.size(viaStream), 1)
+    }))
+})
+
+describe("Message.make: 0.2.0 options in detail", () => {
+  const wireOf = (options: Message.MakeOptions<any, any>) =>
+    Effect.map(Effect.flatMap(Message.make(options), Message.toBytes), (b) => dec.decode(b))
+
+  it.effect("an alternative may be a Stream (base64 as it flows) or bytes with their own charset", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        text: "t",
+        alternatives: [
+          { contentType: "application/x-custom", content: Stream.make(new Uint8Array([1, 2]), new Uint8Array([3])) },
+          { contentType: "text/x-legacy; charset=iso-8859-1", content: new Uint8Array([0xe9]) }
+        ]
+      })
+      assert.include(wire, "Content-Type: application/x-custom\r\nContent-Transfer-Encoding: base64\r\n\r\nAQID\r\n")
+      assert.include(wire, "Content-Type: text/x-legacy; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64")
+      assert.notInclude(wire, "Content-Disposition")
+    }))
+
+  it.effect("a name parameter given in contentType is kept; the file name goes in Content-Disposition", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        attachments: [{ filename: "b.bin", contentType: "application/x-a; name=a.bin", content: new Uint8Array([1]) }]
+      })
+      assert.include(wire, "Content-Type: application/x-a; name=a.bin\r\n")
+      assert.include(wire, "Content-Disposition: attachment; filename=b.bin\r\n")
+    }))
+
+  it.effect("priority normal writes nothing; List-* fields may still be given as headers when list is not", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        priority: "normal",
+        headers: { "List-Unsubscribe": "<https://example.com/u>" }
+      })
+      assert.notInclude(wire, "Priority")
+      assert.notInclude(wire, "Importance")
+      assert.include(wire, "List-Unsubscribe: <https://example.com/u>\r\n")
+    }))
+
+  it.effect("groups with utf8Headers: the display name as a quoted UTF-8 string", () =>
+    Effect.gen(function*() {
+      const wire = yield* wireOf({
+        from: "a@example.com",
+        to: [{ group: "Équipe", members: ["b@example.com"] }, { group: "Vide", members: [] }],
+        utf8Headers: true
+      })
+      assert.include(wire, "To: \"Équipe\": b@example.com;, Vide:;\r\n")
+    }))
+
+  it.effect("a structured group's members must be a list", () =>
+    Effect.gen(function*() {
+      const r = yield* Effect.either(Message.make({ from: "a@example.com", cc: { group: "G", members: "x@y" } as any }))
+      assert.isTrue(Either.isLeft(r) && r.left.reason === "cc.members: not a list of addresses")
     }))
 })

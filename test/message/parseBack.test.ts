@@ -5,45 +5,15 @@
  * be the input. Where a parser is known to deviate, the test says so and accepts exactly that.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, FastCheck as fc, Random, Stream } from "effect"
-import { spawnSync } from "node:child_process"
-import * as Path from "node:path"
+import { Effect, Either, FastCheck as fc, Option, Random, Stream } from "effect"
 import PostalMime, { decodeWords as postalDecodeWords } from "postal-mime"
 import { decodeWords } from "../../src/internal/message/encodedWords.js"
 import * as Message from "../../src/Message.js"
-import { goldenCases } from "./fixtures/goldenCases.js"
+import { featureCases, goldenCases, invitation } from "./fixtures/goldenCases.js"
+import { type PyMessage, python } from "./fixtures/python.js"
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
-
-interface PyAttachment {
-  readonly filename: string | null
-  readonly contentType: string
-  readonly content: string
-}
-
-interface PyMessage {
-  readonly subject: string | null
-  readonly from: ReadonlyArray<readonly [string, string]> | null
-  readonly to: ReadonlyArray<readonly [string, string]> | null
-  readonly cc: ReadonlyArray<readonly [string, string]> | null
-  readonly xNote: string | null
-  readonly text: string | null
-  readonly html: string | null
-  readonly attachments: ReadonlyArray<PyAttachment>
-  readonly defects: ReadonlyArray<string>
-}
-
-const script = Path.join(import.meta.dirname, "fixtures", "pythonEmail.py")
-
-/** Parses every message in one `python3` run. Raw UTF-8 headers (utf8Headers) are read from text. */
-const python = (messages: ReadonlyArray<Uint8Array>): ReadonlyArray<PyMessage> => {
-  const input = JSON.stringify(messages.map((m) => Buffer.from(m).toString("base64")))
-  const run = spawnSync("python3", [script], { input, maxBuffer: 1 << 28 })
-  if (run.error !== undefined) throw new Error(`python3 is needed for these tests: ${run.error.message}`)
-  if (run.status !== 0) throw new Error(`python3 failed: ${run.stderr.toString()}`)
-  return JSON.parse(run.stdout.toString())
-}
 
 /** One attachment as the test knows it: the file name and the bytes the parser must give. */
 interface Expected {
@@ -67,7 +37,7 @@ const expectationsOf = (options: Message.MakeOptions, streamed: ReadonlyArray<Ui
     subject: options.subject,
     xNote: (options.headers as Record<string, string> | undefined)?.["X-Note"],
     from: nameOf(list(options.from)[0]!),
-    to: list(options.to).map(nameOf),
+    to: list(options.to).map((x) => nameOf(x as Message.AddressInput)),
     text: options.text,
     html: options.html,
     attachments: (options.attachments ?? []).map((a) => ({
@@ -218,7 +188,41 @@ const composeAll = (all: ReadonlyArray<Message.MakeOptions>) =>
       Effect.withRandom(Random.make(i))
     ))
 
-const checkAll = (all: ReadonlyArray<{ label: string; options: Message.MakeOptions; expected?: Expected }>) =>
+/**
+ * `Message.getDecoded` on the parsed wire: the subject and X-Note are the input (less the white
+ * space at the ends that any reader takes for folding), and the address fields are what
+ * Python's `str(msg[name])` gives (with `addresses`: generated names with white space at their
+ * ends, `=?` and the like meet Python's own quirks, not checked here).
+ */
+const checkDecoded = (wire: Uint8Array, py: PyMessage, e: Expected, label: string, addresses: boolean) => {
+  const message = Either.getOrThrow(Message.parse(wire))
+  const accepted = (s: string) => [s, trimEnds(s), trimStart(s)]
+  if (e.subject !== undefined) {
+    assertOneOf(Option.getOrUndefined(Message.subject(message)), accepted(e.subject), `${label}: decoded subject`)
+  }
+  if (e.xNote !== undefined) {
+    assertOneOf(Option.getOrUndefined(Message.getDecoded(message, "X-Note")), accepted(e.xNote), `${label}: X-Note`)
+  }
+  for (const [name, value] of py.headers) {
+    if (!addresses || !/^(from|to|cc|reply-to|sender)$/i.test(name)) continue
+    const ours = Option.getOrThrow(Message.getDecoded(message, name))
+    const raw = Option.getOrThrow(Message.get(message, name))
+    if (/\?=\s+=\?/.test(raw)) {
+      // Python before gh-128110 keeps the white space between two encoded words (see pythonPhrase)
+      const bare = (s: string) => s.replace(new RegExp(`[${PY_SPACE}]+`, "g"), "")
+      assert.strictEqual(bare(ours), bare(value), `${label}: decoded ${name}`)
+    } else if (/[\t\x00-\x1f\x7f]/.test(value + ours)) {
+      assert.strictEqual(squeeze(ours), squeeze(value), `${label}: decoded ${name}`)
+    } else {
+      assert.strictEqual(ours, value, `${label}: decoded ${name}`)
+    }
+  }
+}
+
+const checkAll = (
+  all: ReadonlyArray<{ label: string; options: Message.MakeOptions; expected?: Expected }>,
+  addresses = true
+) =>
   Effect.gen(function*() {
     const wires = yield* composeAll(all.map((c) => c.options))
     const parsed = python(wires)
@@ -227,6 +231,7 @@ const checkAll = (all: ReadonlyArray<{ label: string; options: Message.MakeOptio
       const e = expected ?? expectationsOf(options)
       checkPython(parsed[i]!, wires[i]!, e, label)
       yield* Effect.promise(() => checkPostal(wires[i]!, e, label))
+      checkDecoded(wires[i]!, parsed[i]!, e, label, addresses)
     }
   })
 
@@ -296,6 +301,8 @@ describe("parse-back: postal-mime and Python's email (policy.default)", () => {
         .filter((c) => !(c.options.headers as Record<string, string> | undefined)?.["X-Note"]?.includes("=?"))
         // message/rfc822 (.eml) with content "x" is not a message
         .filter((c) => !c.name.endsWith(".eml"))
+        // the features have their own tests below
+        .filter((c) => !c.name.startsWith("feature: "))
         .map((c) => ({ label: c.name, options: c.options }))
     ))
 
@@ -342,7 +349,180 @@ describe("parse-back: postal-mime and Python's email (policy.default)", () => {
   it.effect("generated messages", () => {
     const seed = Number(process.env.PARSE_BACK_SEED ?? (Date.now() ^ (Math.random() * 0x100000000)))
     return checkAll(
-      fc.sample(options, { numRuns: 300, seed }).map((o, i) => ({ label: `seed ${seed} #${i}`, options: o }))
+      fc.sample(options, { numRuns: 300, seed }).map((o, i) => ({ label: `seed ${seed} #${i}`, options: o })),
+      false
     )
   }, 120_000)
+})
+
+describe("parse-back: content types, alternatives, calendars, groups, List-* fields", () => {
+  const feature = (name: string) => featureCases.find((c) => c.name === `feature: ${name}`)!.options
+  const compose1 = (options: Message.MakeOptions) =>
+    Effect.map(composeAll([options]), (wires) => {
+      const wire = wires[0]!
+      const py = python([wire])[0]!
+      assert.deepStrictEqual(py.defects, [], "Python found defects")
+      return { wire, py }
+    })
+  const crlf = (s: string) => s.replace(/\r?\n/g, "\r\n")
+
+  it.effect("Content-Type parameters: quoted, RFC 2231, the caller's charset for bytes", () =>
+    Effect.gen(function*() {
+      const { py, wire } = yield* compose1(feature("content type parameters"))
+      const leaves = py.parts.filter((p) => !p.contentType.startsWith("multipart/"))
+      assert.deepStrictEqual(leaves.map((p) => [p.contentType, p.params]), [
+        ["text/plain", { charset: "utf-8" }],
+        ["text/plain", { format: "flowed", delsp: "yes", charset: "utf-8", name: "notes.txt" }],
+        ["text/plain", { charset: "UTF-8", name: "agenda.txt" }],
+        ["text/plain", { charset: "iso-8859-1", name: "latin1.txt" }],
+        ["application/x-thing", { note: "a b; c", label: "日本", "x-quote": "it's", name: "data.bin" }],
+        ["text/calendar", { method: "PUBLISH", component: "VEVENT", charset: "utf-8" }]
+      ])
+      // the Latin-1 bytes are read as Latin-1
+      assert.strictEqual(dec.decode(Buffer.from(py.attachments[2]!.content, "base64")), "é")
+      const p = yield* Effect.promise(() => PostalMime.parse(wire))
+      assert.deepStrictEqual(p.attachments.map((a) => [a.filename, a.mimeType]), [
+        ["notes.txt", "text/plain"],
+        ["agenda.txt", "text/plain"],
+        ["latin1.txt", "text/plain"],
+        ["data.bin", "application/x-thing"],
+        [null, "text/calendar"]
+      ])
+      assert.strictEqual(p.attachments[4]!.method, "PUBLISH")
+      assert.deepStrictEqual(bytesOf(p.attachments[3]!), new Uint8Array([1, 2]))
+    }))
+
+  it.effect("alternatives: between text and HTML, in order, the HTML preferred", () =>
+    Effect.gen(function*() {
+      const options = feature("alternatives")
+      const { py, wire } = yield* compose1(options)
+      assert.deepStrictEqual(py.parts.map((p) => p.contentType), [
+        "multipart/alternative",
+        "text/plain",
+        "text/x-amp-html",
+        "text/watch-html",
+        "text/html"
+      ])
+      assert.strictEqual(lines(py.html), "<p>html</p>")
+      assert.strictEqual(lines(py.text), "plain")
+      const p = yield* Effect.promise(() => PostalMime.parse(wire))
+      assert.strictEqual(lines(p.html), "<p>html</p>")
+      assert.strictEqual(lines(p.text), "plain")
+      const amp = p.attachments.find((a) => a.mimeType === "text/x-amp-html")!
+      assert.strictEqual(lines(dec.decode(bytesOf(amp))), options.alternatives![0]!.content)
+    }))
+
+  it.effect("calendar invitation: a text/calendar alternative with the method, and invite.ics", () =>
+    Effect.gen(function*() {
+      const { py, wire } = yield* compose1(feature("calendar invitation"))
+      assert.deepStrictEqual(py.parts.map((p) => [p.contentType, p.params, p.disposition, p.filename]), [
+        ["multipart/mixed", { boundary: py.parts[0]!.params.boundary! }, null, null],
+        ["multipart/alternative", { boundary: py.parts[1]!.params.boundary! }, null, null],
+        ["text/plain", { charset: "utf-8" }, null, null],
+        ["text/html", { charset: "utf-8" }, null, null],
+        ["text/calendar", { charset: "utf-8", method: "REQUEST" }, null, null],
+        ["application/pdf", { name: "agenda.pdf" }, "attachment", "agenda.pdf"],
+        ["application/ics", { name: "invite.ics" }, "attachment", "invite.ics"]
+      ])
+      const ics = py.attachments.find((a) => a.filename === "invite.ics")!
+      assert.strictEqual(dec.decode(Buffer.from(ics.content, "base64")), invitation)
+      const p = yield* Effect.promise(() => PostalMime.parse(wire))
+      const calendar = p.attachments.find((a) => a.mimeType === "text/calendar")!
+      assert.strictEqual(calendar.method, "REQUEST")
+      assert.strictEqual(crlf(dec.decode(bytesOf(calendar))), invitation)
+      const file = p.attachments.find((a) => a.filename === "invite.ics")!
+      assert.strictEqual(file.mimeType, "application/ics")
+      // postal-mime gives calendar files as text with LF line breaks; Python gives the bytes (above)
+      assert.strictEqual(crlf(dec.decode(bytesOf(file))), invitation)
+      assert.strictEqual(lines(p.html), "<p>Stand-up on Monday at 9:00.</p>")
+    }))
+
+  it.effect("calendar: the method from the option or the calendar, PUBLISH by default", () =>
+    Effect.gen(function*() {
+      const methodOf = (icalEvent: Message.MakeOptions["icalEvent"]) =>
+        Effect.map(compose1({ from: "a@example.com", icalEvent }), ({ py }) =>
+          py.parts.find((p) => p.contentType === "text/calendar")!.params.method)
+      const { py } = yield* compose1(feature("calendar cancellation"))
+      assert.deepStrictEqual(
+        py.attachments.map((a) =>
+          a.filename
+        ),
+        ["cancel.ics"]
+      )
+      assert.strictEqual(yield* methodOf(invitation.replace("METHOD:REQUEST", "METHOD:CANCEL")), "CANCEL")
+      assert.strictEqual(yield* methodOf({ content: invitation, method: "request" }), "REQUEST")
+      const noMethod = invitation.replace("METHOD:REQUEST\r\n", "")
+      assert.strictEqual(yield* methodOf(noMethod), "PUBLISH")
+      assert.strictEqual(yield* methodOf({ content: noMethod, method: "Counter" }), "COUNTER")
+    }))
+
+  it.effect("groups: empty, written, structured, non-ASCII names; the envelope holds the members", () =>
+    Effect.gen(function*() {
+      const options = feature("groups")
+      const { py, wire } = yield* compose1(options)
+      assert.deepStrictEqual(py.toGroups, [
+        ["undisclosed-recipients", []],
+        ["Team", [["", "b@example.com"], ["Zoë", "z@example.com"]]],
+        [null, [["", "c@example.com"]]]
+      ])
+      assert.deepStrictEqual(py.ccGroups, [
+        ["Équipe de développement", [["", "d@example.com"], ["Émile", "e@example.com"]]]
+      ])
+      const p = yield* Effect.promise(() => PostalMime.parse(wire))
+      assert.deepStrictEqual(p.to as ReadonlyArray<unknown>, [
+        { name: "undisclosed-recipients", group: [] },
+        { name: "Team", group: [{ address: "b@example.com", name: "" }, { address: "z@example.com", name: "Zoë" }] },
+        { address: "c@example.com", name: "" }
+      ])
+      assert.deepStrictEqual(p.cc as ReadonlyArray<unknown>, [{
+        name: "Équipe de développement",
+        group: [{ address: "d@example.com", name: "" }, { address: "e@example.com", name: "Émile" }]
+      }])
+      const message = yield* Message.make(options)
+      const env = Either.getOrThrow(Message.envelope(message))
+      assert.deepStrictEqual(env.to, [
+        "b@example.com",
+        "z@example.com",
+        "c@example.com",
+        "h@example.com",
+        "d@example.com",
+        "e@example.com"
+      ])
+      // smtplib's send_message takes the same recipients (getaddresses over To, Bcc, Cc, Bcc kept),
+      // but for the empty group, which getaddresses reads as the address "" (RCPT TO:<>, refused
+      // by servers): the envelope has no address for it
+      const withBcc = message.headers.map((h) => `${h.name}:${h.value}\r\n`).join("") + "\r\n"
+      const smtplib = python([enc.encode(withBcc)])[0]!.envelopeTo
+      assert.deepStrictEqual(smtplib, ["", ...env.to])
+      const empty = yield* Message.make({ from: "a@example.com", to: "undisclosed-recipients:;", bcc: "x@example.com" })
+      assert.deepStrictEqual(Either.getOrThrow(Message.envelope(empty)).to, ["x@example.com"])
+    }))
+
+  it.effect("List-* fields, priority, In-Reply-To and References read back as written", () =>
+    Effect.gen(function*() {
+      const list = yield* compose1(feature("list headers"))
+      const replies = yield* compose1(feature("priority and replies"))
+      const headers = (py: PyMessage) => Object.fromEntries(py.headers.map(([k, v]) => [k.toLowerCase(), v]))
+      const l = headers(list.py)
+      assert.strictEqual(l["list-id"], "Nouvelles d'Example <news.example.com>")
+      assert.strictEqual(
+        l["list-unsubscribe"],
+        "<https://example.com/unsubscribe?u=42&l=news>, <mailto:unsubscribe@example.com>"
+      )
+      assert.strictEqual(l["list-unsubscribe-post"], "List-Unsubscribe=One-Click")
+      assert.strictEqual(l["list-post"], "NO")
+      assert.strictEqual(l["list-owner"], "<mailto:owner@example.com>")
+      const r = headers(replies.py)
+      assert.strictEqual(r["in-reply-to"], "<q1@example.com>")
+      assert.strictEqual(r["references"], "<root@example.com> <p1@example.com> <q1@example.com>")
+      assert.strictEqual(r["x-priority"], "5 (Lowest)")
+      assert.strictEqual(r["importance"], "Low")
+      const p = yield* Effect.promise(() => PostalMime.parse(replies.wire))
+      assert.strictEqual(p.inReplyTo, "<q1@example.com>")
+      assert.strictEqual(p.references, "<root@example.com> <p1@example.com> <q1@example.com>")
+      const pl = yield* Effect.promise(() => PostalMime.parse(list.wire))
+      const line = (key: string) => pl.headers.find((h) => h.key === key)?.value
+      assert.strictEqual(line("list-id"), "Nouvelles d'Example <news.example.com>")
+      assert.strictEqual(line("list-unsubscribe-post"), "List-Unsubscribe=One-Click")
+    }))
 })

@@ -9,7 +9,7 @@ import * as Either from "effect/Either"
 import emailAddresses from "email-addresses"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
-import { isAscii } from "./bytes.js"
+import { isAscii, show } from "./bytes.js"
 import { decodeWords, encodeWord } from "./encodedWords.js"
 
 type Address = Message.Address
@@ -40,25 +40,53 @@ export const parseAddressList = (value: string, field: string): Either.Either<Ar
   return Either.right(out)
 }
 
+/** A group read from a caller's string: its display name and mailboxes. @internal */
+export interface Group {
+  readonly group: string
+  readonly members: ReadonlyArray<Address>
+}
+
 /**
- * Parses one mailbox given by a caller (`"a@example.com"`, `"Ann <a@example.com>"`). With
- * `addressOnly` the input must be a bare address (no display name).
+ * Parses one mailbox given by a caller (`"a@example.com"`, `"Ann <a@example.com>"`), or with
+ * `groups` a group (`"Team: a@example.com, b@example.com;"`, `"undisclosed-recipients:;"`).
+ * With `addressOnly` the input must be a bare address (no display name). `at` names the
+ * field and position in the refusal, which shows the value.
  *
  * @internal
  */
 export const parseMailbox = (
   input: string,
-  field: string,
-  addressOnly: boolean
-): Either.Either<Address, SmtpInvalidInput> => {
+  at: string,
+  addressOnly: boolean,
+  groups = false
+): Either.Either<Address | Group, SmtpInvalidInput> => {
+  const fail = (why: string) => Either.left(new SmtpInvalidInput({ reason: `${at}: ${show(input)} ${why}` }))
   const parsed = emailAddresses.parseOneAddress({ input: input.trim(), rfc6532: true })
-  if (parsed === null || parsed.type !== "mailbox" || (addressOnly && parsed.name !== null)) {
-    return Either.left(new SmtpInvalidInput({ reason: `${field} is not a valid email address` }))
+  if (parsed === null) {
+    return fail(
+      input.includes(",")
+        ? "is not an address (give a list for several: [\"a@example.com\", \"b@example.com\"])"
+        : groups
+        ? "is not an address or a group (\"Name: a@example.com, b@example.com;\")"
+        : "is not an address"
+    )
   }
+  if (parsed.type === "group") {
+    if (!groups) return fail("is a group; this field takes mailboxes only")
+    if (parsed.name === null || parsed.name.trim() === "") return fail("is a group without a name")
+    return Either.right({
+      group: decodeName(parsed.name)!,
+      members: parsed.addresses.map((m) => ({ name: decodeName(m.name), address: m.address }))
+    })
+  }
+  if (addressOnly && parsed.name !== null) return fail("is not a bare address (give the display name as name)")
   return Either.right({ name: decodeName(parsed.name), address: parsed.address })
 }
 
 const ATEXT_PHRASE = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/
+
+/** @internal */
+export { show } from "./bytes.js"
 
 /** Printable US-ASCII and SP only: no control characters, no HTAB. @internal */
 export const isPrintableAscii = (s: string): boolean => {
@@ -94,3 +122,15 @@ export const formatMailbox = (mailbox: Address, utf8Headers: boolean): string =>
 
 /** Whether an address needs SMTPUTF8 (any non-ASCII character). @internal */
 export const isInternational = (address: string): boolean => !isAscii(address)
+
+/**
+ * A group: `name: member, member;`, or `name:;` when it is empty. An encoded word is followed
+ * by a space before the colon: RFC 2047 §5 wants encoded words delimited by white space, and
+ * Python reports `=?…?=:` as a defect.
+ *
+ * @internal
+ */
+export const formatGroup = (group: Group, utf8Headers: boolean): string =>
+  `${formatPhrase(group.group, utf8Headers).replace(/\?=$/, "?= ")}:${
+    group.members.length === 0 ? "" : " " + group.members.map((m) => formatMailbox(m, utf8Headers)).join(", ")
+  };`

@@ -68,3 +68,14 @@ export const utf8Length = (s: string): number => {
   }
   return n
 }
+
+/**
+ * A caller's value for error messages: JSON-quoted (so CR, LF and control characters show as
+ * escapes), cut at 100 characters. Only for header text and addresses, never bodies or secrets.
+ *
+ * @internal
+ */
+export const show = (value: string): string => {
+  const chars = Array.from(value)
+  return JSON.stringify(chars.length > 100 ? chars.slice(0, 100).join("") + "…" : value)
+}

@@ -1,8 +1,11 @@
 /**
  * The composer: options in, a MIME message out. Structure: a text/plain or text/html leaf;
- * multipart/alternative for text and HTML; multipart/related around the HTML and its inline
- * (Content-ID) parts; multipart/mixed when there are attachments. Every caller string that ends
- * up in a header is checked for CR and LF first (header injection), before anything is built.
+ * multipart/alternative for text, the caller's alternatives, HTML and a calendar invitation,
+ * in that order (increasing preference, RFC 2046 §5.1.4); multipart/related around the HTML and
+ * its inline (Content-ID) parts; multipart/mixed when there are attachments (the invitation's
+ * `.ics` last). Every caller string that ends up in a header is checked for CR and LF first
+ * (header injection), before anything is built; every refusal names the option, its position
+ * and the value (`show`), never a body.
  *
  * @internal
  */
@@ -14,8 +17,9 @@ import * as Stream from "effect/Stream"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import * as Streams from "../stream.js"
-import { formatMailbox, parseMailbox } from "./addresses.js"
+import { formatGroup, formatMailbox, formatPhrase, type Group, parseMailbox, show } from "./addresses.js"
 import { concatBytes, hasLineBreak, utf8 } from "./bytes.js"
+import { parseContentType } from "./contentType.js"
 import { formatDate } from "./date.js"
 import { base64Stream, chooseEncoding, encodeWith, type TransferEncoding } from "./encodings.js"
 import { encodeUnstructured, parameterized } from "./headerEncoding.js"
@@ -44,37 +48,76 @@ type Node<E, R> = Leaf<E, R> | Multipart<E, R>
 
 const invalid = (reason: string) => Either.left(new SmtpInvalidInput({ reason }))
 
-const injection = (field: string) => invalid(`CR or LF in ${field} (header injection)`)
-
-const checkText = (value: string, field: string): Either.Either<string, SmtpInvalidInput> =>
-  hasLineBreak(value) ? injection(field) : Either.right(value)
+const checkText = (value: string, at: string): Either.Either<string, SmtpInvalidInput> =>
+  hasLineBreak(value) ? invalid(`${at}: ${show(value)} holds CR or LF (header injection)`) : Either.right(value)
 
 const asList = <A>(value: A | ReadonlyArray<A> | undefined): ReadonlyArray<A> | undefined =>
   value === undefined ? undefined : Array.isArray(value) ? value : [value as A]
+
+type Entry = Address | Group
+
+const isGroup = (entry: Entry): entry is Group => "group" in entry
+
+const mailbox = (
+  item: Message.AddressInput,
+  at: string,
+  groups: boolean
+): Either.Either<Entry, SmtpInvalidInput> =>
+  Either.gen(function*() {
+    if (typeof item === "string") {
+      yield* checkText(item, at)
+      return yield* parseMailbox(item, at, false, groups)
+    }
+    if (typeof item !== "object" || item === null || typeof item.address !== "string") {
+      return yield* invalid(`${at}: not an address (a string or { name, address })`)
+    }
+    if (item.name !== undefined) yield* checkText(item.name, `${at}.name`)
+    yield* checkText(item.address, `${at}.address`)
+    const parsed = yield* parseMailbox(item.address, `${at}.address`, true)
+    return { name: item.name, address: (parsed as Address).address }
+  })
+
+/** An address list: mailboxes, and with `groups` groups (structured or written). */
+const addressList = (
+  input: Message.AddressListInput | ReadonlyArray<Message.AddressListInput> | undefined,
+  field: string,
+  groups: boolean
+): Either.Either<Array<Entry>, SmtpInvalidInput> =>
+  Either.gen(function*() {
+    const list = asList(input) ?? []
+    const many = Array.isArray(input)
+    const out: Array<Entry> = []
+    for (let i = 0; i < list.length; i++) {
+      const item = list[i]!
+      const at = many ? `${field}[${i}]` : field
+      if (typeof item === "object" && item !== null && "group" in item) {
+        if (!groups) {
+          return yield* invalid(`${at}: a group (${show(String(item.group))}); this field takes mailboxes only`)
+        }
+        yield* checkText(item.group, `${at}.group`)
+        if (item.group.trim() === "") return yield* invalid(`${at}.group: a group needs a name`)
+        if (!Array.isArray(item.members)) return yield* invalid(`${at}.members: not a list of addresses`)
+        const members: Array<Address> = []
+        const given: ReadonlyArray<Message.AddressInput> = item.members
+        for (let j = 0; j < given.length; j++) {
+          members.push((yield* mailbox(given[j]!, `${at}.members[${j}]`, false)) as Address)
+        }
+        out.push({ group: item.group, members })
+      } else {
+        out.push(yield* mailbox(item as Message.AddressInput, at, groups))
+      }
+    }
+    return out
+  })
 
 const mailboxes = (
   input: Message.AddressInput | ReadonlyArray<Message.AddressInput> | undefined,
   field: string
 ): Either.Either<Array<Address>, SmtpInvalidInput> =>
-  Either.gen(function*() {
-    const list = asList(input) ?? []
-    const many = Array.isArray(input)
-    const out: Array<Address> = []
-    for (let i = 0; i < list.length; i++) {
-      const item = list[i]!
-      const at = many ? `${field}[${i}]` : field
-      if (typeof item === "string") {
-        yield* checkText(item, at)
-        out.push(yield* parseMailbox(item, at, false))
-      } else {
-        if (item.name !== undefined) yield* checkText(item.name, `${at}.name`)
-        yield* checkText(item.address, `${at}.address`)
-        const parsed = yield* parseMailbox(item.address, `${at}.address`, true)
-        out.push({ name: item.name, address: parsed.address })
-      }
-    }
-    return out
-  })
+  addressList(input, field, false) as Either.Either<Array<Address>, SmtpInvalidInput>
+
+const formatEntry = (entry: Entry, utf8Headers: boolean) =>
+  isGroup(entry) ? formatGroup(entry, utf8Headers) : formatMailbox(entry, utf8Headers)
 
 const RESERVED = new Set([
   "from",
@@ -93,9 +136,9 @@ const RESERVED = new Set([
   "content-id"
 ])
 
-const MIME_TYPE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-
 const stripAngles = (s: string) => s.trim().replace(/^<(.*)>$/, "$1")
+
+const MSG_ID = /^[^\s<>@]+@[^\s<>@]+$/
 
 const field = (name: string, value: string, what: string) => makeField(name, value, what)
 
@@ -113,28 +156,47 @@ const textLeaf = <E, R>(text: string, subtype: "plain" | "html"): Either.Either<
     }
   })
 
-const attachmentLeaf = <E, R>(
-  attachment: Message.Attachment<E, R>,
+/** What distinguishes an attachment from an alternative: a file name, a disposition, a Content-ID. */
+interface AttachmentFields {
+  readonly filename: string | undefined
+  readonly cid: string | undefined
+  readonly disposition: "attachment" | "inline" | undefined
+}
+
+/**
+ * A leaf for an attachment (with `attachment`) or an alternative (without): Content-Type with
+ * the caller's parameters (charset=utf-8 added for string text, name for a file name),
+ * Content-Transfer-Encoding, and for an attachment Content-Disposition and Content-ID.
+ */
+const contentLeaf = <E, R>(
+  content: string | Uint8Array | Stream.Stream<Uint8Array, E, R>,
+  contentType: string | undefined,
   at: string,
+  attachment: AttachmentFields | undefined,
   utf8Headers: boolean
 ): Either.Either<Leaf<E, R>, SmtpInvalidInput> =>
   Either.gen(function*() {
-    const { cid, content, contentType, disposition, filename } = attachment
+    const filename = attachment?.filename
+    const cid = attachment?.cid
+    const disposition = attachment?.disposition
     if (filename !== undefined) yield* checkText(filename, `${at}.filename`)
     if (contentType !== undefined) yield* checkText(contentType, `${at}.contentType`)
     if (cid !== undefined) yield* checkText(cid, `${at}.cid`)
-    const mimeType = (contentType ?? (filename === undefined ? "application/octet-stream" : mimeTypeOf(filename)))
-      .trim()
-      .toLowerCase()
-    if (!MIME_TYPE.test(mimeType)) {
-      return yield* invalid(`${at}.contentType is not a MIME type (type/subtype)`)
+    const given = contentType ?? (filename === undefined ? "application/octet-stream" : mimeTypeOf(filename))
+    const parsed = parseContentType(given)
+    if (Either.isLeft(parsed)) return yield* invalid(`${at}.contentType: ${show(given)} ${parsed.left}`)
+    const { params, type: mimeType } = parsed.right
+    if (mimeType.startsWith("multipart/")) {
+      return yield* invalid(`${at}.contentType: ${show(given)}: multipart types are built by the composer`)
     }
     const contentId = cid === undefined ? undefined : stripAngles(cid)
     if (contentId !== undefined && !/^[\x21-\x3b\x3d\x3f-\x7e]+$/.test(contentId)) {
-      return yield* invalid(`${at}.cid must be printable US-ASCII without spaces or angle brackets`)
+      return yield* invalid(
+        `${at}.cid: ${show(cid!)} must be printable US-ASCII without spaces or angle brackets`
+      )
     }
     if (disposition !== undefined && disposition !== "attachment" && disposition !== "inline") {
-      return yield* invalid(`${at}.disposition must be "attachment" or "inline"`)
+      return yield* invalid(`${at}.disposition: ${show(String(disposition))} must be "attachment" or "inline"`)
     }
     const isText = mimeType.startsWith("text/")
     let encoded: Content<E, R>
@@ -145,33 +207,245 @@ const attachmentLeaf = <E, R>(
       const bytes = typeof content === "string" ? utf8(isText ? normaliseCrlfString(content) : content) : content
       encoding = isText ? chooseEncoding(bytes) : "base64"
       encoded = encodeWith(encoding, bytes)
-    } else {
+    } else if (Stream.StreamTypeId in (content as object)) {
       encoding = "base64"
       encoded = base64Stream(content)
+    } else {
+      return yield* invalid(`${at}.content: not a string, bytes or a Stream`)
     }
-    const typeParams: Array<readonly [string, string]> = []
-    if (isText && typeof content === "string") typeParams.push(["charset", "utf-8"])
-    if (filename !== undefined) typeParams.push(["name", filename])
+    const typeParams: Array<readonly [string, string]> = [...params]
+    const charset = params.find(([k]) => k === "charset")
+    if (isText && typeof content === "string") {
+      if (charset === undefined) typeParams.push(["charset", "utf-8"])
+      else if (!/^utf-?8$/i.test(charset[1])) {
+        return yield* invalid(
+          `${at}.contentType: ${show(given)}: a string is sent as UTF-8 (give bytes for charset ${charset[1]})`
+        )
+      }
+    }
+    if (filename !== undefined && !params.some(([k]) => k === "name")) typeParams.push(["name", filename])
     const headers: Array<Header> = [
-      yield* field("Content-Type", parameterized(mimeType, typeParams, utf8Headers), `${at}.filename`),
-      yield* field("Content-Transfer-Encoding", encoding, "Content-Transfer-Encoding"),
-      yield* field(
-        "Content-Disposition",
-        parameterized(
-          disposition ?? (contentId === undefined ? "attachment" : "inline"),
-          filename === undefined ? [] : [["filename", filename]],
-          utf8Headers
-        ),
-        `${at}.filename`
-      )
+      yield* field("Content-Type", parameterized(mimeType, typeParams, utf8Headers), `${at}.contentType`),
+      yield* field("Content-Transfer-Encoding", encoding, "Content-Transfer-Encoding")
     ]
+    if (attachment !== undefined) {
+      headers.push(
+        yield* field(
+          "Content-Disposition",
+          parameterized(
+            disposition ?? (contentId === undefined ? "attachment" : "inline"),
+            filename === undefined ? [] : [["filename", filename]],
+            utf8Headers
+          ),
+          `${at}.filename`
+        )
+      )
+    }
     if (contentId !== undefined) headers.push(yield* field("Content-ID", `<${contentId}>`, `${at}.cid`))
     return { _tag: "Leaf", headers, content: encoded }
   })
 
+const attachmentLeaf = <E, R>(
+  attachment: Message.Attachment<E, R>,
+  at: string,
+  utf8Headers: boolean
+): Either.Either<Leaf<E, R>, SmtpInvalidInput> =>
+  typeof attachment !== "object" || attachment === null
+    ? invalid(`${at}: not an attachment ({ filename, content, ... })`)
+    : contentLeaf(attachment.content, attachment.contentType, at, {
+      filename: attachment.filename,
+      cid: attachment.cid,
+      disposition: attachment.disposition
+    }, utf8Headers)
+
+/** The iCalendar METHOD property (unfolded), if the calendar has one. */
+const calendarMethod = (ics: string): string | undefined => {
+  const unfolded = ics.replace(/\r?\n[ \t]/g, "")
+  const m = /^METHOD(?:;[^:\r\n]*)?:([^\r\n]*)$/im.exec(unfolded)
+  return m === null ? undefined : m[1]!.trim().toUpperCase()
+}
+
+/** The calendar invitation's alternative and attachment. */
+const calendarLeaves = <E, R>(
+  input: string | Message.CalendarEvent,
+  utf8Headers: boolean
+): Either.Either<{ alternative: Leaf<E, R>; attachment: Leaf<E, R> }, SmtpInvalidInput> =>
+  Either.gen(function*() {
+    const event = typeof input === "string" ? { content: input } as Message.CalendarEvent : input
+    if (typeof event.content !== "string") return yield* invalid("icalEvent.content: not a string")
+    if (!/^BEGIN:VCALENDAR\r?$/im.test(event.content)) {
+      return yield* invalid("icalEvent.content is not an iCalendar object (no BEGIN:VCALENDAR line)")
+    }
+    const written = calendarMethod(event.content)
+    let method = written ?? "PUBLISH"
+    if (event.method !== undefined) {
+      yield* checkText(event.method, "icalEvent.method")
+      method = event.method.trim().toUpperCase()
+      if (!/^[A-Z0-9-]+$/.test(method)) {
+        return yield* invalid(`icalEvent.method: ${show(event.method)} is not an iCalendar method (REQUEST, ...)`)
+      }
+      if (written !== undefined && written !== method) {
+        return yield* invalid(
+          `icalEvent.method: ${show(event.method)} differs from the calendar's METHOD:${written} (RFC 6047 §2.4)`
+        )
+      }
+    }
+    if (!/^[A-Z0-9-]+$/.test(method)) {
+      return yield* invalid(`icalEvent.content: METHOD:${show(method)} is not an iCalendar method`)
+    }
+    return {
+      alternative: yield* contentLeaf<E, R>(
+        event.content,
+        `text/calendar; charset=utf-8; method=${method}`,
+        "icalEvent",
+        undefined,
+        utf8Headers
+      ),
+      attachment: yield* contentLeaf<E, R>(event.content, "application/ics", "icalEvent", {
+        filename: event.filename ?? "invite.ics",
+        cid: undefined,
+        disposition: "attachment"
+      }, utf8Headers)
+    }
+  })
+
+const messageIds = (
+  input: string | ReadonlyArray<string> | undefined,
+  field: string
+): Either.Either<Array<string>, SmtpInvalidInput> =>
+  Either.gen(function*() {
+    const list = asList(input) ?? []
+    const many = Array.isArray(input)
+    const out: Array<string> = []
+    for (let i = 0; i < list.length; i++) {
+      const at = many ? `${field}[${i}]` : field
+      const value = list[i]!
+      if (typeof value !== "string") return yield* invalid(`${at}: not a string`)
+      yield* checkText(value, at)
+      for (const word of value.trim().split(/\s+/).filter((w) => w.length > 0)) {
+        const id = stripAngles(word)
+        if (!MSG_ID.test(id)) return yield* invalid(`${at}: ${show(word)} is not a message ID (local@domain)`)
+        out.push(`<${id}>`)
+      }
+    }
+    return out
+  })
+
+/** A URL for a List-* field (RFC 2369), in angle brackets; a bare address is a mailto: URL. */
+const listUrl = (value: string, at: string, schemes?: ReadonlyArray<string>) =>
+  Either.gen(function*() {
+    if (typeof value !== "string") return yield* invalid(`${at}: not a string`)
+    yield* checkText(value, at)
+    let text = value.trim().replace(/^<(.*)>$/, "$1")
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:/.test(text) && /^[^\s@<>]+@[^\s@<>]+$/.test(text)) text = `mailto:${text}`
+    let url: URL
+    try {
+      url = new URL(text)
+    } catch {
+      return yield* invalid(`${at}: ${show(value)} is not a URL`)
+    }
+    if (schemes !== undefined && !schemes.includes(url.protocol)) {
+      return yield* invalid(`${at}: ${show(value)} is not a ${schemes.map((s) => s.slice(0, -1)).join(" or ")} URL`)
+    }
+    if (/[\s<>]/.test(url.href)) return yield* invalid(`${at}: ${show(value)} is not a URL`)
+    return `<${url.href}>`
+  })
+
+const LIST_ID = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)+$/
+
+/** The List-* fields, and the bulk-sender and reply fields (In-Reply-To, References, priority). */
+const optionHeaders = (
+  options: Message.MakeOptions<any, any>,
+  utf8Headers: boolean
+): Either.Either<Array<Header>, SmtpInvalidInput> =>
+  Either.gen(function*() {
+    const out: Array<Header> = []
+    const inReplyTo = yield* messageIds(options.inReplyTo, "inReplyTo")
+    if (inReplyTo.length > 0) out.push(yield* field("In-Reply-To", inReplyTo.join(" "), "inReplyTo"))
+    const references = yield* messageIds(options.references, "references")
+    if (references.length > 0) out.push(yield* field("References", references.join(" "), "references"))
+
+    const list = options.list
+    if (list !== undefined) {
+      if (list.id !== undefined) {
+        const given = typeof list.id === "string" ? list.id : list.id.id
+        const at = typeof list.id === "string" ? "list.id" : "list.id.id"
+        if (typeof given !== "string") return yield* invalid(`${at}: not a string`)
+        yield* checkText(given, at)
+        let name = typeof list.id === "string" ? undefined : list.id.name
+        let id = given.trim()
+        const named = typeof list.id === "string" ? /^(.*?)\s*<([^<>]*)>$/.exec(id) : null
+        if (named !== null) {
+          name = named[1]!.replace(/^"(.*)"$/, "$1")
+          id = named[2]!.trim()
+        } else id = stripAngles(id)
+        if (!LIST_ID.test(id)) {
+          return yield* invalid(`${at}: ${show(given)} is not a list identifier (list-label.example.com, RFC 2919)`)
+        }
+        if (name !== undefined) yield* checkText(name, "list.id.name")
+        const phrase = name === undefined || name.length === 0 ? "" : formatPhrase(name, utf8Headers) + " "
+        out.push(yield* field("List-Id", `${phrase}<${id}>`, "list.id"))
+      }
+      const urls = function*(name: string, value: string | ReadonlyArray<string> | undefined, key: string) {
+        const all = asList(value) ?? []
+        const many = Array.isArray(value)
+        if (all.length === 0) return
+        const written: Array<string> = []
+        for (let i = 0; i < all.length; i++) {
+          const at = many ? `list.${key}[${i}]` : `list.${key}`
+          if (key === "post" && typeof all[i] === "string" && all[i]!.trim().toUpperCase() === "NO") {
+            if (all.length > 1) return yield* invalid(`${at}: "NO" cannot be combined with URLs`)
+            written.push("NO")
+          } else written.push(yield* listUrl(all[i]!, at))
+        }
+        out.push(yield* field(name, written.join(", "), `list.${key}`))
+      }
+      yield* urls("List-Help", list.help, "help")
+      const unsubscribe = list.unsubscribe
+      if (unsubscribe !== undefined) {
+        if (typeof unsubscribe !== "object" || unsubscribe === null) {
+          return yield* invalid("list.unsubscribe: give { url, mailto, oneClick }")
+        }
+        const written: Array<string> = []
+        if (unsubscribe.url !== undefined) {
+          written.push(yield* listUrl(unsubscribe.url, "list.unsubscribe.url", ["https:", "http:"]))
+        }
+        if (unsubscribe.mailto !== undefined) {
+          written.push(yield* listUrl(unsubscribe.mailto, "list.unsubscribe.mailto", ["mailto:"]))
+        }
+        if (written.length === 0) return yield* invalid("list.unsubscribe: give a url, a mailto, or both")
+        out.push(yield* field("List-Unsubscribe", written.join(", "), "list.unsubscribe"))
+        if (unsubscribe.oneClick === true) {
+          if (unsubscribe.url === undefined || !written[0]!.startsWith("<https:")) {
+            return yield* invalid("list.unsubscribe.oneClick: one-click unsubscribe needs an https url (RFC 8058)")
+          }
+          out.push(yield* field("List-Unsubscribe-Post", "List-Unsubscribe=One-Click", "list.unsubscribe"))
+        }
+      }
+      yield* urls("List-Subscribe", list.subscribe, "subscribe")
+      yield* urls("List-Post", list.post, "post")
+      yield* urls("List-Owner", list.owner, "owner")
+      yield* urls("List-Archive", list.archive, "archive")
+    }
+
+    const priority = options.priority
+    if (priority === "high" || priority === "low") {
+      const high = priority === "high"
+      out.push(
+        yield* field("X-Priority", high ? "1 (Highest)" : "5 (Lowest)", "priority"),
+        yield* field("X-MSMail-Priority", high ? "High" : "Low", "priority"),
+        yield* field("Importance", high ? "High" : "Low", "priority")
+      )
+    } else if (priority !== undefined && priority !== "normal") {
+      return yield* invalid(`priority: ${show(String(priority))} is not "high", "normal" or "low"`)
+    }
+    return out
+  })
+
 const extraHeaders = (
   input: Message.MakeOptions<any, any>["headers"],
-  utf8Headers: boolean
+  utf8Headers: boolean,
+  written: ReadonlyArray<Header>
 ): Either.Either<Array<Header>, SmtpInvalidInput> =>
   Either.gen(function*() {
     if (input === undefined) return []
@@ -179,13 +453,22 @@ const extraHeaders = (
       ? (input as ReadonlyArray<Header>).map((h) => [h.name, h.value] as const)
       : Object.entries(input as Readonly<Record<string, string>>)
     const out: Array<Header> = []
-    for (const [name, value] of entries) {
-      const at = `headers[${JSON.stringify(name)}]`
+    for (let i = 0; i < entries.length; i++) {
+      const [name, value] = entries[i]!
+      const at = Array.isArray(input) ? `headers[${i}]` : `headers[${JSON.stringify(name)}]`
       yield* checkText(name, `the name of ${at}`)
+      if (typeof value !== "string") return yield* invalid(`${at}: the value is not a string`)
       yield* checkText(value, at)
-      if (!isFieldName(name)) return yield* invalid(`${at}: invalid header field name`)
-      if (RESERVED.has(name.toLowerCase())) {
-        return yield* invalid(`${at}: ${name} is set by the composer; use its option instead`)
+      if (!isFieldName(name)) return yield* invalid(`${at}: ${show(name)} is not a header field name`)
+      const lower = name.toLowerCase()
+      if (RESERVED.has(lower)) {
+        return yield* invalid(
+          `${at}: ${name} is set by the composer; use its option instead` +
+            (lower.startsWith("content-") ? " (contentType of an attachment or an alternative, or icalEvent)" : "")
+        )
+      }
+      if (written.some((h) => h.name.toLowerCase() === lower)) {
+        return yield* invalid(`${at}: ${name} is already written from an option (list, priority, inReplyTo, ...)`)
       }
       out.push(yield* field(name, encodeUnstructured(value, utf8Headers, true), at))
     }
@@ -207,28 +490,32 @@ const countMultiparts = (node: Node<any, any>): number =>
 
 const plan = <E, R>(options: Message.MakeOptions<E, R>): Either.Either<Plan<E, R>, SmtpInvalidInput> =>
   Either.gen(function*() {
+    if (typeof options !== "object" || options === null) return yield* invalid("make: options are required")
     const utf8Headers = options.utf8Headers === true
     const top: Array<Header> = []
-    const addressField = function*(name: string, list: ReadonlyArray<Address>, at: string) {
+    const addressField = function*(name: string, list: ReadonlyArray<Entry>, at: string) {
       if (list.length === 0) return
-      top.push(yield* field(name, list.map((m) => formatMailbox(m, utf8Headers)).join(", "), at))
+      top.push(yield* field(name, list.map((m) => formatEntry(m, utf8Headers)).join(", "), at))
     }
 
     const from = yield* mailboxes(options.from, "from")
     if (from.length === 0) return yield* invalid("from: at least one address is required")
     const sender = options.sender === undefined ? [] : yield* mailboxes(options.sender, "sender")
-    const replyTo = yield* mailboxes(options.replyTo, "replyTo")
-    const to = yield* mailboxes(options.to, "to")
-    const cc = yield* mailboxes(options.cc, "cc")
-    const bcc = yield* mailboxes(options.bcc, "bcc")
+    const replyTo = yield* addressList(options.replyTo, "replyTo", true)
+    const to = yield* addressList(options.to, "to", true)
+    const cc = yield* addressList(options.cc, "cc", true)
+    const bcc = yield* addressList(options.bcc, "bcc", true)
+    if (options.subject !== undefined && typeof options.subject !== "string") {
+      return yield* invalid("subject: not a string")
+    }
     const subject = options.subject === undefined ? undefined : yield* checkText(options.subject, "subject")
 
     let date: string | undefined
     if (options.date !== undefined) {
       if (typeof options.date === "string") {
         date = yield* checkText(options.date, "date")
-      } else if (Number.isNaN(options.date.getTime())) {
-        return yield* invalid("date is an invalid Date")
+      } else if (!(options.date instanceof Date) || Number.isNaN(options.date.getTime())) {
+        return yield* invalid("date: an invalid Date")
       } else {
         date = formatDate(options.date.getTime())
       }
@@ -236,7 +523,9 @@ const plan = <E, R>(options: Message.MakeOptions<E, R>): Either.Either<Plan<E, R
     let messageId: string | undefined
     if (options.messageId !== undefined) {
       const id = stripAngles(yield* checkText(options.messageId, "messageId"))
-      if (!/^[^\s<>@]+@[^\s<>@]+$/.test(id)) return yield* invalid("messageId must look like local@domain")
+      if (!MSG_ID.test(id)) {
+        return yield* invalid(`messageId: ${show(options.messageId)} is not a message ID (local@domain)`)
+      }
       messageId = `<${id}>`
     }
 
@@ -248,7 +537,8 @@ const plan = <E, R>(options: Message.MakeOptions<E, R>): Either.Either<Plan<E, R
     yield* addressField("Bcc", bcc, "bcc")
     if (subject !== undefined) top.push(yield* field("Subject", encodeUnstructured(subject, utf8Headers), "subject"))
 
-    const extra = yield* extraHeaders(options.headers, utf8Headers)
+    const fromOptions = yield* optionHeaders(options, utf8Headers)
+    const extra = [...fromOptions, ...(yield* extraHeaders(options.headers, utf8Headers, fromOptions))]
 
     const attachments = options.attachments ?? []
     const inline: Array<Leaf<E, R>> = []
@@ -260,9 +550,23 @@ const plan = <E, R>(options: Message.MakeOptions<E, R>): Either.Either<Plan<E, R
         attachment.disposition !== "attachment"
       ;(related ? inline : regular).push(leaf)
     }
+    const calendar = options.icalEvent === undefined ? undefined : yield* calendarLeaves<E, R>(
+      options.icalEvent,
+      utf8Headers
+    )
+    if (calendar !== undefined) regular.push(calendar.attachment)
 
     const alternatives: Array<Node<E, R>> = []
     if (options.text !== undefined) alternatives.push(yield* textLeaf<E, R>(options.text, "plain"))
+    const more = options.alternatives ?? []
+    for (let i = 0; i < more.length; i++) {
+      const alternative = more[i]!
+      const at = `alternatives[${i}]`
+      if (typeof alternative !== "object" || alternative === null || alternative.contentType === undefined) {
+        return yield* invalid(`${at}: give { contentType, content }`)
+      }
+      alternatives.push(yield* contentLeaf(alternative.content, alternative.contentType, at, undefined, utf8Headers))
+    }
     if (options.html !== undefined) {
       const html = yield* textLeaf<E, R>(options.html, "html")
       alternatives.push(
@@ -271,6 +575,7 @@ const plan = <E, R>(options: Message.MakeOptions<E, R>): Either.Either<Plan<E, R
           : { _tag: "Multipart", subtype: "related", params: `; type="text/html"`, parts: [html, ...inline] }
       )
     }
+    if (calendar !== undefined) alternatives.push(calendar.alternative)
     const body: Node<E, R> | undefined = alternatives.length === 0
       ? undefined
       : alternatives.length === 1

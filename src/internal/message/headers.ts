@@ -8,7 +8,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
-import { hasLineBreak } from "./bytes.js"
+import { hasLineBreak, show } from "./bytes.js"
 import { foldField } from "./fold.js"
 
 type Header = Message.Header
@@ -106,13 +106,15 @@ export const makeField = (name: string, value: string, what = `header ${JSON.str
       )
     }
     if (hasLineBreak(value)) {
-      return yield* Either.left(new SmtpInvalidInput({ reason: `CR or LF in ${what} (header injection)` }))
+      return yield* Either.left(
+        new SmtpInvalidInput({ reason: `${what}: ${show(value)} holds CR or LF (header injection)` })
+      )
     }
     const folded = foldField(name, value)
     if (folded === undefined) {
       return yield* Either.left(
         new SmtpInvalidInput({
-          reason: `${what} has a word too long to fold into lines of at most 998 octets`
+          reason: `${what}: ${show(value)} has a word too long to fold into lines of at most 998 octets`
         })
       )
     }
