@@ -65,6 +65,17 @@ export interface Pending {
   readonly batch: Batch
 }
 
+/** What `sendNow` did. */
+export interface Sent {
+  readonly pending: Pending
+  /**
+   * What is left of the write: `Effect.void` when the socket took the bytes at once, else the
+   * wait for it to take them (run it before relying on the replies; it never fails: a failure is
+   * the batch's `error`).
+   */
+  readonly written: Effect.Effect<void>
+}
+
 export interface Engine {
   /** The greeting: owed from the start, so that it is never an unsolicited reply. */
   readonly greeting: Effect.Effect<SmtpReply.SmtpReply, SmtpError>
@@ -76,6 +87,21 @@ export interface Engine {
    * tell from it that the commands went out).
    */
   readonly send: (commands: ReadonlyArray<Command>) => Effect.Effect<Pending, SmtpError>
+  /**
+   * `send` as one synchronous step, for a caller inside a callback (the reader's, through
+   * `onSettled`) or an `Effect.async` registration: registers the replies, hands the commands to
+   * the socket and begins the wait. `undefined` when it cannot be done so (the transport's write
+   * is an Effect, several writes, or the debug transcript): use `send`. An `SmtpError` when the
+   * connection is unusable (nothing was registered or written).
+   */
+  readonly sendNow: (commands: ReadonlyArray<Command>) => Sent | SmtpError | undefined
+  /**
+   * Calls `f` once when the batch is settled: at once when it is, else from the reader's callback
+   * after the whole chunk that settled it was read (so a stray reply in the same chunk is seen
+   * first), or when the connection fails. One callback per batch; `offSettled` withdraws it.
+   */
+  readonly onSettled: (pending: Pending, f: (batch: Batch) => void) => void
+  readonly offSettled: (pending: Pending) => void
   /** `send`, then waits once for every reply. Never fails: a failure is the batch's `error`. */
   readonly exchange: (commands: ReadonlyArray<Command>) => Effect.Effect<Batch>
   /** Writes one command and waits for its reply. */
@@ -149,6 +175,8 @@ interface Group extends Batch {
   readonly need: number
   done: boolean
   resume: ((exit: Exit.Exit<Batch>) => void) | undefined
+  /** Called once when settled (see `onSettled`). */
+  then: ((batch: Batch) => void) | undefined
   /** Whether its commands are fully written (its wait may begin). */
   armed: boolean
   /** When the next reply is late (-1: not waiting yet). */
@@ -254,11 +282,25 @@ export const make = (
     const disconnected = (cause?: unknown) => (during: string) =>
       new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
 
+    /** Set while the reader's callback delivers a chunk's replies: `onSettled` callbacks wait for its end. */
+    let delivering = false
+    /** Settled groups whose `onSettled` callback waits for the end of the chunk. */
+    const settledInChunk: Array<Group> = []
+
     const finish = (g: Group): void => {
       g.done = true
       const resume = g.resume
       g.resume = undefined
       if (resume !== undefined) resume(Exit.succeed(g))
+      if (g.then !== undefined) {
+        if (delivering) settledInChunk.push(g)
+        else runThen(g)
+      }
+    }
+    const runThen = (g: Group): void => {
+      const then = g.then
+      g.then = undefined
+      if (then !== undefined) then(g)
     }
 
     /** Marks the connection unusable, fails every owed group, destroys the socket. Idempotent. */
@@ -343,6 +385,18 @@ export const make = (
 
     const onChunk = (chunk: Uint8Array): void => {
       if (closedWith !== undefined) return
+      delivering = true
+      try {
+        readChunk(chunk)
+      } finally {
+        delivering = false
+        // callbacks run after every reply of the chunk was delivered: one may write commands
+        for (let i = 0; i < settledInChunk.length; i++) runThen(settledInChunk[i])
+        settledInChunk.length = 0
+      }
+    }
+
+    const readChunk = (chunk: Uint8Array): void => {
       const result = decoder.push(chunk)
       for (const raw of result.replies) {
         const reply = SmtpReply.fromLines(raw, raw.bytes)
@@ -406,6 +460,7 @@ export const make = (
       need,
       done: false,
       resume: undefined,
+      then: undefined,
       armed: false,
       deadline: -1
     })
@@ -660,6 +715,29 @@ export const make = (
       }
       return segments > 1 && total >= COALESCE_LIMIT
     }
+    const sendNow = (commands: ReadonlyArray<Command>): Sent | SmtpError | undefined => {
+      if (options.debug !== 0 || connection.write === undefined || severalWrites(commands)) return undefined
+      const unusable = closedWith ?? broken
+      if (unusable !== undefined) return unusable(sendingWhat(commands))
+      let need = 0
+      for (const c of commands) need += c.replies ?? 1
+      const g = makeGroup(commands, commands[commands.length - 1].verb, need)
+      register(g)
+      sent++
+      const { endSegment, segments } = commandSegments(commands)
+      const writing = writeSegments(segments, commands, endSegment)
+      // one write, handed to the socket: the wait may begin (as `send` with one write)
+      arm(g)
+      return { pending: pending(g), written: writing === Effect.void ? Effect.void : Effect.ignore(writing) }
+    }
+    const onSettled = (p: Pending, f: (batch: Batch) => void): void => {
+      const g = p.batch as Group
+      if (g.done) f(g)
+      else g.then = f
+    }
+    const offSettled = (p: Pending): void => {
+      ;(p.batch as Group).then = undefined
+    }
     // registering the replies and writing them must not be separated by an interruption: a single
     // write happens in the same synchronous step as the registration; several writes run
     // uninterruptibly
@@ -824,6 +902,9 @@ export const make = (
         (batch) => batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error)
       ),
       send,
+      sendNow,
+      onSettled,
+      offSettled,
       exchange,
       command,
       expect,
