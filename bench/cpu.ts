@@ -4,7 +4,7 @@
  * Effect client (`effect-lean.mjs` from the shared harness), interleaved rep by rep against the
  * same sink (`bench/sink.ts` in a child process).
  *
- *   node --import tsx bench/cpu.ts [N=2000] [REPS=5] [path/to/effect-lean.mjs] [--chunking]
+ *   node --import tsx bench/cpu.ts [N=2000] [REPS=5] [path/to/effect-lean.mjs] [--chunking] [--lean-only]
  *
  * Both clients connect once and warm up (2 × 1000 messages each); then each rep sends N messages
  * with one and N with the other (the order flipped every rep). The lean client's file must resolve
@@ -19,6 +19,8 @@ import { startSinkProcess } from "./sinkProcess.js"
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"))
 const chunking = process.argv.includes("--chunking")
+/** Only the lean client (for a CPU profile of it alone). */
+const leanOnly = process.argv.includes("--lean-only")
 const N = Number(args[0] ?? 2000)
 const REPS = Number(args[1] ?? 5)
 const leanPath = args[2]
@@ -31,6 +33,8 @@ const body = Buffer.from(HEADER + LINE.repeat(Math.ceil((1000 - HEADER.length) /
 
 interface Result {
   readonly cpuMicros: number
+  /** Of which user time (the rest is system time: mostly the socket writes, loopback included). */
+  readonly userMicros: number
   readonly msgsPerSecond: number
 }
 
@@ -79,7 +83,7 @@ const measure = async (send: Sender, n: number): Promise<Result> => {
   await send(n)
   const t1 = performance.now()
   const cpu = process.cpuUsage(cpu0)
-  return { cpuMicros: (cpu.user + cpu.system) / n, msgsPerSecond: n / ((t1 - t0) / 1000) }
+  return { cpuMicros: (cpu.user + cpu.system) / n, userMicros: cpu.user / n, msgsPerSecond: n / ((t1 - t0) / 1000) }
 }
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
@@ -88,32 +92,38 @@ const sink = await startSinkProcess({ chunking })
 try {
   // both clients stay connected; after a warm-up, blocks of N messages alternate between them
   // (the order flipped every rep), so that both see the same load on this shared machine
-  const clients: Array<readonly [string, { readonly send: Sender; readonly close: () => Promise<void> }]> = [
-    ["effect-smtp", await effectSmtp(sink.port)]
-  ]
+  const clients: Array<readonly [string, { readonly send: Sender; readonly close: () => Promise<void> }]> = []
+  if (!leanOnly) clients.push(["effect-smtp", await effectSmtp(sink.port)])
   if (leanPath !== undefined) clients.push(["effect-lean", await lean(sink.port)])
   for (const [, c] of clients) await c.send(WARM)
   for (const [, c] of clients) await c.send(WARM)
   const results: Record<string, Array<Result>> = { "effect-smtp": [], "effect-lean": [] }
   const ratios: Array<number> = []
+  const userRatios: Array<number> = []
   for (let rep = 0; rep < REPS; rep++) {
     const order = rep % 2 === 0 ? clients : [...clients].reverse()
     for (const [name, c] of order) results[name].push(await measure(c.send, N))
     const line = Object.entries(results).filter(([, r]) => r.length > 0).map(([name, r]) =>
-      `${name} ${r[rep].cpuMicros.toFixed(1)} µs/msg ${r[rep].msgsPerSecond.toFixed(0)} msgs/s`
+      `${name} ${r[rep].cpuMicros.toFixed(1)} µs/msg (user ${r[rep].userMicros.toFixed(1)}) ${
+        r[rep].msgsPerSecond.toFixed(0)
+      } msgs/s`
     ).join(" | ")
-    if (leanPath !== undefined) {
+    const both = leanPath !== undefined && !leanOnly
+    if (both) {
       ratios.push(results["effect-smtp"][rep].cpuMicros / results["effect-lean"][rep].cpuMicros)
+      userRatios.push(results["effect-smtp"][rep].userMicros / results["effect-lean"][rep].userMicros)
     }
-    console.log(`rep ${rep + 1}: ${line}${leanPath !== undefined ? ` | ratio ${ratios[rep].toFixed(2)}` : ""}`)
+    console.log(`rep ${rep + 1}: ${line}${both ? ` | ratio ${ratios[rep].toFixed(2)}` : ""}`)
   }
   for (const [, c] of clients) await c.close()
   const smtpCpu = median(results["effect-smtp"].map((r) => r.cpuMicros))
-  console.log(
-    `median effect-smtp: ${smtpCpu.toFixed(1)} µs/msg, ${
-      median(results["effect-smtp"].map((r) => r.msgsPerSecond)).toFixed(0)
-    } msgs/s`
-  )
+  if (!leanOnly) {
+    console.log(
+      `median effect-smtp: ${smtpCpu.toFixed(1)} µs/msg, ${
+        median(results["effect-smtp"].map((r) => r.msgsPerSecond)).toFixed(0)
+      } msgs/s`
+    )
+  }
   if (leanPath !== undefined) {
     const leanCpu = median(results["effect-lean"].map((r) => r.cpuMicros))
     console.log(
@@ -121,7 +131,13 @@ try {
         median(results["effect-lean"].map((r) => r.msgsPerSecond)).toFixed(0)
       } msgs/s`
     )
-    console.log(`ratio (CPU per message, effect-smtp / effect-lean): median of reps ${median(ratios).toFixed(2)}`)
+    if (!leanOnly) {
+      console.log(
+        `ratio (CPU per message, effect-smtp / effect-lean): median of reps ${median(ratios).toFixed(2)} (user time ${
+          median(userRatios).toFixed(2)
+        })`
+      )
+    }
   }
 } finally {
   sink.stop()

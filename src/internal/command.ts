@@ -5,6 +5,7 @@
  */
 import * as Either from "effect/Either"
 import { SmtpInvalidInput } from "../SmtpError.js"
+import { allocate } from "./slab.js"
 
 const encoder = new TextEncoder()
 
@@ -76,6 +77,9 @@ const knownVerbs = new Set([
 export const verbName = (verb: string): string => (knownVerbs.has(verb) ? verb : "the command")
 
 const nonAscii = /[^\x00-\x7f]/
+
+/** The verb a command line names, upper-case. */
+const verbOf = (verb: string): string => (verb.includes(" ") ? verb.split(" ")[0] : verb).toUpperCase()
 const lineBreak = /[\r\n]/
 
 /**
@@ -88,6 +92,19 @@ export const encode = (
   options?: { readonly utf8?: boolean | undefined; readonly display?: string | undefined }
 ): Either.Either<Command, SmtpInvalidInput> => {
   const line = args === undefined || args === "" ? verb : `${verb} ${args}`
+  // the common case in one pass: ASCII without CR, LF or NUL, copied as it is checked
+  const bytes = allocate(line.length + 2)
+  let i = 0
+  for (; i < line.length; i++) {
+    const c = line.charCodeAt(i)
+    if (c > 0x7f || c === 13 || c === 10 || c === 0) break
+    bytes[i] = c
+  }
+  if (i === line.length) {
+    bytes[i] = 13
+    bytes[i + 1] = 10
+    return Either.right({ verb: verbOf(verb), bytes, display: options?.display ?? line })
+  }
   // only a known verb is named: anything else could be a secret given to docmd
   const named = () => {
     const known = verbName(verb.split(/[\s\0]/)[0].toUpperCase())
@@ -108,11 +125,7 @@ export const encode = (
       })
     )
   }
-  return Either.right({
-    verb: verb.split(" ")[0].toUpperCase(),
-    bytes: encoder.encode(`${line}\r\n`),
-    display: options?.display ?? line
-  })
+  return Either.right({ verb: verbOf(verb), bytes: encoder.encode(`${line}\r\n`), display: options?.display ?? line })
 }
 
 /** Refuses an address with CR, LF or NUL anywhere (before any bracket extraction hides it). */

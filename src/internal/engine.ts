@@ -35,9 +35,9 @@ import {
 } from "../SmtpError.js"
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
-import { concatBytes } from "./bytes.js"
 import { type Command, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
+import { concat as concatBytes } from "./slab.js"
 
 export interface EngineOptions {
   /** 0: quiet; 1: `C:`/`S:` transcript at Debug level; 2: the same with timestamps. */
@@ -165,22 +165,37 @@ export interface Engine {
   readonly tlsDetails: () => SmtpTransport.TlsDetails | undefined
 }
 
-/** A batch of owed replies (see the module doc). */
-interface Group extends Batch {
-  readonly replies: Array<SmtpReply.SmtpReply>
-  error: SmtpError | undefined
-  /** The commands that draw the replies (for names), or the one verb they all have. */
-  readonly commands: ReadonlyArray<Command> | undefined
-  readonly verb: string
-  readonly need: number
-  done: boolean
-  resume: ((exit: Exit.Exit<Batch>) => void) | undefined
+/**
+ * A batch of owed replies (see the module doc), and the pending batch handed out for it (one
+ * object: a message's batches cost one allocation each).
+ */
+class Group implements Batch, Pending {
+  readonly replies: Array<SmtpReply.SmtpReply> = []
+  error: SmtpError | undefined = undefined
+  done = false
+  resume: ((exit: Exit.Exit<Batch>) => void) | undefined = undefined
   /** Called once when settled (see `onSettled`). */
-  then: ((batch: Batch) => void) | undefined
+  settledCallback: ((batch: Batch) => void) | undefined = undefined
   /** Whether its commands are fully written (its wait may begin). */
-  armed: boolean
+  armed = false
   /** When the next reply is late (-1: not waiting yet). */
-  deadline: number
+  deadline = -1
+  constructor(
+    /** The commands that draw the replies (for names), or undefined: they all have `verb`. */
+    readonly commands: ReadonlyArray<Command> | undefined,
+    readonly verb: string,
+    readonly need: number,
+    private readonly awaiter: (g: Group) => Effect.Effect<Batch>
+  ) {}
+  get await(): Effect.Effect<Batch> {
+    return this.awaiter(this)
+  }
+  settled(): boolean {
+    return this.done
+  }
+  get batch(): Batch {
+    return this
+  }
 }
 
 /** The verb of the command that draws reply `index` of a group. */
@@ -292,14 +307,14 @@ export const make = (
       const resume = g.resume
       g.resume = undefined
       if (resume !== undefined) resume(Exit.succeed(g))
-      if (g.then !== undefined) {
+      if (g.settledCallback !== undefined) {
         if (delivering) settledInChunk.push(g)
         else runThen(g)
       }
     }
     const runThen = (g: Group): void => {
-      const then = g.then
-      g.then = undefined
+      const then = g.settledCallback
+      g.settledCallback = undefined
       if (then !== undefined) then(g)
     }
 
@@ -452,18 +467,28 @@ export const make = (
       )
     })
 
-    const makeGroup = (commands: ReadonlyArray<Command> | undefined, verb: string, need: number): Group => ({
-      replies: [],
-      error: undefined,
-      commands,
-      verb,
-      need,
-      done: false,
-      resume: undefined,
-      then: undefined,
-      armed: false,
-      deadline: -1
-    })
+    const awaitGroup = (g: Group): Effect.Effect<Batch> =>
+      g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
+        if (g.done) return resume(Effect.succeed(g))
+        g.resume = resume
+        return Effect.sync(() => {
+          g.resume = undefined
+        })
+      })
+    const traced = (g: Group): Effect.Effect<Batch> =>
+      options.debug === 0 ? awaitGroup(g) : Effect.tap(
+        awaitGroup(g),
+        (batch) =>
+          Effect.forEach(
+            batch.replies,
+            (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`), { discard: true }),
+            {
+              discard: true
+            }
+          )
+      )
+    const makeGroup = (commands: ReadonlyArray<Command> | undefined, verb: string, need: number): Group =>
+      new Group(commands, verb, need, traced)
 
     /** Registers a group (its wait begins once armed); takes replies that came early. */
     const register = (g: Group): void => {
@@ -522,33 +547,7 @@ export const make = (
       }
     })
 
-    const awaitGroup = (g: Group): Effect.Effect<Batch> =>
-      g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
-        if (g.done) return resume(Effect.succeed(g))
-        g.resume = resume
-        return Effect.sync(() => {
-          g.resume = undefined
-        })
-      })
-    const traced = (g: Group): Effect.Effect<Batch> =>
-      options.debug === 0 ? awaitGroup(g) : Effect.tap(
-        awaitGroup(g),
-        (batch) =>
-          Effect.forEach(
-            batch.replies,
-            (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`), { discard: true }),
-            {
-              discard: true
-            }
-          )
-      )
-    const pending = (g: Group): Pending => ({
-      get await() {
-        return traced(g)
-      },
-      settled: () => g.done,
-      batch: g
-    })
+    const pending = (g: Group): Pending => g
 
     const rawWrite = (bytes: Uint8Array, what: What, endsData: boolean): Effect.Effect<void, SmtpError> => {
       if (closedWith !== undefined || broken !== undefined || write === undefined) {
@@ -733,10 +732,10 @@ export const make = (
     const onSettled = (p: Pending, f: (batch: Batch) => void): void => {
       const g = p.batch as Group
       if (g.done) f(g)
-      else g.then = f
+      else g.settledCallback = f
     }
     const offSettled = (p: Pending): void => {
-      ;(p.batch as Group).then = undefined
+      ;(p.batch as Group).settledCallback = undefined
     }
     // registering the replies and writing them must not be separated by an interruption: a single
     // write happens in the same synchronous step as the registration; several writes run

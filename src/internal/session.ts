@@ -77,13 +77,16 @@ const messageStream = <E, R>(
 }
 
 /** A message in memory: its Stream is made only if something reads it. */
-const inMemory = (bytes: Uint8Array) => ({
-  get stream() {
-    return Stream.succeed(bytes)
-  },
-  bytes,
-  size: bytes.length
-})
+class InMemory {
+  readonly size: number
+  constructor(readonly bytes: Uint8Array) {
+    this.size = bytes.length
+  }
+  get stream(): Stream.Stream<Uint8Array> {
+    return Stream.succeed(this.bytes)
+  }
+}
+const inMemory = (bytes: Uint8Array) => new InMemory(bytes)
 
 /** A transaction validated and encoded, ready to be written. */
 interface Prepared<E, R> {
