@@ -35,7 +35,7 @@ import {
 } from "../SmtpError.js"
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
-import { type Command, verbName as replyName } from "./command.js"
+import { byteLength, type Command, encodeLines, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
 import { concat as concatBytes } from "./slab.js"
 
@@ -674,8 +674,7 @@ export const make = (
       const g = makeGroup(commands, commands[commands.length - 1].verb, need)
       register(g)
       sent++
-      const { endSegment, segments } = commandSegments(commands)
-      const writing = writeSegments(segments, commands, endSegment)
+      const writing = writeCommandsOf(commands)
       if (single) {
         // one write, already handed to the socket: the wait for the replies may begin (the write
         // timeout covers a write the socket has not taken yet); nothing is left to interrupt
@@ -703,16 +702,17 @@ export const make = (
       let segments = 0
       let total = 0
       for (const c of commands) {
-        segments++
-        total += c.bytes.length
-        if (c.payload !== undefined) {
-          for (const p of c.payload) {
-            segments++
-            total += p.length
-          }
-        }
+        segments += c.payload === undefined ? 1 : 1 + c.payload.length
+        total += byteLength(c)
       }
       return segments > 1 && total >= COALESCE_LIMIT
+    }
+    /** Writes a flight of commands: command lines alone and small, encoded in one array. */
+    const writeCommandsOf = (commands: ReadonlyArray<Command>): Effect.Effect<void, SmtpError> => {
+      const lines = encodeLines(commands)
+      if (lines !== undefined && lines.length < COALESCE_LIMIT) return rawWrite(lines, commands, false)
+      const { endSegment, segments } = commandSegments(commands)
+      return writeSegments(segments, commands, endSegment)
     }
     const sendNow = (commands: ReadonlyArray<Command>): Sent | SmtpError | undefined => {
       if (options.debug !== 0 || connection.write === undefined || severalWrites(commands)) return undefined
@@ -723,8 +723,7 @@ export const make = (
       const g = makeGroup(commands, commands[commands.length - 1].verb, need)
       register(g)
       sent++
-      const { endSegment, segments } = commandSegments(commands)
-      const writing = writeSegments(segments, commands, endSegment)
+      const writing = writeCommandsOf(commands)
       // one write, handed to the socket: the wait may begin (as `send` with one write)
       arm(g)
       return { pending: pending(g), written: writing === Effect.void ? Effect.void : Effect.ignore(writing) }

@@ -47,6 +47,13 @@ const LF = 10
 const CR = 13
 const HYPHEN = 45
 
+/**
+ * `bytes.subarray(from, to)` as a plain Uint8Array: `subarray` builds an instance of the chunk's
+ * own class (a Node Buffer), through a species lookup and that class's constructor, for every line.
+ */
+const view = (bytes: Uint8Array, from: number, to: number): Uint8Array =>
+  new Uint8Array(bytes.buffer, bytes.byteOffset + from, to - from)
+
 const preview = (bytes: Uint8Array): string => new TextDecoder().decode(bytes.subarray(0, 80))
 
 export const make = (options?: { readonly maxLine?: number; readonly maxLines?: number }): ReplyDecoder => {
@@ -116,14 +123,14 @@ export const make = (options?: { readonly maxLine?: number; readonly maxLines?: 
         return { replies, failure: failed }
       }
       const end = to - from >= 2 && raw[to - 2] === CR ? to - 2 : to - 1
-      lines.push(decoder.decode(raw.subarray(from, end)))
+      lines.push(decoder.decode(view(raw, from, end)))
       if (lines.length > maxLines) {
         failed = { _tag: "TooManyLines", line: lines[0].slice(0, 80) }
         return { replies, failure: failed }
       }
       if (end - from < 4 || raw[from + 3] !== HYPHEN) {
         const reply = lines as Array<string> & { bytes: Uint8Array }
-        reply.bytes = pendingLength === 0 ? chunk.subarray(replyStart, start) : joinPending(0, chunk.subarray(0, start))
+        reply.bytes = pendingLength === 0 ? view(chunk, replyStart, start) : joinPending(0, chunk.subarray(0, start))
         replies.push(reply)
         lines = []
         if (pendingLength > 0) {
