@@ -217,7 +217,12 @@ const isDigit = (c: number): boolean => c >= 48 && c <= 57
 /** A blank that `trim` removes: space, tab, CR, LF. */
 const isBlank = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10
 
-/** `lineRe` and `trim` by hand (a reply is decoded for every command): the same results. */
+const outside = (raw: ReadonlyArray<string>): string => `reply code ${raw[0].slice(0, 3)} is outside 100..599`
+
+/**
+ * `/^(\d{3})([ -]?)(.*)$/s` and `trim` by hand (a reply is decoded for every command): the same
+ * results and messages.
+ */
 const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): SmtpReply | string => {
   if (raw.length === 0) return "a reply has at least one line"
   let code = -1
@@ -244,9 +249,12 @@ const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): 
     let to = line.length
     while (from < to && isBlank(line.charCodeAt(from))) from++
     while (to > from && isBlank(line.charCodeAt(to - 1))) to--
-    lines.push(from === 4 && to === line.length ? (line.length === 4 ? "" : line.slice(4)) : line.slice(from, to))
+    const text = from === 4 && to === line.length ? (line.length === 4 ? "" : line.slice(4)) : line.slice(from, to)
+    // one line (the common case): an array of exactly one, not a grown one
+    if (raw.length === 1) return code < 100 || code > 599 ? outside(raw) : unsafeReply(code, [text], bytes)
+    lines.push(text)
   }
-  if (code < 100 || code > 599) return `reply code ${raw[0].slice(0, 3)} is outside 100..599`
+  if (code < 100 || code > 599) return outside(raw)
   return unsafeReply(code, lines, bytes)
 }
 
