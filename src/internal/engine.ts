@@ -467,13 +467,14 @@ export const make = (
       )
     })
 
+    // No canceler: an interrupted wait leaves its resume in the group, and calling it later does
+    // nothing (Effect ignores a resume after the interruption); a later wait replaces it. A
+    // canceler would cost an interruption handler for every wait (and, measured, makes V8 keep
+    // each message's objects past the young generation).
     const awaitGroup = (g: Group): Effect.Effect<Batch> =>
       g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
         if (g.done) return resume(Effect.succeed(g))
         g.resume = resume
-        return Effect.sync(() => {
-          g.resume = undefined
-        })
       })
     const traced = (g: Group): Effect.Effect<Batch> =>
       options.debug === 0 ? awaitGroup(g) : Effect.tap(
