@@ -251,7 +251,8 @@ const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): 
     while (to > from && isBlank(line.charCodeAt(to - 1))) to--
     const text = from === 4 && to === line.length ? (line.length === 4 ? "" : line.slice(4)) : line.slice(from, to)
     // one line (the common case): an array of exactly one, not a grown one
-    if (raw.length === 1) return code < 100 || code > 599 ? outside(raw) : unsafeReply(code, [text], bytes)
+    // (`Array.of`, not a literal: V8 pretenured the literal's arrays on the reply path)
+    if (raw.length === 1) return code < 100 || code > 599 ? outside(raw) : unsafeReply(code, Array.of(text), bytes)
     lines.push(text)
   }
   if (code < 100 || code > 599) return outside(raw)
