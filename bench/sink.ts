@@ -167,6 +167,8 @@ if (isMain) {
   start({ port: portArg === -1 ? 0 : Number(args[portArg + 1]), chunking: args.includes("--chunking") }).then(
     (sink) => {
       process.stdout.write(`LISTENING ${sink.port}\n`)
+      // the parent may be gone when SIGTERM comes (its end of the pipe closed): exit quietly
+      process.stdout.on("error", () => process.exit(0))
       process.on("SIGUSR2", () => process.stdout.write(`MESSAGES ${sink.messages()}\n`))
       process.on("SIGTERM", () => {
         process.stdout.write(`MESSAGES ${sink.messages()}\n`)

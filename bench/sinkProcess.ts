@@ -13,12 +13,13 @@ export interface SinkProcess {
 /** Starts the sink (with CHUNKING when asked) and resolves once it listens. */
 export const startSinkProcess = (options: { readonly chunking?: boolean } = {}): Promise<SinkProcess> =>
   new Promise((resolve, reject) => {
+    // compiled (bench/dist, see bench/tsconfig.json), the compiled sink; else through tsx
+    const compiled = import.meta.url.endsWith(".js")
     const child = spawn(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        fileURLToPath(new URL("./sink.ts", import.meta.url)),
+        ...(compiled ? [] : ["--import", "tsx"]),
+        fileURLToPath(new URL(compiled ? "./sink.js" : "./sink.ts", import.meta.url)),
         ...(options.chunking === true ? ["--chunking"] : [])
       ],
       { stdio: ["ignore", "pipe", "inherit"] }

@@ -267,25 +267,32 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
      * One attempt on a pooled connection. A connection found closed is replaced (a bounded number
      * of times), and one that died during the attempt is closed and its place freed at once.
      */
-    /** A pooled connection that is open: one closed while idle (the server hung up) is replaced. */
-    const openConnection = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
-      Effect.gen(function*() {
-        let entry = yield* restore(pool.get)
-        for (let i = 0; i < 3 && (yield* entry.value.isClosed); i++) {
-          yield* pool.release(entry, false)
-          entry = yield* restore(pool.get)
-        }
-        return entry
-      })
+    /**
+     * A pooled connection that is open: one closed while idle (the server hung up) is replaced, at
+     * most 3 times. A chain of steps, not a generator: it runs for every message.
+     */
+    const openConnection = (
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      replaced = 0
+    ): Effect.Effect<ConnectionPool.Entry<SmtpConnection.Service>, SmtpError> =>
+      Effect.flatMap(
+        restore(pool.get),
+        (entry) =>
+          replaced === 3 ? Effect.succeed(entry) : Effect.flatMap(entry.value.isClosed, (closed) =>
+            closed ?
+              Effect.zipRight(pool.release(entry, false), openConnection(restore, replaced + 1)) :
+              Effect.succeed(entry))
+      )
 
     const attempt = <A, E, R>(send: (smtp: SmtpConnection.Service) => Effect.Effect<A, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          const entry = yield* openConnection(restore)
-          const exit = yield* Effect.exit(restore(send(entry.value)))
-          yield* pool.release(entry, !(yield* entry.value.isClosed))
-          return yield* exit
-        })
+        Effect.flatMap(
+          openConnection(restore),
+          (entry) =>
+            Effect.flatMap(Effect.exit(restore(send(entry.value))), (exit) =>
+              Effect.flatMap(entry.value.isClosed, (closed) =>
+                Effect.zipRight(pool.release(entry, !closed), exit)))
+        )
       )
 
     /** Retries after `error` on the schedule: a first attempt that failed with it, then fresh ones. */

@@ -199,8 +199,6 @@ export const parseEnhancedCode = (code: number, line: string): string | undefine
   return `${m[1]}.${m[2]}.${m[3]}`
 }
 
-const lineRe = /^(\d{3})([ -]?)(.*)$/s
-
 /** Validates raw lines (see {@link FromLines}); the string is why they are not a reply. */
 /**
  * A reply from fields already validated, without the Schema class constructor (it copies and
@@ -215,24 +213,50 @@ const unsafeReply = (code: number, lines: ReadonlyArray<string>, raw: Uint8Array
   return reply as SmtpReply
 }
 
+const isDigit = (c: number): boolean => c >= 48 && c <= 57
+/** A blank that `trim` removes: space, tab, CR, LF. */
+const isBlank = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10
+
+const outside = (raw: ReadonlyArray<string>): string => `reply code ${raw[0].slice(0, 3)} is outside 100..599`
+
+/**
+ * `/^(\d{3})([ -]?)(.*)$/s` and `trim` by hand (a reply is decoded for every command): the same
+ * results and messages.
+ */
 const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): SmtpReply | string => {
   if (raw.length === 0) return "a reply has at least one line"
-  let code: string | undefined
+  let code = -1
   const lines: Array<string> = []
   for (let i = 0; i < raw.length; i++) {
-    const m = lineRe.exec(raw[i])
+    const line = raw[i]
     const last = i === raw.length - 1
-    if (m === null) return `line ${i + 1} does not start with a 3-digit code`
-    if (code === undefined) code = m[1]
-    else if (m[1] !== code) return `line ${i + 1} has code ${m[1]}, the reply started with ${code}`
-    if (!last && m[2] !== "-") return `line ${i + 1} is not a continuation line`
-    if (last && m[2] === "-") return "the last line is a continuation line"
-    if (m[2] === "" && m[3] !== "") return `line ${i + 1} has no separator after the code`
-    lines.push(trim(m[3]))
+    if (
+      line.length < 3 || !isDigit(line.charCodeAt(0)) || !isDigit(line.charCodeAt(1)) || !isDigit(line.charCodeAt(2))
+    ) {
+      return `line ${i + 1} does not start with a 3-digit code`
+    }
+    const n = (line.charCodeAt(0) - 48) * 100 + (line.charCodeAt(1) - 48) * 10 + (line.charCodeAt(2) - 48)
+    if (code === -1) code = n
+    else if (n !== code) {
+      return `line ${i + 1} has code ${line.slice(0, 3)}, the reply started with ${raw[0].slice(0, 3)}`
+    }
+    const separator = line.length > 3 ? line.charCodeAt(3) : -1
+    const hyphen = separator === 45
+    if (!last && !hyphen) return `line ${i + 1} is not a continuation line`
+    if (last && hyphen) return "the last line is a continuation line"
+    if (separator !== -1 && separator !== 32 && !hyphen) return `line ${i + 1} has no separator after the code`
+    let from = 4
+    let to = line.length
+    while (from < to && isBlank(line.charCodeAt(from))) from++
+    while (to > from && isBlank(line.charCodeAt(to - 1))) to--
+    const text = from === 4 && to === line.length ? (line.length === 4 ? "" : line.slice(4)) : line.slice(from, to)
+    // one line (the common case): an array of exactly one, not a grown one
+    // (`Array.of`, not a literal: V8 pretenured the literal's arrays on the reply path)
+    if (raw.length === 1) return code < 100 || code > 599 ? outside(raw) : unsafeReply(code, Array.of(text), bytes)
+    lines.push(text)
   }
-  const n = Number(code)
-  if (n < 100 || n > 599) return `reply code ${code} is outside 100..599`
-  return unsafeReply(n, lines, bytes)
+  if (code < 100 || code > 599) return outside(raw)
+  return unsafeReply(code, lines, bytes)
 }
 
 /**

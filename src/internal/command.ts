@@ -5,6 +5,7 @@
  */
 import * as Either from "effect/Either"
 import { SmtpInvalidInput } from "../SmtpError.js"
+import { allocate } from "./slab.js"
 
 const encoder = new TextEncoder()
 
@@ -21,6 +22,53 @@ export interface Command {
   readonly replies?: number | undefined
   /** It ends message data (the final dot, `BDAT ... LAST`): once written, the message may be accepted. */
   readonly endsData?: boolean | undefined
+}
+
+/**
+ * A command line known to be ASCII without CR, LF or NUL: its bytes are made when read, or
+ * together with the rest of its flight (`encodeLines`: one array for a whole flight).
+ */
+class AsciiLine implements Command {
+  private encoded: Uint8Array | undefined = undefined
+  constructor(readonly verb: string, readonly line: string, readonly display: string) {}
+  get bytes(): Uint8Array {
+    if (this.encoded === undefined) {
+      this.encoded = allocate(this.line.length + 2)
+      copyLine(this.line, this.encoded, 0)
+    }
+    return this.encoded
+  }
+}
+
+/** Writes an ASCII line and CRLF at `at`; returns where it ends. */
+const copyLine = (line: string, out: Uint8Array, at: number): number => {
+  for (let i = 0; i < line.length; i++) out[at++] = line.charCodeAt(i)
+  out[at++] = 13
+  out[at++] = 10
+  return at
+}
+
+/** How many bytes a command's line (and payload) takes, without encoding it. */
+export const byteLength = (c: Command): number => {
+  let n = c instanceof AsciiLine ? c.line.length + 2 : c.bytes.length
+  if (c.payload !== undefined) { for (const p of c.payload) n += p.length }
+  return n
+}
+
+/**
+ * The bytes of a flight of commands in one array, when every one is an ASCII line (no payload);
+ * `undefined` otherwise.
+ */
+export const encodeLines = (commands: ReadonlyArray<Command>): Uint8Array | undefined => {
+  let size = 0
+  for (const c of commands) {
+    if (!(c instanceof AsciiLine)) return undefined
+    size += c.line.length + 2
+  }
+  const out = allocate(size)
+  let at = 0
+  for (const c of commands) at = copyLine((c as AsciiLine).line, out, at)
+  return out
 }
 
 /**
@@ -76,6 +124,9 @@ const knownVerbs = new Set([
 export const verbName = (verb: string): string => (knownVerbs.has(verb) ? verb : "the command")
 
 const nonAscii = /[^\x00-\x7f]/
+
+/** The verb a command line names, upper-case. */
+const verbOf = (verb: string): string => (verb.includes(" ") ? verb.split(" ")[0] : verb).toUpperCase()
 const lineBreak = /[\r\n]/
 
 /**
@@ -88,6 +139,13 @@ export const encode = (
   options?: { readonly utf8?: boolean | undefined; readonly display?: string | undefined }
 ): Either.Either<Command, SmtpInvalidInput> => {
   const line = args === undefined || args === "" ? verb : `${verb} ${args}`
+  // the common case: ASCII without CR, LF or NUL, encoded when written (with its flight)
+  let i = 0
+  for (; i < line.length; i++) {
+    const c = line.charCodeAt(i)
+    if (c > 0x7f || c === 13 || c === 10 || c === 0) break
+  }
+  if (i === line.length) return Either.right(new AsciiLine(verbOf(verb), line, options?.display ?? line))
   // only a known verb is named: anything else could be a secret given to docmd
   const named = () => {
     const known = verbName(verb.split(/[\s\0]/)[0].toUpperCase())
@@ -108,11 +166,7 @@ export const encode = (
       })
     )
   }
-  return Either.right({
-    verb: verb.split(" ")[0].toUpperCase(),
-    bytes: encoder.encode(`${line}\r\n`),
-    display: options?.display ?? line
-  })
+  return Either.right({ verb: verbOf(verb), bytes: encoder.encode(`${line}\r\n`), display: options?.display ?? line })
 }
 
 /** Refuses an address with CR, LF or NUL anywhere (before any bracket extraction hides it). */

@@ -35,9 +35,9 @@ import {
 } from "../SmtpError.js"
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
-import { concatBytes } from "./bytes.js"
-import { type Command, verbName as replyName } from "./command.js"
+import { byteLength, type Command, encodeLines, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
+import { concat as concatBytes } from "./slab.js"
 
 export interface EngineOptions {
   /** 0: quiet; 1: `C:`/`S:` transcript at Debug level; 2: the same with timestamps. */
@@ -65,6 +65,17 @@ export interface Pending {
   readonly batch: Batch
 }
 
+/** What `sendNow` did. */
+export interface Sent {
+  readonly pending: Pending
+  /**
+   * What is left of the write: `Effect.void` when the socket took the bytes at once, else the
+   * wait for it to take them (run it before relying on the replies; it never fails: a failure is
+   * the batch's `error`).
+   */
+  readonly written: Effect.Effect<void>
+}
+
 export interface Engine {
   /** The greeting: owed from the start, so that it is never an unsolicited reply. */
   readonly greeting: Effect.Effect<SmtpReply.SmtpReply, SmtpError>
@@ -76,6 +87,21 @@ export interface Engine {
    * tell from it that the commands went out).
    */
   readonly send: (commands: ReadonlyArray<Command>) => Effect.Effect<Pending, SmtpError>
+  /**
+   * `send` as one synchronous step, for a caller inside a callback (the reader's, through
+   * `onSettled`) or an `Effect.async` registration: registers the replies, hands the commands to
+   * the socket and begins the wait. `undefined` when it cannot be done so (the transport's write
+   * is an Effect, several writes, or the debug transcript): use `send`. An `SmtpError` when the
+   * connection is unusable (nothing was registered or written).
+   */
+  readonly sendNow: (commands: ReadonlyArray<Command>) => Sent | SmtpError | undefined
+  /**
+   * Calls `f` once when the batch is settled: at once when it is, else from the reader's callback
+   * after the whole chunk that settled it was read (so a stray reply in the same chunk is seen
+   * first), or when the connection fails. One callback per batch; `offSettled` withdraws it.
+   */
+  readonly onSettled: (pending: Pending, f: (batch: Batch) => void) => void
+  readonly offSettled: (pending: Pending) => void
   /** `send`, then waits once for every reply. Never fails: a failure is the batch's `error`. */
   readonly exchange: (commands: ReadonlyArray<Command>) => Effect.Effect<Batch>
   /** Writes one command and waits for its reply. */
@@ -139,20 +165,38 @@ export interface Engine {
   readonly tlsDetails: () => SmtpTransport.TlsDetails | undefined
 }
 
-/** A batch of owed replies (see the module doc). */
-interface Group extends Batch {
-  readonly replies: Array<SmtpReply.SmtpReply>
-  error: SmtpError | undefined
-  /** The commands that draw the replies (for names), or the one verb they all have. */
-  readonly commands: ReadonlyArray<Command> | undefined
-  readonly verb: string
-  readonly need: number
-  done: boolean
-  resume: ((exit: Exit.Exit<Batch>) => void) | undefined
+/**
+ * A batch of owed replies (see the module doc), and the pending batch handed out for it (one
+ * object: a message's batches cost one allocation each).
+ */
+class Group implements Batch, Pending {
+  // not a literal: V8 pretenured it (see `AcceptedEnvelope` in transaction.ts)
+  readonly replies: Array<SmtpReply.SmtpReply> = Array.of()
+  error: SmtpError | undefined = undefined
+  done = false
+  resume: ((exit: Exit.Exit<Batch>) => void) | undefined = undefined
+  /** Called once when settled (see `onSettled`). */
+  settledCallback: ((batch: Batch) => void) | undefined = undefined
   /** Whether its commands are fully written (its wait may begin). */
-  armed: boolean
+  armed = false
   /** When the next reply is late (-1: not waiting yet). */
-  deadline: number
+  deadline = -1
+  constructor(
+    /** The commands that draw the replies (for names), or undefined: they all have `verb`. */
+    readonly commands: ReadonlyArray<Command> | undefined,
+    readonly verb: string,
+    readonly need: number,
+    private readonly awaiter: (g: Group) => Effect.Effect<Batch>
+  ) {}
+  get await(): Effect.Effect<Batch> {
+    return this.awaiter(this)
+  }
+  settled(): boolean {
+    return this.done
+  }
+  get batch(): Batch {
+    return this
+  }
 }
 
 /** The verb of the command that draws reply `index` of a group. */
@@ -254,11 +298,25 @@ export const make = (
     const disconnected = (cause?: unknown) => (during: string) =>
       new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
 
+    /** Set while the reader's callback delivers a chunk's replies: `onSettled` callbacks wait for its end. */
+    let delivering = false
+    /** Settled groups whose `onSettled` callback waits for the end of the chunk. */
+    const settledInChunk: Array<Group> = []
+
     const finish = (g: Group): void => {
       g.done = true
       const resume = g.resume
       g.resume = undefined
       if (resume !== undefined) resume(Exit.succeed(g))
+      if (g.settledCallback !== undefined) {
+        if (delivering) settledInChunk.push(g)
+        else runThen(g)
+      }
+    }
+    const runThen = (g: Group): void => {
+      const then = g.settledCallback
+      g.settledCallback = undefined
+      if (then !== undefined) then(g)
     }
 
     /** Marks the connection unusable, fails every owed group, destroys the socket. Idempotent. */
@@ -343,6 +401,18 @@ export const make = (
 
     const onChunk = (chunk: Uint8Array): void => {
       if (closedWith !== undefined) return
+      delivering = true
+      try {
+        readChunk(chunk)
+      } finally {
+        delivering = false
+        // callbacks run after every reply of the chunk was delivered: one may write commands
+        for (let i = 0; i < settledInChunk.length; i++) runThen(settledInChunk[i])
+        settledInChunk.length = 0
+      }
+    }
+
+    const readChunk = (chunk: Uint8Array): void => {
       const result = decoder.push(chunk)
       for (const raw of result.replies) {
         const reply = SmtpReply.fromLines(raw, raw.bytes)
@@ -398,17 +468,29 @@ export const make = (
       )
     })
 
-    const makeGroup = (commands: ReadonlyArray<Command> | undefined, verb: string, need: number): Group => ({
-      replies: [],
-      error: undefined,
-      commands,
-      verb,
-      need,
-      done: false,
-      resume: undefined,
-      armed: false,
-      deadline: -1
-    })
+    // No canceler: an interrupted wait leaves its resume in the group, and calling it later does
+    // nothing (Effect ignores a resume after the interruption); a later wait replaces it. A
+    // canceler would cost an interruption handler for every wait (and, measured, makes V8 keep
+    // each message's objects past the young generation).
+    const awaitGroup = (g: Group): Effect.Effect<Batch> =>
+      g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
+        if (g.done) return resume(Effect.succeed(g))
+        g.resume = resume
+      })
+    const traced = (g: Group): Effect.Effect<Batch> =>
+      options.debug === 0 ? awaitGroup(g) : Effect.tap(
+        awaitGroup(g),
+        (batch) =>
+          Effect.forEach(
+            batch.replies,
+            (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`), { discard: true }),
+            {
+              discard: true
+            }
+          )
+      )
+    const makeGroup = (commands: ReadonlyArray<Command> | undefined, verb: string, need: number): Group =>
+      new Group(commands, verb, need, traced)
 
     /** Registers a group (its wait begins once armed); takes replies that came early. */
     const register = (g: Group): void => {
@@ -467,33 +549,7 @@ export const make = (
       }
     })
 
-    const awaitGroup = (g: Group): Effect.Effect<Batch> =>
-      g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
-        if (g.done) return resume(Effect.succeed(g))
-        g.resume = resume
-        return Effect.sync(() => {
-          g.resume = undefined
-        })
-      })
-    const traced = (g: Group): Effect.Effect<Batch> =>
-      options.debug === 0 ? awaitGroup(g) : Effect.tap(
-        awaitGroup(g),
-        (batch) =>
-          Effect.forEach(
-            batch.replies,
-            (reply) => Effect.forEach(reply.toString().split("\r\n"), (l) => transcript(`S: ${l}`), { discard: true }),
-            {
-              discard: true
-            }
-          )
-      )
-    const pending = (g: Group): Pending => ({
-      get await() {
-        return traced(g)
-      },
-      settled: () => g.done,
-      batch: g
-    })
+    const pending = (g: Group): Pending => g
 
     const rawWrite = (bytes: Uint8Array, what: What, endsData: boolean): Effect.Effect<void, SmtpError> => {
       if (closedWith !== undefined || broken !== undefined || write === undefined) {
@@ -620,8 +676,7 @@ export const make = (
       const g = makeGroup(commands, commands[commands.length - 1].verb, need)
       register(g)
       sent++
-      const { endSegment, segments } = commandSegments(commands)
-      const writing = writeSegments(segments, commands, endSegment)
+      const writing = writeCommandsOf(commands)
       if (single) {
         // one write, already handed to the socket: the wait for the replies may begin (the write
         // timeout covers a write the socket has not taken yet); nothing is left to interrupt
@@ -649,16 +704,39 @@ export const make = (
       let segments = 0
       let total = 0
       for (const c of commands) {
-        segments++
-        total += c.bytes.length
-        if (c.payload !== undefined) {
-          for (const p of c.payload) {
-            segments++
-            total += p.length
-          }
-        }
+        segments += c.payload === undefined ? 1 : 1 + c.payload.length
+        total += byteLength(c)
       }
       return segments > 1 && total >= COALESCE_LIMIT
+    }
+    /** Writes a flight of commands: command lines alone and small, encoded in one array. */
+    const writeCommandsOf = (commands: ReadonlyArray<Command>): Effect.Effect<void, SmtpError> => {
+      const lines = encodeLines(commands)
+      if (lines !== undefined && lines.length < COALESCE_LIMIT) return rawWrite(lines, commands, false)
+      const { endSegment, segments } = commandSegments(commands)
+      return writeSegments(segments, commands, endSegment)
+    }
+    const sendNow = (commands: ReadonlyArray<Command>): Sent | SmtpError | undefined => {
+      if (options.debug !== 0 || connection.write === undefined || severalWrites(commands)) return undefined
+      const unusable = closedWith ?? broken
+      if (unusable !== undefined) return unusable(sendingWhat(commands))
+      let need = 0
+      for (const c of commands) need += c.replies ?? 1
+      const g = makeGroup(commands, commands[commands.length - 1].verb, need)
+      register(g)
+      sent++
+      const writing = writeCommandsOf(commands)
+      // one write, handed to the socket: the wait may begin (as `send` with one write)
+      arm(g)
+      return { pending: pending(g), written: writing === Effect.void ? Effect.void : Effect.ignore(writing) }
+    }
+    const onSettled = (p: Pending, f: (batch: Batch) => void): void => {
+      const g = p.batch as Group
+      if (g.done) f(g)
+      else g.settledCallback = f
+    }
+    const offSettled = (p: Pending): void => {
+      ;(p.batch as Group).settledCallback = undefined
     }
     // registering the replies and writing them must not be separated by an interruption: a single
     // write happens in the same synchronous step as the registration; several writes run
@@ -824,6 +902,9 @@ export const make = (
         (batch) => batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error)
       ),
       send,
+      sendNow,
+      onSettled,
+      offSettled,
       exchange,
       command,
       expect,

@@ -9,6 +9,7 @@ import * as Chunk from "effect/Chunk"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import { SmtpInvalidInput } from "../SmtpError.js"
+import { allocate } from "./slab.js"
 import * as Streams from "./stream.js"
 
 const CR = 13
@@ -97,14 +98,34 @@ export const makeDotStuffer = (): DotStuffer => {
   return { push, end }
 }
 
-/** Dot-stuffs a whole buffer and appends the end of data (smtplib's `data()` on bytes). */
+/**
+ * Dot-stuffs a whole buffer and appends the end of data (smtplib's `data()` on bytes), as the
+ * stuffer does, in one array (from a slab when small).
+ */
 export const dotStuffBytes = (data: Uint8Array): Uint8Array => {
-  const stuffer = makeDotStuffer()
-  const body = stuffer.push(data)
-  const end = stuffer.end()
-  const out = new Uint8Array(body.length + end.length)
-  out.set(body)
-  out.set(end, body.length)
+  let dots = 0
+  for (let dot = data.indexOf(DOT); dot !== -1; dot = data.indexOf(DOT, dot + 1)) {
+    const before = dot === 0 ? LF : data[dot - 1]
+    if (before === LF || before === CR) dots++
+  }
+  const end = endsWithCrlf(data) ? END_AFTER_CRLF : END
+  const out = allocate(data.length + dots + end.length)
+  if (dots === 0) out.set(data)
+  else {
+    let from = 0
+    let to = 0
+    for (let dot = data.indexOf(DOT); dot !== -1; dot = data.indexOf(DOT, dot + 1)) {
+      const before = dot === 0 ? LF : data[dot - 1]
+      if (before === LF || before === CR) {
+        out.set(data.subarray(from, dot), to)
+        to += dot - from
+        out[to++] = DOT
+        from = dot
+      }
+    }
+    out.set(data.subarray(from), to)
+  }
+  out.set(end, out.length - end.length)
   return out
 }
 

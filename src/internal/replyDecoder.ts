@@ -47,6 +47,17 @@ const LF = 10
 const CR = 13
 const HYPHEN = 45
 
+/**
+ * `bytes.subarray(from, to)`, as a plain Uint8Array: on a subclass (a Node Buffer) `subarray`
+ * builds an instance of that class, through a species lookup and its constructor, for every line
+ * (a Buffer's bytes are off the heap: reading its `buffer` costs nothing; a small plain array's
+ * would be copied off the heap first, so it keeps `subarray`).
+ */
+const view = (bytes: Uint8Array, from: number, to: number): Uint8Array =>
+  bytes.constructor === Uint8Array ?
+    bytes.subarray(from, to) :
+    new Uint8Array(bytes.buffer, bytes.byteOffset + from, to - from)
+
 const preview = (bytes: Uint8Array): string => new TextDecoder().decode(bytes.subarray(0, 80))
 
 export const make = (options?: { readonly maxLine?: number; readonly maxLines?: number }): ReplyDecoder => {
@@ -116,14 +127,18 @@ export const make = (options?: { readonly maxLine?: number; readonly maxLines?: 
         return { replies, failure: failed }
       }
       const end = to - from >= 2 && raw[to - 2] === CR ? to - 2 : to - 1
-      lines.push(decoder.decode(raw.subarray(from, end)))
+      const text = decoder.decode(view(raw, from, end))
+      const last = end - from < 4 || raw[from + 3] !== HYPHEN
+      // a reply of one line (the common case) as an array of exactly one, not a grown one
+      if (last && lines.length === 0 && maxLines >= 1) lines = [text]
+      else lines.push(text)
       if (lines.length > maxLines) {
         failed = { _tag: "TooManyLines", line: lines[0].slice(0, 80) }
         return { replies, failure: failed }
       }
-      if (end - from < 4 || raw[from + 3] !== HYPHEN) {
+      if (last) {
         const reply = lines as Array<string> & { bytes: Uint8Array }
-        reply.bytes = pendingLength === 0 ? chunk.subarray(replyStart, start) : joinPending(0, chunk.subarray(0, start))
+        reply.bytes = pendingLength === 0 ? view(chunk, replyStart, start) : joinPending(0, chunk.subarray(0, start))
         replies.push(reply)
         lines = []
         if (pendingLength > 0) {

@@ -81,13 +81,16 @@ const messageStream = <E, R>(
 }
 
 /** A message in memory: its Stream is made only if something reads it. */
-const inMemory = (bytes: Uint8Array) => ({
-  get stream() {
-    return Stream.succeed(bytes)
-  },
-  bytes,
-  size: bytes.length
-})
+class InMemory {
+  readonly size: number
+  constructor(readonly bytes: Uint8Array) {
+    this.size = bytes.length
+  }
+  get stream(): Stream.Stream<Uint8Array> {
+    return Stream.succeed(this.bytes)
+  }
+}
+const inMemory = (bytes: Uint8Array) => new InMemory(bytes)
 
 /** A transaction validated and encoded, ready to be written. */
 interface Prepared<E, R> {
@@ -95,6 +98,16 @@ interface Prepared<E, R> {
   readonly mail: Codec.Command
   readonly rcpts: ReadonlyArray<Codec.Command>
   readonly body: Transaction.Body<E, R>
+}
+
+/** One per transaction: a class, not a literal (see `AcceptedEnvelope` in transaction.ts). */
+class PreparedCommands<E, R> implements Prepared<E, R> {
+  constructor(
+    readonly recipients: ReadonlyArray<string>,
+    readonly mail: Codec.Command,
+    readonly rcpts: ReadonlyArray<Codec.Command>,
+    readonly body: Transaction.Body<E, R>
+  ) {}
 }
 
 const refusedOf = (outcome: Transaction.Outcome) => outcome.refused
@@ -262,16 +275,19 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       })
 
     /** Ends a DATA that was accepted (354) although the transaction had failed: an empty message. */
-    const transactionContext = (): Transaction.TransactionContext => ({
-      engine,
-      lmtp: options.lmtp,
-      pipelining: hasExtn("pipelining"),
-      chunking: options.chunking && hasExtn("chunking") && hasExtn("pipelining"),
-      rset: quietRset,
-      onInterrupted: (r) => {
-        recover = r
-      }
-    })
+    const onInterrupted = (r: Effect.Effect<void> | undefined) => {
+      recover = r
+    }
+    /** One per transaction: a class, not a literal (see `AcceptedEnvelope` in transaction.ts). */
+    class Context implements Transaction.TransactionContext {
+      readonly engine = engine
+      readonly lmtp = options.lmtp
+      readonly pipelining = hasExtn("pipelining")
+      readonly chunking = options.chunking && hasExtn("chunking") && hasExtn("pipelining")
+      readonly rset = quietRset
+      readonly onInterrupted = onInterrupted
+    }
+    const transactionContext = (): Transaction.TransactionContext => new Context()
 
     /** Validates and encodes a transaction before anything is written: an invalid one writes nothing. */
     const prepare = <E, R>(
@@ -329,7 +345,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       const utf8 = mailOptions.length > 0 && mailOptions.some(isSmtpUtf8)
       const mail = mailCommand(from, mailOptions)
       if (Either.isLeft(mail)) return Either.left(mail.left)
-      const rcpts: Array<Codec.Command> = []
+      const rcpts: Array<Codec.Command> = Array.of()
       const rcptOptions = sendOptions?.rcptOptions ?? []
       for (const r of recipients) {
         const extraRcpt = typed?.rcpt(r)
@@ -341,7 +357,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         if (Either.isLeft(rcpt)) return Either.left(rcpt.left)
         rcpts.push(rcpt.right)
       }
-      return Either.right({ recipients, mail: mail.right, rcpts, body })
+      return Either.right(new PreparedCommands(recipients, mail.right, rcpts, body))
     }
 
     /**

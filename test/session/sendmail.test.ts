@@ -14,6 +14,7 @@ import {
   eventually,
   guard,
   makeServer,
+  makeServerWith,
   type Mode,
   modes,
   plainError,
@@ -1025,141 +1026,68 @@ describe("sendmail: concurrency", () => {
   }
 })
 
-describe("sendmail: interruption", () => {
-  it.effect("unpipelined: interrupted while waiting for the RCPT reply; the next sendmail sends RSET first", () =>
-    guard(
-      Effect.gen(function*() {
-        const server = yield* makeServer({
-          steps: [
-            { expect: "EHLO client.test", reply: ehloReply("unpipelined") },
-            { expect: "MAIL FROM:<a@x.test>", reply: OK },
-            { expect: "RCPT TO:<b@x.test>", reply: "250 2.1.5 slow ok" },
-            { expect: "RSET", reply: "250 2.0.0 reset" },
-            { expect: "MAIL FROM:<a2@x.test>", reply: OK },
-            { expect: "RCPT TO:<b2@x.test>", reply: OK },
-            { expect: "DATA", reply: GO },
-            { expect: BLOCK, reply: QUEUED },
-            { expect: "QUIT", reply: "221 bye" }
-          ]
-        })
-        const second = yield* Effect.scoped(
-          Effect.gen(function*() {
-            const smtp = yield* SmtpClient.connect(connectOptions)
-            yield* server.hold((chunk) => chunk.includes("slow ok"))
-            const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
-            yield* eventually(server.holding, "the RCPT reply is held")
-            yield* Fiber.interrupt(first)
-            const second = yield* Effect.fork(smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE))
-            // the late RCPT reply arrives after RSET went out: it must not be taken for RSET's
-            yield* eventually(
-              () => server.written().includes("RSET") || server.connection(0).clientClosed(),
-              "RSET written (or the connection closed)"
-            )
-            yield* server.release
-            return yield* Fiber.join(second)
-          })
-        ).pipe(Effect.provide(server.layer))
-        assert.deepStrictEqual(second, {})
-        assert.strictEqual(
-          server.written(),
-          "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRSET\r\n" +
-            `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
-        )
-        assert.deepStrictEqual(server.connection(0).mismatches(), [])
-      }),
-      "interrupt unpipelined"
-    ))
-
-  it.effect("unpipelined: the late reply arrives before the next sendmail; RSET, then success", () =>
-    guard(
-      Effect.gen(function*() {
-        const server = yield* makeServer({
-          steps: [
-            { expect: "EHLO client.test", reply: ehloReply("unpipelined") },
-            { expect: "MAIL FROM:<a@x.test>", reply: OK },
-            { expect: "RCPT TO:<b@x.test>", reply: "250 2.1.5 slow ok" },
-            { expect: "RSET", reply: "250 2.0.0 reset" },
-            { expect: "MAIL FROM:<a2@x.test>", reply: OK },
-            { expect: "RCPT TO:<b2@x.test>", reply: OK },
-            { expect: "DATA", reply: GO },
-            { expect: BLOCK, reply: QUEUED },
-            { expect: "QUIT", reply: "221 bye" }
-          ]
-        })
-        const second = yield* Effect.scoped(
-          Effect.gen(function*() {
-            const smtp = yield* SmtpClient.connect(connectOptions)
-            yield* server.hold((chunk) => chunk.includes("slow ok"))
-            const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
-            yield* eventually(server.holding, "the RCPT reply is held")
-            yield* Fiber.interrupt(first)
-            yield* server.release
-            return yield* smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)
-          })
-        ).pipe(Effect.provide(server.layer))
-        assert.deepStrictEqual(second, {})
-        assert.strictEqual(
-          server.written(),
-          "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRSET\r\n" +
-            `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
-        )
-        assert.deepStrictEqual(server.connection(0).mismatches(), [])
-      }),
-      "interrupt unpipelined, reply first"
-    ))
-
-  it.effect("pipelined: interrupted while waiting for the RCPT reply (DATA refused 503); RSET, then success", () =>
-    guard(
-      Effect.gen(function*() {
-        const server = yield* makeServer({
-          steps: [
-            { expect: "EHLO client.test", reply: ehloReply("pipelined") },
-            { expect: "MAIL FROM:<a@x.test>", reply: OK },
-            { expect: "RCPT TO:<b@x.test>", reply: "550 5.1.1 slow no" },
-            { expect: "DATA", reply: "503 5.5.1 no valid recipients" },
-            { expect: "RSET", reply: "250 2.0.0 reset" },
-            { expect: "MAIL FROM:<a2@x.test>", reply: OK },
-            { expect: "RCPT TO:<b2@x.test>", reply: OK },
-            { expect: "DATA", reply: GO },
-            { expect: BLOCK, reply: QUEUED },
-            { expect: "QUIT", reply: "221 bye" }
-          ]
-        })
-        const second = yield* Effect.scoped(
-          Effect.gen(function*() {
-            const smtp = yield* SmtpClient.connect(connectOptions)
-            yield* server.hold((chunk) => chunk.includes("slow no"))
-            const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
-            yield* eventually(server.holding, "the RCPT reply is held")
-            yield* Fiber.interrupt(first)
-            yield* server.release
-            return yield* smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)
-          })
-        ).pipe(Effect.provide(server.layer))
-        assert.deepStrictEqual(second, {})
-        assert.strictEqual(
-          server.written(),
-          "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nRSET\r\n" +
-            `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
-        )
-        assert.deepStrictEqual(server.connection(0).mismatches(), [])
-      }),
-      "interrupt pipelined, DATA refused"
-    ))
-
-  it.effect(
-    "pipelined: interrupted while waiting for the RCPT reply (DATA already answered 354); the connection is closed, never ended with an empty message",
-    () =>
+// with the Socket's writer, and with a write that hands the bytes over at once (NodeSmtpTransport's:
+// a pipelined DATA transaction is then one Effect.async, its message written from the reader)
+for (const syncWrite of [false, true]) {
+  describe(`sendmail: interruption${syncWrite ? " (synchronous write)" : ""}`, () => {
+    it.effect("unpipelined: interrupted while waiting for the RCPT reply; the next sendmail sends RSET first", () =>
       guard(
         Effect.gen(function*() {
-          const server = yield* makeServer({
+          const server = yield* makeServerWith({ syncWrite }, {
             steps: [
-              { expect: "EHLO client.test", reply: ehloReply("pipelined") },
+              { expect: "EHLO client.test", reply: ehloReply("unpipelined") },
               { expect: "MAIL FROM:<a@x.test>", reply: OK },
               { expect: "RCPT TO:<b@x.test>", reply: "250 2.1.5 slow ok" },
-              { expect: "DATA", reply: GO }
-              // the server now reads message data: ending it would deliver an empty message to b@,
-              // so the only safe move is to close the connection
+              { expect: "RSET", reply: "250 2.0.0 reset" },
+              { expect: "MAIL FROM:<a2@x.test>", reply: OK },
+              { expect: "RCPT TO:<b2@x.test>", reply: OK },
+              { expect: "DATA", reply: GO },
+              { expect: BLOCK, reply: QUEUED },
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const second = yield* Effect.scoped(
+            Effect.gen(function*() {
+              const smtp = yield* SmtpClient.connect(connectOptions)
+              yield* server.hold((chunk) => chunk.includes("slow ok"))
+              const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
+              yield* eventually(server.holding, "the RCPT reply is held")
+              yield* Fiber.interrupt(first)
+              const second = yield* Effect.fork(smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE))
+              // the late RCPT reply arrives after RSET went out: it must not be taken for RSET's
+              yield* eventually(
+                () => server.written().includes("RSET") || server.connection(0).clientClosed(),
+                "RSET written (or the connection closed)"
+              )
+              yield* server.release
+              return yield* Fiber.join(second)
+            })
+          ).pipe(Effect.provide(server.layer))
+          assert.deepStrictEqual(second, {})
+          assert.strictEqual(
+            server.written(),
+            "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRSET\r\n" +
+              `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
+          )
+          assert.deepStrictEqual(server.connection(0).mismatches(), [])
+        }),
+        "interrupt unpipelined"
+      ))
+
+    it.effect("unpipelined: the late reply arrives before the next sendmail; RSET, then success", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite }, {
+            steps: [
+              { expect: "EHLO client.test", reply: ehloReply("unpipelined") },
+              { expect: "MAIL FROM:<a@x.test>", reply: OK },
+              { expect: "RCPT TO:<b@x.test>", reply: "250 2.1.5 slow ok" },
+              { expect: "RSET", reply: "250 2.0.0 reset" },
+              { expect: "MAIL FROM:<a2@x.test>", reply: OK },
+              { expect: "RCPT TO:<b2@x.test>", reply: OK },
+              { expect: "DATA", reply: GO },
+              { expect: BLOCK, reply: QUEUED },
+              { expect: "QUIT", reply: "221 bye" }
             ]
           })
           const second = yield* Effect.scoped(
@@ -1170,30 +1098,145 @@ describe("sendmail: interruption", () => {
               yield* eventually(server.holding, "the RCPT reply is held")
               yield* Fiber.interrupt(first)
               yield* server.release
-              const outcome = yield* withinRealTime(
-                Effect.either(smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)),
-                1000
-              )
-              if (Option.isNone(outcome)) yield* smtp.close
-              return outcome
+              return yield* smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)
             })
           ).pipe(Effect.provide(server.layer))
-          assert.deepStrictEqual(
-            Option.match(second, {
-              onNone: () => "hung",
-              onSome: (e) => e._tag === "Right" ? e.right : (plainError(e.left) as { _tag: string })._tag
-            }),
-            "SmtpServerDisconnected"
-          )
+          assert.deepStrictEqual(second, {})
           assert.strictEqual(
             server.written(),
-            "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
+            "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRSET\r\n" +
+              `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
           )
-          assert.isTrue(server.connection(0).clientClosed())
           assert.deepStrictEqual(server.connection(0).mismatches(), [])
         }),
-        "interrupt pipelined",
-        4000
-      )
-  )
-})
+        "interrupt unpipelined, reply first"
+      ))
+
+    it.effect("pipelined: a send in an uninterruptible region of a fiber already interrupted completes", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite }, {
+            steps: [
+              { expect: "EHLO client.test", reply: ehloReply("pipelined") },
+              { expect: "MAIL FROM:<a@x.test>", reply: OK },
+              { expect: "RCPT TO:<b@x.test>", reply: OK },
+              { expect: "DATA", reply: GO },
+              { expect: BLOCK, reply: QUEUED },
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const outcome = yield* Effect.scoped(
+            Effect.gen(function*() {
+              const smtp = yield* SmtpClient.connect(connectOptions)
+              const gate = yield* Effect.makeLatch(false)
+              // a finalizer-like send: interrupted while it waits, it still runs to its end
+              const fiber = yield* Effect.fork(
+                Effect.uninterruptible(Effect.zipRight(gate.await, smtp.sendmail("a@x.test", "b@x.test", MESSAGE)))
+              )
+              yield* Effect.yieldNow()
+              yield* Fiber.interruptFork(fiber)
+              yield* Effect.yieldNow()
+              yield* gate.open
+              return yield* withinRealTime(Fiber.await(fiber), 1000)
+            })
+          ).pipe(Effect.provide(server.layer))
+          assert.isTrue(Option.isSome(outcome), "the send hung")
+          // (the fiber ends interrupted once the region is over: the send inside it completed)
+          assert.strictEqual(
+            server.written(),
+            `EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
+          )
+        }),
+        "uninterruptible send in an interrupted fiber"
+      ))
+
+    it.effect("pipelined: interrupted while waiting for the RCPT reply (DATA refused 503); RSET, then success", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite }, {
+            steps: [
+              { expect: "EHLO client.test", reply: ehloReply("pipelined") },
+              { expect: "MAIL FROM:<a@x.test>", reply: OK },
+              { expect: "RCPT TO:<b@x.test>", reply: "550 5.1.1 slow no" },
+              { expect: "DATA", reply: "503 5.5.1 no valid recipients" },
+              { expect: "RSET", reply: "250 2.0.0 reset" },
+              { expect: "MAIL FROM:<a2@x.test>", reply: OK },
+              { expect: "RCPT TO:<b2@x.test>", reply: OK },
+              { expect: "DATA", reply: GO },
+              { expect: BLOCK, reply: QUEUED },
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const second = yield* Effect.scoped(
+            Effect.gen(function*() {
+              const smtp = yield* SmtpClient.connect(connectOptions)
+              yield* server.hold((chunk) => chunk.includes("slow no"))
+              const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
+              yield* eventually(server.holding, "the RCPT reply is held")
+              yield* Fiber.interrupt(first)
+              yield* server.release
+              return yield* smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)
+            })
+          ).pipe(Effect.provide(server.layer))
+          assert.deepStrictEqual(second, {})
+          assert.strictEqual(
+            server.written(),
+            "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nRSET\r\n" +
+              `MAIL FROM:<a2@x.test>\r\nRCPT TO:<b2@x.test>\r\nDATA\r\n${BLOCK}QUIT\r\n`
+          )
+          assert.deepStrictEqual(server.connection(0).mismatches(), [])
+        }),
+        "interrupt pipelined, DATA refused"
+      ))
+
+    it.effect(
+      "pipelined: interrupted while waiting for the RCPT reply (DATA already answered 354); the connection is closed, never ended with an empty message",
+      () =>
+        guard(
+          Effect.gen(function*() {
+            const server = yield* makeServerWith({ syncWrite }, {
+              steps: [
+                { expect: "EHLO client.test", reply: ehloReply("pipelined") },
+                { expect: "MAIL FROM:<a@x.test>", reply: OK },
+                { expect: "RCPT TO:<b@x.test>", reply: "250 2.1.5 slow ok" },
+                { expect: "DATA", reply: GO }
+                // the server now reads message data: ending it would deliver an empty message to b@,
+                // so the only safe move is to close the connection
+              ]
+            })
+            const second = yield* Effect.scoped(
+              Effect.gen(function*() {
+                const smtp = yield* SmtpClient.connect(connectOptions)
+                yield* server.hold((chunk) => chunk.includes("slow ok"))
+                const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
+                yield* eventually(server.holding, "the RCPT reply is held")
+                yield* Fiber.interrupt(first)
+                yield* server.release
+                const outcome = yield* withinRealTime(
+                  Effect.either(smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)),
+                  1000
+                )
+                if (Option.isNone(outcome)) yield* smtp.close
+                return outcome
+              })
+            ).pipe(Effect.provide(server.layer))
+            assert.deepStrictEqual(
+              Option.match(second, {
+                onNone: () => "hung",
+                onSome: (e) => e._tag === "Right" ? e.right : (plainError(e.left) as { _tag: string })._tag
+              }),
+              "SmtpServerDisconnected"
+            )
+            assert.strictEqual(
+              server.written(),
+              "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n"
+            )
+            assert.isTrue(server.connection(0).clientClosed())
+            assert.deepStrictEqual(server.connection(0).mismatches(), [])
+          }),
+          "interrupt pipelined",
+          4000
+        )
+    )
+  })
+}

@@ -4,7 +4,7 @@
  * projections for exact comparison, a real-time hang guard and a log capture.
  */
 import { Socket } from "@effect/platform"
-import { Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import { Effect, Exit, Layer, Logger, LogLevel, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import { SmtpError, type SmtpReply, SmtpTransport } from "../../src/index.js"
 import { ScriptedTransport } from "../../src/testing/index.js"
@@ -57,6 +57,17 @@ export interface Server {
 
 /** A scripted server whose connections are recorded on the wire. */
 export const makeServer = (...scripts: ReadonlyArray<ScriptedTransport.Script>): Effect.Effect<Server> =>
+  makeServerWith({}, ...scripts)
+
+/**
+ * `makeServer`, with `syncWrite`: the connection also has `write`, which hands the bytes over when
+ * called (as `NodeSmtpTransport`'s): the engine's synchronous paths (a whole pipelined DATA
+ * transaction in one `Effect.async`) instead of the Socket writer's.
+ */
+export const makeServerWith = (
+  options: { readonly syncWrite?: boolean },
+  ...scripts: ReadonlyArray<ScriptedTransport.Script>
+): Effect.Effect<Server> =>
   Effect.gen(function*() {
     const scripted = yield* ScriptedTransport.make(...scripts)
     const events: Array<WireEvent> = []
@@ -92,12 +103,24 @@ export const makeServer = (...scripts: ReadonlyArray<ScriptedTransport.Script>):
         })
       })
 
-    const wrapConnection = (connection: SmtpTransport.Connection): SmtpTransport.Connection => ({
-      socket: wrapSocket(connection.socket),
-      secure: connection.secure,
-      close: connection.close,
-      upgradeTls: (options) => Effect.map(connection.upgradeTls(options), wrapConnection)
-    })
+    const wrapConnection = (connection: SmtpTransport.Connection): Effect.Effect<SmtpTransport.Connection> => {
+      const socket = wrapSocket(connection.socket)
+      const wrapped = {
+        socket,
+        secure: connection.secure,
+        close: connection.close,
+        upgradeTls: (tls: SmtpTransport.TlsOptions) => Effect.flatMap(connection.upgradeTls(tls), wrapConnection)
+      }
+      if (options.syncWrite !== true) return Effect.succeed(wrapped)
+      // the scripted writer's Effect, run at once
+      return Effect.map(Effect.scoped(socket.writer), (write) => ({
+        ...wrapped,
+        write: (bytes: Uint8Array) => {
+          const exit = Effect.runSyncExit(write(bytes))
+          return Exit.isSuccess(exit) ? Effect.void : Effect.failCause(exit.cause)
+        }
+      }))
+    }
 
     const service: SmtpTransport.SmtpTransport["Type"] = {
       localHostname: scripted.service.localHostname,
@@ -105,7 +128,7 @@ export const makeServer = (...scripts: ReadonlyArray<ScriptedTransport.Script>):
         SmtpTransport.Connection,
         SmtpError.SmtpConnectError | SmtpError.SmtpTimeout | SmtpError.SmtpTlsError,
         Scope.Scope
-      > => Effect.map(scripted.service.connect(options), wrapConnection)
+      > => Effect.flatMap(scripted.service.connect(options), wrapConnection)
     }
 
     const flights = () => {
