@@ -11,6 +11,7 @@ import * as Crypto from "node:crypto"
 import * as Canon from "../../src/internal/dkim/canonicalize.js"
 import { BODIES } from "./corpus.js"
 import { RFC8463_ED25519_SEED, RFC8463_RSA_PKCS1 } from "./rfc8463.js"
+import { mailauth } from "./verifiers.js"
 
 const decoder = new TextDecoder("latin1")
 const encoder = new TextEncoder()
@@ -283,5 +284,29 @@ describe("Dkim.signer: typed errors that never show the key", () => {
         assert.isTrue(signer.dnsRecord.endsWith(`; p=${publicKey}`))
         assert.strictEqual(String(privateKey), "<redacted>")
       }
+    }))
+})
+
+describe("Dkim.sign with Message.make and a Stream attachment", () => {
+  it.live("replay: the composed Stream gives the same bytes again, and mailauth verifies what is sent", () =>
+    Effect.gen(function*() {
+      const signer = yield* edSigner({ domain: "football.example.com", selector: "brisbane" })
+      const message = yield* Message.make({
+        from: "reports@football.example.com",
+        to: "ops@example.net",
+        subject: "Nightly report",
+        text: "See the attachment.",
+        attachments: [{
+          filename: "report.csv",
+          content: Stream.fromIterable(Array.from({ length: 2000 }, (_, i) => `${i},row ${i}\r\n`)).pipe(
+            Stream.map((row) => encoder.encode(row))
+          )
+        }]
+      })
+      const signed = yield* Dkim.sign(message, signer, { streamBody: "replay" })
+      assert.isFalse(signed.body instanceof Uint8Array)
+      const wire = yield* Message.toBytes(signed)
+      const verdicts = yield* mailauth(wire, { [signer.dnsName]: signer.dnsRecord })
+      assert.deepStrictEqual(verdicts.map((v) => v.result), ["pass"])
     }))
 })
