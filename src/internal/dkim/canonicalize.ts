@@ -58,33 +58,55 @@ const TAB = 9
 const CRLF = Uint8Array.of(CR, LF)
 const CRLF_BLOCK = new Uint8Array(4096).map((_, i) => (i % 2 === 0 ? CR : LF))
 
-/** @internal */
-export const makeBodyCanonicaliser = (method: Method, emit: (bytes: Uint8Array) => void): BodyCanonicaliser => {
-  const relaxed = method === "relaxed"
+/**
+ * "simple" (§3.4.3): the body as it is, without its trailing empty lines, ending with CRLF.
+ * Chunks are passed on as views, except a trailing run of CR and LF, held as a count until
+ * content follows it (then written) or the body ends (then dropped for one CRLF).
+ */
+const makeSimple = (emit: (bytes: Uint8Array) => void): BodyCanonicaliser => {
+  let held = 0
+  const writeHeld = () => {
+    while (held > 0) {
+      const k = Math.min(held, CRLF_BLOCK.length)
+      emit(CRLF_BLOCK.subarray(0, k))
+      held -= k
+    }
+  }
+  const push = (chunk: Uint8Array) => {
+    let last = chunk.length - 1
+    while (last >= 0 && (chunk[last] === CR || chunk[last] === LF)) last--
+    if (last < 0) {
+      held += chunk.length
+      return
+    }
+    writeHeld()
+    emit(chunk.subarray(0, last + 1))
+    held = chunk.length - last - 1
+  }
+  // every body ends with one CRLF: after its last line, or alone for an empty body
+  const end = () => emit(CRLF)
+  return { push, end }
+}
+
+/**
+ * "relaxed" (§3.4.4): WSP at the end of lines dropped, runs of WSP inside a line made one SP,
+ * trailing empty lines dropped, an empty body left empty. Runs of other bytes are copied whole.
+ */
+const makeRelaxed = (emit: (bytes: Uint8Array) => void): BodyCanonicaliser => {
   // empty lines seen and not yet written: written only if content follows them
   let emptyLines = 0
-  // a run of WSP not yet written (relaxed): written as one SP only if content follows on the line
+  // a run of WSP not yet written: written as one SP only if content follows on the line
   let pendingSpace = false
-  // the current line has content (for simple, any byte; for relaxed, a non-WSP byte)
+  // the current line has a byte that is not WSP
   let lineHasContent = false
-  // something was written: for simple, an empty canonical body is CRLF
-  let wrote = false
   let out = new Uint8Array(8192)
   let o = 0
 
   const flush = () => {
-    if (o > 0) {
-      emit(out.subarray(0, o))
-      wrote = true
-      o = 0
-    }
-  }
-  const put = (b: number) => {
-    if (o === out.length) flush()
-    out[o++] = b
+    if (o > 0) emit(out.subarray(0, o))
+    o = 0
   }
   const writeEmptyLines = () => {
-    if (emptyLines === 0) return
     flush()
     let n = emptyLines * 2
     while (n > 0) {
@@ -92,57 +114,75 @@ export const makeBodyCanonicaliser = (method: Method, emit: (bytes: Uint8Array) 
       emit(CRLF_BLOCK.subarray(0, k))
       n -= k
     }
-    wrote = true
     emptyLines = 0
   }
 
   const push = (chunk: Uint8Array) => {
+    // never longer than its input, but for an LF whose CR ended the previous chunk
     if (out.length < chunk.length + 2) out = new Uint8Array(chunk.length + 2)
-    for (let i = 0; i < chunk.length; i++) {
+    const n = chunk.length
+    let i = 0
+    while (i < n) {
       const b = chunk[i]!
-      if (b === CR) continue // always followed by LF: the input is CRLF-normalised
-      if (b === LF) {
+      if (b === CR) {
+        i++ // always followed by LF: the input is CRLF-normalised
+      } else if (b === LF) {
         if (lineHasContent) {
-          put(CR)
-          put(LF)
+          out[o++] = CR
+          out[o++] = LF
         } else {
           emptyLines++
         }
         lineHasContent = false
         pendingSpace = false
-        continue
-      }
-      if (relaxed && (b === SP || b === TAB)) {
+        i++
+      } else if (b === SP || b === TAB) {
         pendingSpace = true
-        continue
+        i++
+      } else {
+        let j = i + 1
+        while (j < n) {
+          const c = chunk[j]!
+          if (c === CR || c === LF || c === SP || c === TAB) break
+          j++
+        }
+        if (!lineHasContent) {
+          if (emptyLines > 0) writeEmptyLines()
+          lineHasContent = true
+        }
+        if (pendingSpace) {
+          out[o++] = SP
+          pendingSpace = false
+        }
+        out.set(chunk.subarray(i, j), o)
+        o += j - i
+        i = j
       }
-      if (!lineHasContent) {
-        if (emptyLines > 0) writeEmptyLines()
-        lineHasContent = true
-      }
-      if (pendingSpace) {
-        put(SP)
-        pendingSpace = false
-      }
-      put(b)
     }
     flush()
   }
 
   const end = () => {
-    // a last line without CRLF gets one (RFC 6376 §3.4.3, §3.4.4)
+    // a last line without CRLF gets one
     if (lineHasContent) {
-      put(CR)
-      put(LF)
+      out[o++] = CR
+      out[o++] = LF
       lineHasContent = false
     }
     flush()
-    if (!relaxed && !wrote) emit(CRLF)
-    wrote = true
   }
 
   return { push, end }
 }
+
+/**
+ * An incremental body canonicaliser over CRLF-normalised chunks; each canonical piece goes to
+ * `emit`, which must not keep the array (pieces are views of the input or of a reused buffer).
+ *
+ * @internal
+ */
+export const makeBodyCanonicaliser = (method: Method, emit: (bytes: Uint8Array) => void): BodyCanonicaliser =>
+  method === "simple" ? makeSimple(emit) : makeRelaxed(emit)
 
 /** A whole CRLF-normalised body canonicalised in one array. @internal */
 export const body = (method: Method, bytes: Uint8Array): Uint8Array => {

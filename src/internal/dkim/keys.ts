@@ -224,6 +224,13 @@ export const importPrivateKey = (
     return { algorithm: keyAlgorithm, key, publicKey: Encoding.encodeBase64(spki), bits }
   })
 
+/** SHA-256 by Web Crypto (native, so much faster than a JS hash for a whole body). @internal */
+export const digest = (bytes: Uint8Array): Effect.Effect<Uint8Array, SmtpInvalidInput> =>
+  Effect.tryPromise({
+    try: async () => new Uint8Array(await subtle()!.digest("SHA-256", bytes)),
+    catch: (cause) => new SmtpInvalidInput({ reason: `DKIM body hash failed (${errorName(cause)})` })
+  })
+
 /** Signs the header hash input (RFC 6376 §3.7; RFC 8463 §3 signs its SHA-256). @internal */
 export const signData = (
   imported: ImportedKey,

@@ -20,7 +20,7 @@ import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import { concatBytes } from "../bytes.js"
 import { isFieldName, validateField } from "../message/headers.js"
-import { makeCrlfNormaliser } from "../message/lineEndings.js"
+import { makeCrlfNormaliser, normaliseCrlf } from "../message/lineEndings.js"
 import { transmitted } from "../message/serialize.js"
 import * as Canon from "./canonicalize.js"
 import * as Keys from "./keys.js"
@@ -187,9 +187,10 @@ const importedKey = (signer: Dkim.Signer): Keys.ImportedKey => (signer as any)[K
 // ---------------------------------------------------------------------------------------------
 // body hashes
 
+/** An incremental hasher of a streamed body: the canonical body hash of each method asked. */
 interface BodyHasher {
   readonly push: (chunk: Uint8Array) => void
-  /** base64 of the canonical body hash of each method asked, and the raw SHA-256 of the input */
+  /** base64 of the canonical body hash of each method, and the SHA-256 of the raw input */
   readonly end: () => { readonly hashes: ReadonlyMap<Canon.Method, string>; readonly raw: Uint8Array }
 }
 
@@ -217,6 +218,23 @@ const makeBodyHasher = (methods: ReadonlySet<Canon.Method>): BodyHasher => {
   }
 }
 
+/** The canonical body hashes of a body held whole, hashed by Web Crypto. */
+const hashBytes = (
+  body: Uint8Array,
+  methods: ReadonlySet<Canon.Method>
+): Effect.Effect<ReadonlyMap<Canon.Method, string>, SmtpInvalidInput> =>
+  Effect.suspend(() => {
+    const normalised = normaliseCrlf(body)
+    return Effect.map(
+      Effect.forEach(
+        methods,
+        (method) =>
+          Effect.map(Keys.digest(Canon.body(method, normalised)), (d) => [method, Encoding.encodeBase64(d)] as const)
+      ),
+      (entries) => new Map(entries)
+    )
+  })
+
 const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((x, i) => x === b[i])
 
 const REPLAY_MISMATCH = "DKIM: the body Stream gave different bytes when run again, so the signature would not " +
@@ -233,11 +251,7 @@ const hashBody = <E, R>(
   options: Dkim.SignOptions | undefined
 ): Effect.Effect<Hashed<E, R>, E | SmtpInvalidInput, R> => {
   if (body instanceof Uint8Array) {
-    return Effect.sync(() => {
-      const hasher = makeBodyHasher(methods)
-      hasher.push(body)
-      return { hashes: hasher.end().hashes, body }
-    })
+    return Effect.map(hashBytes(body, methods), (hashes) => ({ hashes, body }))
   }
   if ((options?.streamBody ?? "spool") === "replay") {
     return Effect.suspend(() => {
@@ -280,13 +294,8 @@ const hashBody = <E, R>(
           )
           : Effect.succeed(chunk)
       })),
-      (chunks) => {
-        const bytes = concatBytes(Chunk.toReadonlyArray(chunks))
-        const hasher = makeBodyHasher(methods)
-        hasher.push(bytes)
-        return { hashes: hasher.end().hashes, body: bytes }
-      }
-    )
+      (chunks) => concatBytes(Chunk.toReadonlyArray(chunks))
+    ).pipe(Effect.flatMap((bytes) => Effect.map(hashBytes(bytes, methods), (hashes) => ({ hashes, body: bytes }))))
   })
 }
 
