@@ -24,7 +24,7 @@
  * 6376 §8.2), and many receivers ignore such signatures. `z=` and `q=` other than dns/txt are
  * not written either.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -34,13 +34,13 @@ import type * as Message from "./Message.js"
 import type { SmtpInvalidInput } from "./SmtpError.js"
 
 /**
- * @since 0.1.0
+ * @since 0.2.0
  * @category type ids
  */
 export const TypeId: unique symbol = internal.TypeId as any
 
 /**
- * @since 0.1.0
+ * @since 0.2.0
  * @category type ids
  */
 export type TypeId = typeof TypeId
@@ -49,7 +49,7 @@ export type TypeId = typeof TypeId
  * The signing algorithms: `rsa-sha256` (RFC 6376; RSA keys of at least 1024 bits, 2048
  * recommended) and `ed25519-sha256` (RFC 8463). `rsa-sha1` is not offered (RFC 8301).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type Algorithm = "rsa-sha256" | "ed25519-sha256"
@@ -59,7 +59,7 @@ export type Algorithm = "rsa-sha256" | "ed25519-sha256"
  * `relaxed/relaxed`, the default, survives the re-folding and white-space changes relays make;
  * `simple` header canonicalisation breaks on any change of white space.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type Canonicalization = "simple/simple" | "simple/relaxed" | "relaxed/simple" | "relaxed/relaxed"
@@ -84,7 +84,7 @@ export type Canonicalization = "simple/simple" | "simple/relaxed" | "relaxed/sim
  * - `timestamp`: write `t=` from the Clock (default true).
  * - `expiresIn`: write `x=`, `t=` plus this duration (rounded up to seconds).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface SignerOptions {
@@ -105,7 +105,7 @@ export interface SignerOptions {
  * of messages with it, concurrently. `dnsRecord` is the TXT record to publish at `dnsName`.
  * Names in `headers` and `oversign` are lower-cased.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Signer {
@@ -144,7 +144,7 @@ export interface Signer {
  *   when its bytes differ the body Stream fails with `SmtpInvalidInput` at its end, before the
  *   message is complete, so a message with a broken signature is not delivered.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface SignOptions {
@@ -156,7 +156,7 @@ export interface SignOptions {
  * The fields signed by default (dkimpy's list, plus List-Unsubscribe-Post of RFC 8058): those
  * present are signed.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const DEFAULT_HEADERS: ReadonlyArray<string> = internal.DEFAULT_HEADERS
@@ -167,7 +167,7 @@ export const DEFAULT_HEADERS: ReadonlyArray<string> = internal.DEFAULT_HEADERS
  * none can be added (or added twice) after signing. Absent ones are over-signed too: a Cc
  * added later breaks the signature.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const DEFAULT_OVERSIGN: ReadonlyArray<string> = internal.DEFAULT_OVERSIGN
@@ -175,7 +175,7 @@ export const DEFAULT_OVERSIGN: ReadonlyArray<string> = internal.DEFAULT_OVERSIGN
 /**
  * Whether a value is a `Signer`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category guards
  */
 export const isSigner: (u: unknown) => u is Signer = internal.isSigner
@@ -186,7 +186,7 @@ export const isSigner: (u: unknown) => u is Signer = internal.isSigner
  * than `algorithm`, an RSA key shorter than 1024 bits: `SmtpInvalidInput`, whose reason never
  * holds the key.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const signer: (options: SignerOptions) => Effect.Effect<Signer, SmtpInvalidInput> = internal.makeSigner
@@ -201,7 +201,7 @@ export const signer: (options: SignerOptions) => Effect.Effect<Signer, SmtpInval
  *
  * Data-last too: `Dkim.sign(signers)` is a function of the message.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category signing
  */
 export const sign: {
@@ -223,7 +223,7 @@ export const sign: {
  * base64 public key for the `p=` of the DNS record (SubjectPublicKeyInfo for RSA, 2048 bits;
  * the raw 32 bytes for Ed25519, as RFC 8463 requires).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const generateKey: (
