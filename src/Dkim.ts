@@ -197,7 +197,7 @@ export const signer: (options: SignerOptions) => Effect.Effect<Signer, SmtpInval
  * Ed25519 signature above the RSA one). Each signature signs the same fields, not the other
  * signatures, so each verifies on its own: a receiver that knows only RSA still sees a valid
  * RSA signature. `t=` comes from the Clock. An invalid header field (as `Message.toStream`
- * checks) is `SmtpInvalidInput`. See `SignOptions` for Stream bodies.
+ * checks) or a message without From is `SmtpInvalidInput`. See `SignOptions` for Stream bodies.
  *
  * Data-last too: `Dkim.sign(signers)` is a function of the message.
  *

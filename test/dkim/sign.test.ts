@@ -112,6 +112,12 @@ describe("Dkim.sign", () => {
       assert.strictEqual(yield* Dkim.sign(original, []), original)
     }))
 
+  it.effect("a message without From is refused", () =>
+    Effect.gen(function*() {
+      const reason = yield* reasonOf(Dkim.sign(Message.removeHeader(message(), "From"), yield* edSigner()))
+      assert.include(reason, "no From field")
+    }))
+
   it.effect("a header field with a bare line break is refused before signing", () =>
     Effect.gen(function*() {
       const bad: Message.Message = {

@@ -433,6 +433,9 @@ export const sign: {
       return yield* invalid("DKIM maxBodyBytes must be a number of bytes")
     }
     const fields = transmitted(message.headers)
+    if (!fields.some((f) => f.name.toLowerCase() === "from")) {
+      return yield* invalid("DKIM: the message has no From field, which a signature must cover (RFC 6376 §5.4)")
+    }
     const methods = new Set(list.map((s) => s.canonicalization.split("/")[1] as Canon.Method))
     const hashed = yield* hashBody(message.body, methods, options)
     const now = yield* Clock.currentTimeMillis
