@@ -3,6 +3,8 @@
  * the header list, Stream bodies (spool and replay), and the typed errors, none of which may
  * show the key.
  */
+import { FileSystem } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Redacted, Stream, TestClock } from "effect"
 import { Message, SmtpError } from "effect-smtp"
@@ -315,4 +317,24 @@ describe("Dkim.sign with Message.make and a Stream attachment", () => {
       const verdicts = yield* mailauth(wire, { [signer.dnsName]: signer.dnsRecord })
       assert.deepStrictEqual(verdicts.map((v) => v.result), ["pass"])
     }))
+})
+
+describe("Dkim.sign with a file as the body", () => {
+  it.scopedLive("replay: a file Stream (FileSystem.stream) reads the file twice and verifies", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* fs.makeTempFileScoped()
+      const lines = Array.from({ length: 5000 }, (_, i) => `line ${i}  with  spaces\t\n`).join("")
+      yield* fs.writeFileString(path, `From: a@football.example.com\nTo: b@example.net\nSubject: file\n\n${lines}`)
+      // the header section parsed from the file's start; the body read from the file on each run
+      const head = yield* Message.parse(yield* fs.readFile(path).pipe(Effect.map((b) => b.subarray(0, 80))))
+      const offset = BigInt(encoder.encode("From: a@football.example.com\nTo: b@example.net\nSubject: file\n\n").length)
+      const body = fs.stream(path, { offset, chunkSize: 4096 }).pipe(Stream.orDie)
+      const signer = yield* edSigner({ domain: "football.example.com", selector: "brisbane" })
+      const signed = yield* Dkim.sign({ headers: head.headers, body }, signer, { streamBody: "replay" })
+      const wire = yield* Message.toBytes(signed)
+      assert.isTrue(decoder.decode(wire).endsWith("line 4999  with  spaces\t\r\n"))
+      const verdicts = yield* mailauth(wire, { [signer.dnsName]: signer.dnsRecord })
+      assert.deepStrictEqual(verdicts.map((v) => v.result), ["pass"])
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 })
