@@ -3,6 +3,11 @@
  */
 
 /**
+ * @since 0.2.0
+ */
+export * as Dkim from "./Dkim.js"
+
+/**
  * @since 0.1.0
  */
 export * as LmtpConnection from "./LmtpConnection.js"
