@@ -17,6 +17,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -31,12 +32,14 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 import * as ConnectionPool from "./internal/connectionPool.js"
+import * as MessageParse from "./internal/message/parse.js"
+import * as MessageSerialize from "./internal/message/serialize.js"
 import * as Operation from "./internal/operation.js"
 import type * as Message from "./Message.js"
 import * as SmtpAuth from "./SmtpAuth.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
-import { classify, type Disposition, isSmtpError, type SmtpError } from "./SmtpError.js"
+import { classify, type Disposition, isSmtpError, type SmtpError, SmtpInvalidInput } from "./SmtpError.js"
 import { SmtpTransport } from "./SmtpTransport.js"
 
 /**
@@ -58,7 +61,25 @@ export interface Options extends SmtpClient.Options {
   readonly retry?: Schedule.Schedule<unknown, SmtpError> | false | undefined
   /** At most `limit` messages per `interval` over all connections (a token bucket). */
   readonly rateLimit?: { readonly limit: number; readonly interval: Duration.DurationInput } | undefined
+  /**
+   * Signs every message before it is sent, once (not again for each retry): `Dkim.sign(signers)`.
+   * A `Message` is signed as it is; a message in memory (a string or bytes) is parsed, signed and
+   * sent as bytes; a Stream message given as such is `SmtpInvalidInput` (parse it with
+   * `Message.parseStream`, or compose it). With a signer, `sendAll` sends each item on its own
+   * (no batch across messages).
+   */
+  readonly dkim?: MessageSigner | undefined
 }
+
+/**
+ * What signs a message before it is sent: `Dkim.sign(signers, options)` (data-last).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type MessageSigner = <E, R>(
+  message: Message.Message<E, R>
+) => Effect.Effect<Message.Message<E | SmtpInvalidInput, R>, E | SmtpInvalidInput, R>
 
 /**
  * The sender.
@@ -345,17 +366,48 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       )
     }
 
+    const signer = options.dkim
+    /** A Message signed by the configured signer (once, before the retries). */
+    const signMessage = <E, R>(
+      message: Message.Message<E, R>
+    ): Effect.Effect<Message.Message<E | SmtpInvalidInput, R>, E | SmtpInvalidInput, R> =>
+      signer === undefined ? Effect.succeed(message) : signer(message)
+    /** A message given as sendmail takes it, signed: parsed, signed and serialised again. */
+    const signRaw = <E, R>(
+      message: SmtpConnection.MessageInput<E, R>
+    ): Effect.Effect<SmtpConnection.MessageInput<E, R>, E | SmtpInvalidInput, R> => {
+      if (signer === undefined) return Effect.succeed(message)
+      if (typeof message !== "string" && !(message instanceof Uint8Array)) {
+        return Effect.fail(
+          new SmtpInvalidInput({
+            reason: "the Mailer's dkim option signs a message in memory or a Message, not a Stream given to sendmail " +
+              "(parse it with Message.parseStream, or compose it)"
+          })
+        )
+      }
+      return Either.match(MessageParse.parse(message), {
+        onLeft: Effect.fail,
+        onRight: (parsed) => Effect.flatMap(signer(parsed), MessageSerialize.toBytes)
+      })
+    }
+
     const sendmail: Service["sendmail"] = (from, to, message, sendOptions) =>
-      run("sendmail", (smtp) => smtp.sendmail(from, to, message, sendOptions))
+      Effect.flatMap(
+        signRaw(message),
+        (signed) => run("sendmail", (smtp) => smtp.sendmail(from, to, signed, sendOptions))
+      )
     const sendMessage: Service["sendMessage"] = (message, sendOptions) =>
-      run("sendMessage", (smtp) => smtp.sendMessage(message, sendOptions))
+      Effect.flatMap(
+        signMessage(message),
+        (signed) => run("sendMessage", (smtp) => smtp.sendMessage(signed, sendOptions))
+      )
 
     /**
      * Whether an item can ride in a batch on a shared connection (`sendBatch`): an envelope and a
      * message in memory. A `Message` or a Stream goes alone.
      */
     const batchable = <E, R>(item: BulkItem<E, R>): boolean =>
-      "from" in item && (
+      signer === undefined && "from" in item && (
         // a batch with BDAT takes messages of at most 1 MiB (a string's line ends may grow it)
         (typeof item.message === "string" && item.message.length <= BATCH_LIMIT / 2) ||
         (item.message instanceof Uint8Array && item.message.length <= BATCH_LIMIT)
@@ -367,8 +419,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       firstFailure?: SmtpError
     ): Effect.Effect<BulkOutcome<E>, never, R> =>
       ("from" in item
-        ? run("sendmail", (smtp) => smtp.sendmail(item.from, item.to, item.message, item.options), firstFailure)
-        : run("sendMessage", (smtp) => smtp.sendMessage(item.message, item.options), firstFailure))
+        ? Effect.flatMap(
+          signRaw(item.message),
+          (signed) => run("sendmail", (smtp) => smtp.sendmail(item.from, item.to, signed, item.options), firstFailure)
+        )
+        : Effect.flatMap(
+          signMessage(item.message),
+          (signed) => run("sendMessage", (smtp) => smtp.sendMessage(signed, item.options), firstFailure)
+        ))
         .pipe(
           Effect.match({
             onSuccess: (refused): BulkOutcome<E> => ({ _tag: "Sent", index, refused }),
@@ -534,7 +592,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 
     const transport = yield* SmtpTransport
     const verify = SmtpClient.verify(connectOptions).pipe(Effect.provideService(SmtpTransport, transport))
-    const send: Service["send"] = (message, sendOptions) => run("send", (smtp) => smtp.send(message, sendOptions))
+    const send: Service["send"] = (input, sendOptions) =>
+      "headers" in input
+        ? Effect.flatMap(signMessage(input), (signed) => run("send", (smtp) => smtp.send(signed, sendOptions)))
+        : Effect.flatMap(
+          signRaw(input.message),
+          (signed) => run("send", (smtp) => smtp.send({ ...input, message: signed }, sendOptions))
+        )
     return { sendmail, sendMessage, send, sendAll, verify } satisfies Service
   })
 
