@@ -18,12 +18,14 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as Dkim from "../Dkim.js"
 import * as Mailer from "../Mailer.js"
 import * as Message from "../Message.js"
 import * as NodeSmtpTransport from "../NodeSmtpTransport.js"
 import { isSmtpError } from "../SmtpError.js"
 import { attachments, compose, composeFlags, describeFileError, makeOptions } from "./compose.js"
 import { clientOptions, connectionFlags } from "./connection.js"
+import { dkimFlags, signer } from "./dkim.js"
 import { ExitCode, fromSmtpError, oneLine, usage } from "./exit.js"
 import { errorLine, line } from "./output.js"
 import * as Progress from "./progress.js"
@@ -38,6 +40,7 @@ const flags = {
   ),
   ...connectionFlags,
   ...composeFlags,
+  ...dkimFlags,
   recipients: Options.file("recipients").pipe(
     Options.withAlias("r"),
     Options.withDescription(
@@ -151,8 +154,10 @@ const handler = (f: Flags) =>
 
     const files = yield* attachments(f.attach, "read")
     const options = yield* clientOptions(f.server, f)
+    const dkim = yield* signer(f)
     const mailer = yield* Mailer.make({
       ...options,
+      ...(Option.isSome(dkim) ? { dkim: Dkim.sign(dkim.value) } : {}),
       maxConnections: f.connections,
       retry: f.retries === 0 ?
         false :

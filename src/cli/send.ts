@@ -12,12 +12,14 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Dkim from "../Dkim.js"
 import * as Message from "../Message.js"
 import * as NodeSmtpTransport from "../NodeSmtpTransport.js"
 import * as SmtpClient from "../SmtpClient.js"
 import { isSmtpError } from "../SmtpError.js"
 import { attachments, compose, composeFlags, describeFileError, makeOptions } from "./compose.js"
 import { clientOptions, connectionFlags } from "./connection.js"
+import { dkimFlags, signer } from "./dkim.js"
 import { CliFailure, ExitCode, fromSmtpError, usage } from "./exit.js"
 import { errorLine, fields, json, line, sendResultJson, sendResultText } from "./output.js"
 
@@ -29,6 +31,7 @@ const flags = {
   ),
   ...connectionFlags,
   ...composeFlags,
+  ...dkimFlags,
   to: Options.text("to").pipe(
     Options.withAlias("t"),
     Options.withDescription("A recipient (repeat for more)"),
@@ -95,7 +98,10 @@ const prepare = (f: Flags) =>
 
 const handler = (f: Flags) =>
   Effect.gen(function*() {
-    const { envelope, message } = yield* prepare(f)
+    const prepared = yield* prepare(f)
+    const { envelope } = prepared
+    const dkim = yield* signer(f)
+    const message = Option.isSome(dkim) ? yield* Dkim.sign(prepared.message, dkim.value) : prepared.message
     if (f.dryRun) {
       const prepared = yield* Message.envelope(message, envelope)
       const bytes = yield* Message.toBytes(message)

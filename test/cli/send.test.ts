@@ -5,10 +5,13 @@
  * bad input ending in one line and the exit code of its kind.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Redacted } from "effect"
+import * as Dkim from "effect-smtp/Dkim"
 import { TestSmtpServer } from "effect-smtp/testing/node"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { RFC8463_ED25519_SEED } from "../dkim/rfc8463.js"
+import { mailauth } from "../dkim/verifiers.js"
 import { closedPort, isOneLineError, run, tempDir } from "./support.js"
 
 const PASSWORD = "cli-Secret-pw-5512"
@@ -134,6 +137,30 @@ describe("effect-smtp send", () => {
       assert.match(result.stdout, /nothing sent/)
       assert.notMatch(result.stdout, /^Bcc:/m)
       assert.strictEqual(server.connections(), 0)
+    }))
+
+  it.scopedLive("--dkim-*: the message is signed with the key file (verified by mailauth); a missing flag is exit 2", () =>
+    Effect.gen(function*() {
+      const server = yield* TestSmtpServer.make()
+      const dir = yield* tempDir
+      const keyFile = Path.join(dir, "ed.key")
+      Fs.writeFileSync(keyFile, `${RFC8463_ED25519_SEED}\n`)
+      const signer = yield* Dkim.signer({
+        domain: "example.org",
+        selector: "ed",
+        privateKey: Redacted.make(RFC8463_ED25519_SEED)
+      })
+      const dkim = ["--dkim-domain", "example.org", "--dkim-selector", "ed", "--dkim-key-file", keyFile]
+      const args = ["send", "-s", `127.0.0.1:${server.port}`, "--from", "a@example.org", "--to", "b@example.net"]
+      const result = yield* run([...args, "--subject", "signed", "--text", "hello", ...dkim])
+      assert.strictEqual(result.code, 0, result.stderr)
+      const [received] = yield* server.awaitMessages(1)
+      const verdicts = yield* mailauth(received.raw, { [signer.dnsName]: signer.dnsRecord })
+      assert.deepStrictEqual(verdicts.map((v) => v.result), ["pass"])
+      assert.notInclude(result.stdout + result.stderr, RFC8463_ED25519_SEED)
+      const partial = yield* run([...args, "--subject", "x", "--text", "y", "--dkim-domain", "example.org"])
+      assert.strictEqual(partial.code, 2)
+      assert.isTrue(isOneLineError(partial), partial.stderr)
     }))
 
   it.scopedLive("a wrong password is exit 5 in one line", () =>
