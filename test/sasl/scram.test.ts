@@ -1,4 +1,4 @@
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, it, vi } from "@effect/vitest"
 import { Either } from "effect"
 import * as Scram from "../../src/internal/sasl/scram.js"
 import type { SaslSession } from "../../src/internal/sasl/types.js"
@@ -198,6 +198,40 @@ describe("SCRAM (RFC 5802, RFC 7677)", () => {
     assert.strictEqual(text(session.initial()), `n,a=ad=3Dmin,n=user,r=${sha1.nonce}`)
     const clientFinal = text(expectRight(await run(session.respond(bytes(sha1.serverFirst)))))
     assert.isTrue(clientFinal!.startsWith(`c=${Buffer.from("n,a=ad=3Dmin,").toString("base64")},r=`))
+  })
+
+  it("a step changes nothing until its Effect runs", async () => {
+    const session = sha1Session()
+    session.initial()
+    session.respond(bytes("garbage")) // never run: the session is not failed
+    assert.strictEqual(text(expectRight(await run(session.respond(bytes(sha1.serverFirst))))), sha1.clientFinal)
+  })
+
+  it("a Web Crypto rejection is a failure with the error's name only, and complete() then fails", async () => {
+    const spy = vi.spyOn(globalThis.crypto.subtle, "deriveBits").mockRejectedValueOnce(
+      new DOMException("pencil is not a good password", "OperationError")
+    )
+    try {
+      const session = sha1Session()
+      session.initial()
+      const reason = expectLeft(await run(session.respond(bytes(sha1.serverFirst))))
+      assert.strictEqual(reason, "SCRAM-SHA-1: Web Crypto could not compute the proof (OperationError)")
+      expectLeft(session.complete())
+      expectLeft(await run(session.respond(bytes(sha1.serverFinal))))
+    } finally {
+      spy.mockRestore()
+    }
+  })
+
+  it("no crypto.subtle is a failure, not a defect", async () => {
+    const session = sha1Session()
+    session.initial()
+    vi.stubGlobal("crypto", undefined)
+    try {
+      assert.include(expectLeft(await run(session.respond(bytes(sha1.serverFirst)))), "(TypeError)")
+    } finally {
+      vi.unstubAllGlobals()
+    }
   })
 
   it("no Left reason contains a password", () => assertNoSecretInReasons())
