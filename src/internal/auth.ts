@@ -184,8 +184,7 @@ const fromSasl = (name: string, session: Sasl.SaslSession): Mechanism<never, nev
   step: (challenge) =>
     Option.match(challenge, {
       onNone: () => Effect.succeed(session.initial()),
-      onSome: (bytes) =>
-        Either.match(session.respond(bytes), { onLeft: (r) => Effect.fail(new Abort(r)), onRight: Effect.succeed })
+      onSome: (bytes) => Effect.mapError(session.respond(bytes), (reason) => new Abort(reason))
     }),
   get complete() {
     return session.complete()

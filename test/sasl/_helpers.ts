@@ -1,5 +1,5 @@
 import { assert } from "@effect/vitest"
-import { Either } from "effect"
+import { Effect, Either } from "effect"
 
 /** Every password and token the SASL tests use: no Left reason may contain one of them. */
 export const secrets: ReadonlyArray<string> = [
@@ -16,8 +16,19 @@ export const secrets: ReadonlyArray<string> = [
 /** The Left reasons seen by this test file (each already checked against `secrets`). */
 export const reasons: Array<string> = []
 
+/**
+ * The outcome of a synchronous step (an Either is an Effect too): `runSync` throws on an asynchronous
+ * one, such as SCRAM's proof (Web Crypto); await `run` for those.
+ */
+const outcome = <A>(result: Effect.Effect<A, string>): Either.Either<A, string> => Effect.runSync(Effect.either(result))
+
+/** The outcome of a step that may be asynchronous (SCRAM). */
+export const run = <A>(result: Effect.Effect<A, string>): Promise<Either.Either<A, string>> =>
+  Effect.runPromise(Effect.either(result))
+
 /** Asserts a Left, checks its reason leaks no secret, records it and returns it. */
-export const expectLeft = <A>(either: Either.Either<A, string>): string => {
+export const expectLeft = <A>(result: Effect.Effect<A, string>): string => {
+  const either = outcome(result)
   if (Either.isRight(either)) return assert.fail("expected Left, got Right")
   for (const secret of secrets) {
     assert.notInclude(either.left.toLowerCase(), secret.toLowerCase(), "a Left reason contains a secret")
@@ -27,7 +38,8 @@ export const expectLeft = <A>(either: Either.Either<A, string>): string => {
 }
 
 /** Asserts a Right and returns its value. */
-export const expectRight = <A>(either: Either.Either<A, string>): A => {
+export const expectRight = <A>(result: Effect.Effect<A, string>): A => {
+  const either = outcome(result)
   if (Either.isLeft(either)) return assert.fail(`expected Right, got Left(${either.left})`)
   return either.right
 }

@@ -3,11 +3,11 @@
  *
  * @internal
  */
-import { hmac } from "@noble/hashes/hmac.js"
-import { md5 } from "@noble/hashes/legacy.js"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { toHex, utf8 } from "./bytes.js"
 import * as Fields from "./fields.js"
+import { hmacMd5 } from "./md5.js"
 import type { SaslSession } from "./types.js"
 
 /** The mechanism name. */
@@ -39,13 +39,14 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
   let answered = false
   return Either.right({
     initial: () => undefined,
-    respond: (challenge) => {
-      if (answered) return Either.left("CRAM-MD5: unexpected second server challenge")
-      if (challenge.length === 0) return Either.left("CRAM-MD5: empty server challenge")
-      answered = true
-      const digest = toHex(hmac(md5, utf8(options.password), challenge))
-      return Either.right(utf8(`${options.username} ${digest}`))
-    },
+    respond: (challenge) =>
+      Effect.suspend(() => {
+        if (answered) return Effect.fail("CRAM-MD5: unexpected second server challenge")
+        if (challenge.length === 0) return Effect.fail("CRAM-MD5: empty server challenge")
+        answered = true
+        const digest = toHex(hmacMd5(utf8(options.password), challenge))
+        return Effect.succeed(utf8(`${options.username} ${digest}`))
+      }),
     complete: () => Either.void,
     serverError: () => undefined
   })

@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { fromBase64, fromUtf8Lenient, utf8 } from "./bytes.js"
 import * as Fields from "./fields.js"
@@ -69,21 +70,22 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
   }
   return Either.right({
     initial: user,
-    respond: (challenge) => {
-      if (passwordSent && userAnswers > 0) {
-        return Either.left(
-          "LOGIN: unexpected server challenge after the password (the user name and the password were both sent)"
-        )
-      }
-      const asked = prompt(challenge) ?? (userAnswers === 0 ? "user" : "password")
-      if (asked === "user") {
-        if (userAnswers >= 2) return Either.left("LOGIN: the server asked for the user name a third time")
-        return Either.right(user())
-      }
-      if (passwordSent) return Either.left("LOGIN: the server asked for the password again (it is not sent twice)")
-      passwordSent = true
-      return Either.right(utf8(options.password))
-    },
+    respond: (challenge) =>
+      Effect.suspend(() => {
+        if (passwordSent && userAnswers > 0) {
+          return Effect.fail(
+            "LOGIN: unexpected server challenge after the password (the user name and the password were both sent)"
+          )
+        }
+        const asked = prompt(challenge) ?? (userAnswers === 0 ? "user" : "password")
+        if (asked === "user") {
+          if (userAnswers >= 2) return Effect.fail("LOGIN: the server asked for the user name a third time")
+          return Effect.succeed(user())
+        }
+        if (passwordSent) return Effect.fail("LOGIN: the server asked for the password again (it is not sent twice)")
+        passwordSent = true
+        return Effect.succeed(utf8(options.password))
+      }),
     complete: () => Either.void,
     serverError: () => undefined
   })

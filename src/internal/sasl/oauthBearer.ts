@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { escapeSaslName, utf8 } from "./bytes.js"
 import * as Fields from "./fields.js"
@@ -57,15 +58,16 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
       sent = true
       return utf8(initialResponse(options))
     },
-    respond: (challenge) => {
-      if (!sent && challenge.length === 0) {
-        sent = true
-        return Either.right(utf8(initialResponse(options)))
-      }
-      if (error !== undefined) return Either.left("OAUTHBEARER: unexpected server challenge after the error")
-      error = parseOAuthError(challenge)
-      return Either.right(Uint8Array.of(1))
-    },
+    respond: (challenge) =>
+      Effect.suspend(() => {
+        if (!sent && challenge.length === 0) {
+          sent = true
+          return Effect.succeed(utf8(initialResponse(options)))
+        }
+        if (error !== undefined) return Effect.fail("OAUTHBEARER: unexpected server challenge after the error")
+        error = parseOAuthError(challenge)
+        return Effect.succeed(Uint8Array.of(1))
+      }),
     complete: () => Either.void,
     serverError: () => error
   })

@@ -3,6 +3,7 @@
  *
  * @internal
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { utf8 } from "./bytes.js"
 import * as Fields from "./fields.js"
@@ -44,14 +45,15 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
       sent = true
       return message()
     },
-    respond: (challenge) => {
-      if (sent) {
-        return Either.left("PLAIN: the server sent a challenge after the initial response (expected 235 or an error)")
-      }
-      if (challenge.length > 0) return Either.left("PLAIN: the server's first challenge is not empty")
-      sent = true
-      return Either.right(message())
-    },
+    respond: (challenge) =>
+      Effect.suspend(() => {
+        if (sent) {
+          return Effect.fail("PLAIN: the server sent a challenge after the initial response (expected 235 or an error)")
+        }
+        if (challenge.length > 0) return Effect.fail("PLAIN: the server's first challenge is not empty")
+        sent = true
+        return Effect.succeed(message())
+      }),
     complete: () => Either.void,
     serverError: () => undefined
   })

@@ -1,13 +1,12 @@
 /**
  * SCRAM-SHA-1 (RFC 5802) and SCRAM-SHA-256 (RFC 7677), without channel binding (GS2 header `n,,`).
  * The server is authenticated too: `complete` fails unless its signature was received and verified.
+ * The proof is computed with Web Crypto (`crypto.subtle`: PBKDF2, HMAC, digest), present in every
+ * runtime the library targets.
  *
  * @internal
  */
-import { hmac } from "@noble/hashes/hmac.js"
-import { sha1 } from "@noble/hashes/legacy.js"
-import { pbkdf2 } from "@noble/hashes/pbkdf2.js"
-import { sha256 } from "@noble/hashes/sha2.js"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import {
   empty,
@@ -45,7 +44,8 @@ export interface Options {
   readonly maxIterations?: number | undefined
 }
 
-const hashes = { "SHA-1": sha1, "SHA-256": sha256 } as const
+/** The digest length of each hash in bits (the PBKDF2 output length, RFC 5802 §2.2 `Hi`). */
+const bits = { "SHA-1": 160, "SHA-256": 256 } as const
 const nonceSyntax = /^[\x21-\x2b\x2d-\x7e]+$/
 const iterationSyntax = /^[1-9][0-9]{0,9}$/
 
@@ -65,6 +65,38 @@ const attributes = (message: string): Array<readonly [string, string]> | undefin
 const xor = (a: Uint8Array, b: Uint8Array): Uint8Array => a.map((byte, i) => byte ^ b[i])
 
 /**
+ * The client proof and the expected server signature (RFC 5802 §3) with Web Crypto. Rejects when
+ * `crypto.subtle` is missing or refuses an operation.
+ */
+const computeProof = async (
+  hash: Hash,
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+  authMessage: Uint8Array
+): Promise<{ readonly clientProof: Uint8Array; readonly serverSignature: Uint8Array }> => {
+  const subtle = globalThis.crypto.subtle
+  const hmac = async (key: Uint8Array, data: Uint8Array) =>
+    new Uint8Array(
+      await subtle.sign("HMAC", await subtle.importKey("raw", key, { name: "HMAC", hash }, false, ["sign"]), data)
+    )
+  const passwordKey = await subtle.importKey("raw", password, "PBKDF2", false, ["deriveBits"])
+  const saltedPassword = new Uint8Array(
+    await subtle.deriveBits({ name: "PBKDF2", hash, salt, iterations }, passwordKey, bits[hash])
+  )
+  const [clientKey, serverKey] = await Promise.all([
+    hmac(saltedPassword, utf8("Client Key")),
+    hmac(saltedPassword, utf8("Server Key"))
+  ])
+  const storedKey = new Uint8Array(await subtle.digest(hash, clientKey))
+  const [clientSignature, serverSignature] = await Promise.all([
+    hmac(storedKey, authMessage),
+    hmac(serverKey, authMessage)
+  ])
+  return { clientProof: xor(clientKey, clientSignature), serverSignature }
+}
+
+/**
  * Starts a SCRAM exchange. Left when the user name or password is rejected by SASLprep (RFC 4013),
  * the authzid holds a control character, or the supplied nonce is invalid. The server-first message
  * is checked (nonce extends ours, base64 salt, iteration count within bounds, no mandatory
@@ -72,7 +104,6 @@ const xor = (a: Uint8Array, b: Uint8Array): Uint8Array => a.map((byte, i) => byt
  */
 export const make = (options: Options): Either.Either<SaslSession, string> => {
   const name = mechanisms[options.hash]
-  const hash = hashes[options.hash]
   const minIterations = options.minIterations ?? 4096
   const maxIterations = options.maxIterations ?? 1_000_000
   const username = prepare(options.username, "query")
@@ -92,12 +123,12 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
   let state: "start" | "first" | "final" | "done" | "failed" = "start"
   let serverSignature: Uint8Array | undefined = undefined
 
-  const fail = (reason: string): Either.Either<never, string> => {
+  const fail = (reason: string): Effect.Effect<never, string> => {
     state = "failed"
-    return Either.left(`${name}: ${reason}`)
+    return Effect.fail(`${name}: ${reason}`)
   }
 
-  const clientFinal = (serverFirst: string): Either.Either<Uint8Array, string> => {
+  const clientFinal = (serverFirst: string): Effect.Effect<Uint8Array, string> => {
     const attrs = attributes(serverFirst)
     if (attrs === undefined) return fail("malformed server-first-message")
     if (attrs[0][0] === "m") return fail("server requires an unsupported mandatory extension")
@@ -118,16 +149,24 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
 
     const withoutProof = `c=${toBase64(utf8(gs2Header))},r=${serverNonce}`
     const authMessage = utf8(`${clientFirstBare},${serverFirst},${withoutProof}`)
-    const saltedPassword = pbkdf2(hash, utf8(password), salt, { c: iterations, dkLen: hash.outputLen })
-    const clientKey = hmac(hash, saltedPassword, utf8("Client Key"))
-    const clientSignature = hmac(hash, hash(clientKey), authMessage)
-    const serverKey = hmac(hash, saltedPassword, utf8("Server Key"))
-    serverSignature = hmac(hash, serverKey, authMessage)
-    state = "final"
-    return Either.right(utf8(`${withoutProof},p=${toBase64(xor(clientKey, clientSignature))}`))
+    return Effect.tryPromise({
+      try: () => computeProof(options.hash, utf8(password), salt, iterations, authMessage),
+      // the error's name only (NotSupportedError, OperationError, TypeError when there is no crypto.subtle)
+      catch: (error) =>
+        `Web Crypto could not compute the proof (${quote(error instanceof Error ? error.name : "error")})`
+    }).pipe(
+      Effect.matchEffect({
+        onFailure: fail,
+        onSuccess: (proof) => {
+          serverSignature = proof.serverSignature
+          state = "final"
+          return Effect.succeed(utf8(`${withoutProof},p=${toBase64(proof.clientProof)}`))
+        }
+      })
+    )
   }
 
-  const verify = (serverFinal: string): Either.Either<Uint8Array, string> => {
+  const verify = (serverFinal: string): Effect.Effect<Uint8Array, string> => {
     const attrs = attributes(serverFinal)
     if (attrs === undefined) return fail("malformed server-final-message")
     if (attrs[0][0] === "e") return fail(`server error: ${quote(attrs[0][1])}`)
@@ -137,7 +176,7 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
       return fail("server signature mismatch")
     }
     state = "done"
-    return Either.right(empty())
+    return Effect.succeed(empty())
   }
 
   return Either.right({
@@ -145,16 +184,17 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
       if (state === "start") state = "first"
       return utf8(gs2Header + clientFirstBare)
     },
-    respond: (challenge) => {
-      if (state === "start" && challenge.length === 0) {
-        state = "first"
-        return Either.right(utf8(gs2Header + clientFirstBare))
-      }
-      if (state !== "first" && state !== "final") return fail("unexpected server challenge")
-      const text = fromUtf8(challenge)
-      if (text === undefined) return fail("server message is not valid UTF-8")
-      return state === "first" ? clientFinal(text) : verify(text)
-    },
+    respond: (challenge) =>
+      Effect.suspend(() => {
+        if (state === "start" && challenge.length === 0) {
+          state = "first"
+          return Effect.succeed(utf8(gs2Header + clientFirstBare))
+        }
+        if (state !== "first" && state !== "final") return fail("unexpected server challenge")
+        const text = fromUtf8(challenge)
+        if (text === undefined) return fail("server message is not valid UTF-8")
+        return state === "first" ? clientFinal(text) : verify(text)
+      }),
     complete: () =>
       state === "done" ? Either.void : Either.left(`${name}: the server signature was not received and verified`),
     serverError: () => undefined

@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { empty, utf8 } from "./bytes.js"
 import * as Fields from "./fields.js"
@@ -45,15 +46,16 @@ export const make = (options: Options): Either.Either<SaslSession, string> => {
       sent = true
       return message()
     },
-    respond: (challenge) => {
-      if (!sent && challenge.length === 0) {
-        sent = true
-        return Either.right(message())
-      }
-      if (error !== undefined) return Either.left("XOAUTH2: unexpected server challenge after the error")
-      error = parseOAuthError(challenge)
-      return Either.right(empty())
-    },
+    respond: (challenge) =>
+      Effect.suspend(() => {
+        if (!sent && challenge.length === 0) {
+          sent = true
+          return Effect.succeed(message())
+        }
+        if (error !== undefined) return Effect.fail("XOAUTH2: unexpected server challenge after the error")
+        error = parseOAuthError(challenge)
+        return Effect.succeed(empty())
+      }),
     complete: () => Either.void,
     serverError: () => error
   })
