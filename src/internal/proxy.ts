@@ -404,7 +404,8 @@ export const makeHttpConnect = (
           buffer = new Uint8Array(0)
           return { _tag: "Done", rest }
         }
-        if (status === 407) {
+        // 407 is the proxy's; tinyproxy answers a CONNECT with bad or missing credentials with 401
+        if (status === 407 || status === 401) {
           return fail(
             "auth",
             auth === undefined ?

@@ -286,6 +286,12 @@ describe("HTTP CONNECT", () => {
       detail: "rejected the credentials (407 Proxy Authentication Required)",
       code: 407
     })
+    // tinyproxy's answer to bad credentials
+    assert.deepStrictEqual(status("HTTP/1.0 401 Unauthorized\r\n\r\n", { user: "u", password: "p" }), {
+      reason: "auth",
+      detail: "rejected the credentials (401 Unauthorized)",
+      code: 401
+    })
     assert.deepStrictEqual(status("HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n"), {
       reason: "refused",
       detail: "refused: 403 Forbidden",
