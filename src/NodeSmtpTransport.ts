@@ -204,7 +204,7 @@ const bufferedWrite = (duplex: Net.Socket, bytes: Uint8Array): Effect.Effect<voi
  * `http://user:password@host:3128`; user and password percent-encoded; `Redacted` when it holds a
  * password) or its parts. SOCKS5 sends host names as names: the proxy resolves them.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type ProxyOptions =
@@ -219,7 +219,7 @@ export type ProxyOptions =
 /**
  * Options of the transport (`layerWith`, `layerConfig`).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Options {
@@ -237,13 +237,13 @@ export interface Options {
  * its credentials. `reason`: `unreachable`, `refused` (a SOCKS5 reply code or an HTTP status in
  * `code`), `auth` (credentials wanted or rejected), `protocol`, `closed` or `invalid` (options).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category errors
  */
 export const ProxyError: typeof Proxy.ProxyError = Proxy.ProxyError
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category errors
  */
 export type ProxyError = Proxy.ProxyError
@@ -412,7 +412,7 @@ export const connect: (
 /**
  * `connect` with options: through a proxy.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const connectWith = (options: Options): (
@@ -480,7 +480,7 @@ export const layer: Layer.Layer<SmtpTransport.SmtpTransport> = Layer.succeed(Smt
  *
  * An invalid proxy URL fails every connect with `SmtpConnectError` (`layerConfig` fails at once instead).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const makeWith = (options: Options): SmtpTransport.Service => ({
@@ -491,7 +491,7 @@ export const makeWith = (options: Options): SmtpTransport.Service => ({
 /**
  * Provides `SmtpTransport` over Node's network stack with options (a proxy).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerWith = (options: Options): Layer.Layer<SmtpTransport.SmtpTransport> =>
@@ -506,7 +506,7 @@ export const layerWith = (options: Options): Layer.Layer<SmtpTransport.SmtpTrans
  * })
  * ```
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerConfig = (
