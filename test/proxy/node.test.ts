@@ -4,7 +4,19 @@
  * the SMTP server's) and the failures (refusals, authentication, a proxy that closes or stalls).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Config, ConfigProvider, Effect, Exit, Layer, Redacted, type Scope } from "effect"
+import {
+  Cause,
+  Config,
+  ConfigProvider,
+  Effect,
+  Exit,
+  Layer,
+  Logger,
+  LogLevel,
+  Redacted,
+  type Scope,
+  Tracer
+} from "effect"
 import { Mailer, SmtpClient, SmtpError } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import { TestSmtpServer } from "effect-smtp/testing/node"
@@ -503,5 +515,86 @@ describe("proxy options", () => {
       noSecret(bad)
       const unix = yield* failure(send({ path: "/tmp/nowhere.sock" }, { url: "socks5://127.0.0.1:1" }))
       assert.include((unix as Error).message, "SOCKS5 proxy 127.0.0.1:1 cannot reach a Unix socket path")
+    }))
+})
+
+describe("credentials", () => {
+  /** Every span (name, attributes, events, exit) and every log line, as text. */
+  const recorder = () => {
+    const seen: Array<string> = []
+    const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
+    const tracer = Tracer.make({
+      span(name, parent, context, links, startTime, kind) {
+        const attributes = new Map<string, unknown>()
+        spans.push({ name, attributes })
+        let status: Tracer.SpanStatus = { _tag: "Started", startTime }
+        return {
+          _tag: "Span",
+          name,
+          spanId: `span-${spans.length}`,
+          traceId: "trace",
+          parent,
+          context,
+          get status() {
+            return status
+          },
+          attributes,
+          links,
+          sampled: true,
+          kind,
+          end(endTime, exit) {
+            status = { _tag: "Ended", startTime, endTime, exit }
+            seen.push(`${name} ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "ok"}`)
+          },
+          attribute(key, value) {
+            attributes.set(key, value)
+          },
+          event(eventName, _startTime, eventAttributes) {
+            seen.push(`${eventName} ${JSON.stringify(eventAttributes ?? {})}`)
+          },
+          addLinks() {}
+        }
+      },
+      context: (f) => f()
+    })
+    const logger = Logger.make(({ annotations, message }) => {
+      seen.push(`${JSON.stringify(message)} ${JSON.stringify([...annotations])}`)
+    })
+    const text = () => [...seen, ...spans.map((s) => `${s.name} ${JSON.stringify([...s.attributes])}`)].join("\n")
+    return { spans, text, tracer, logger }
+  }
+
+  it.scopedLive("never in spans, logs or errors, on success and on failure", () =>
+    Effect.gen(function*() {
+      const record = recorder()
+      const server = yield* TestSmtpServer.make({ tls: true })
+      const proxy = yield* socks5Server({ user: "u", password: secret })
+      const http = yield* httpProxyServer({ user: "u", password: "other" })
+      const run = <A, E>(effect: Effect.Effect<A, E>) =>
+        effect.pipe(
+          Effect.withTracer(record.tracer),
+          Effect.provide(Logger.replace(Logger.defaultLogger, record.logger)),
+          Logger.withMinimumLogLevel(LogLevel.All)
+        )
+      yield* run(send(
+        { host: "localhost", port: server.port, security: "starttls", tls: { ca: server.ca! }, debug: 2 },
+        { url: Redacted.make(`socks5://u:${secret}@${proxy.host}:${proxy.port}`) }
+      ))
+      const error = yield* run(failure(send(
+        { host: "localhost", port: server.port, security: "starttls", tls: { ca: server.ca! }, debug: 2 },
+        { type: "http", host: http.host, port: http.port, auth: { user: "u", password: Redacted.make(secret) } }
+      )))
+      assert.strictEqual(proxyCause(error).reason, "auth")
+      noSecret(error)
+      const proxySpans = record.spans.filter((s) => s.name === "NodeSmtpTransport.proxy")
+      assert.deepStrictEqual(
+        proxySpans.map((s) => [s.attributes.get("network.protocol.name"), s.attributes.get("server.port")]),
+        [["socks5", proxy.port], ["http", http.port]]
+      )
+      // what was recorded: the spans, the SMTP transcript logged by debug: 2
+      assert.include(record.text(), "SmtpClient.connect")
+      assert.include(record.text(), "EHLO")
+      assert.notInclude(record.text(), secret)
+      assert.notInclude(record.text(), Buffer.from(`u:${secret}`).toString("base64"))
     }))
 })
