@@ -226,7 +226,8 @@ export interface Options {
   /**
    * Tunnel every TCP connection through this proxy. The connect timeout covers the proxy's
    * handshake; TLS (implicit or STARTTLS) runs inside the tunnel and verifies the SMTP server's
-   * name, not the proxy's. Unix socket paths cannot go through a proxy.
+   * name, not the proxy's. `sourceAddress` binds the connection to the proxy. Unix socket paths
+   * cannot go through a proxy.
    */
   readonly proxy?: ProxyOptions | undefined
 }
