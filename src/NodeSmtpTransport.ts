@@ -1,13 +1,17 @@
 /**
  * The Node.js transport: TCP (`node:net`) or a Unix domain socket, TLS (`node:tls`) for implicit
- * TLS and STARTTLS, each wrapped as an `@effect/platform` Socket with `NodeSocket.fromDuplex`.
+ * TLS and STARTTLS, each wrapped as an `@effect/platform` Socket with `NodeSocket.fromDuplex`;
+ * optionally through a SOCKS5 or HTTP CONNECT proxy (`layerWith({ proxy })`).
  *
  * @since 0.1.0
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Socket from "@effect/platform/Socket"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -15,6 +19,8 @@ import * as Dns from "node:dns/promises"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Tls from "node:tls"
+import * as NodeProxy from "./internal/nodeProxy.js"
+import * as Proxy from "./internal/proxy.js"
 import { SmtpConnectError, SmtpTimeout, SmtpTlsError, type TlsFailureReason } from "./SmtpError.js"
 import * as SmtpTransport from "./SmtpTransport.js"
 
@@ -193,13 +199,87 @@ const bufferedWrite = (duplex: Net.Socket, bytes: Uint8Array): Effect.Effect<voi
 }
 
 /**
- * Opens a TCP or Unix socket connection (and the TLS handshake for implicit TLS), closed with
- * the Scope. TCP_NODELAY is on.
+ * A proxy to reach the SMTP server through: SOCKS5 (RFC 1928, with RFC 1929 username/password) or
+ * HTTP CONNECT (with Basic `Proxy-Authorization`). Either a URL (`socks5://user:password@host:1080`,
+ * `http://user:password@host:3128`; user and password percent-encoded; `Redacted` when it holds a
+ * password) or its parts. SOCKS5 sends host names as names: the proxy resolves them.
  *
- * @since 0.1.0
- * @category constructors
+ * @since 0.2.0
+ * @category models
  */
-export const connect = (
+export type ProxyOptions =
+  | { readonly url: string | Redacted.Redacted<string> }
+  | {
+    readonly type: "socks5" | "http"
+    readonly host: string
+    readonly port: number
+    readonly auth?: { readonly user: string; readonly password: Redacted.Redacted<string> } | undefined
+  }
+
+/**
+ * Options of the transport (`layerWith`, `layerConfig`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * Tunnel every TCP connection through this proxy. The connect timeout covers the proxy's
+   * handshake; TLS (implicit or STARTTLS) runs inside the tunnel and verifies the SMTP server's
+   * name, not the proxy's. `sourceAddress` binds the connection to the proxy. Unix socket paths
+   * cannot go through a proxy.
+   */
+  readonly proxy?: ProxyOptions | undefined
+}
+
+/**
+ * Why a proxy did not open the tunnel: the `cause` of the `SmtpConnectError`. Its message names
+ * the proxy (`SOCKS5 proxy 127.0.0.1:1080 refused: connection refused by destination (5)`), never
+ * its credentials. `reason`: `unreachable`, `refused` (a SOCKS5 reply code or an HTTP status in
+ * `code`), `auth` (credentials wanted or rejected), `protocol`, `closed` or `invalid` (options).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const ProxyError: typeof Proxy.ProxyError = Proxy.ProxyError
+
+/**
+ * @since 0.2.0
+ * @category errors
+ */
+export type ProxyError = Proxy.ProxyError
+
+interface ResolvedProxy {
+  readonly type: Proxy.ProxyType
+  readonly host: string
+  readonly port: number
+  readonly auth?: { readonly user: string; readonly password: Redacted.Redacted<string> } | undefined
+}
+
+const resolveProxy = (proxy: ProxyOptions): Either.Either<ResolvedProxy, Proxy.ProxyError> => {
+  if ("url" in proxy) {
+    const url = typeof proxy.url === "string" ? proxy.url : Redacted.value(proxy.url)
+    return Either.map(
+      Either.mapLeft(
+        Proxy.parseProxyUrl(url),
+        (failure) => new Proxy.ProxyError({ proxy: "the proxy URL", ...failure })
+      ),
+      ({ auth, ...rest }) => ({
+        ...rest,
+        ...(auth === undefined ? {} : { auth: { user: auth.user, password: Redacted.make(auth.password) } })
+      })
+    )
+  }
+  return Either.right(proxy)
+}
+
+const proxyFailure = (
+  proxy: ResolvedProxy,
+  failure: Proxy.ProxyFailure
+): Proxy.ProxyError => new Proxy.ProxyError({ proxy: Proxy.describeProxy(proxy), ...failure })
+
+const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> | undefined) =>
+(
   options: SmtpTransport.ConnectOptions
 ): Effect.Effect<
   SmtpTransport.Connection,
@@ -208,9 +288,21 @@ export const connect = (
 > =>
   Effect.gen(function*() {
     const address = options.path ?? `${options.host}:${options.port}`
+    let proxy: ResolvedProxy | undefined
+    if (proxyOption !== undefined) {
+      if (Either.isLeft(proxyOption)) return yield* new SmtpConnectError({ address, cause: proxyOption.left })
+      proxy = proxyOption.right
+      if (options.path !== undefined) {
+        return yield* new SmtpConnectError({
+          address,
+          cause: proxyFailure(proxy, { reason: "invalid", detail: "cannot reach a Unix socket path" })
+        })
+      }
+    }
+    const through = proxy === undefined ? "" : ` through ${Proxy.describeProxy(proxy)}`
     let raw: Net.Socket | undefined
     yield* Effect.addFinalizer(() => Effect.sync(() => raw?.destroy()))
-    const socket = yield* Effect.async<Net.Socket, SmtpConnectError>((resume) => {
+    const dial = Effect.async<Net.Socket, SmtpConnectError>((resume) => {
       let s: Net.Socket
       try {
         s = open()
@@ -223,8 +315,8 @@ export const connect = (
         return options.path !== undefined ?
           Net.createConnection({ path: options.path }) :
           Net.createConnection({
-            host: options.host.replace(/^\[|\]$/g, ""),
-            port: options.port,
+            host: (proxy?.host ?? options.host).replace(/^\[|\]$/g, ""),
+            port: proxy?.port ?? options.port,
             noDelay: true,
             ...(options.sourceAddress === undefined ? {} : {
               localAddress: options.sourceAddress.host,
@@ -235,7 +327,15 @@ export const connect = (
       raw = s
       const onError = (cause: Error) => {
         s.destroy()
-        resume(Effect.fail(new SmtpConnectError({ address, cause })))
+        resume(Effect.fail(
+          new SmtpConnectError({
+            address,
+            cause: proxy === undefined ? cause : proxyFailure(proxy, {
+              reason: "unreachable",
+              detail: `is unreachable: ${cause.message}`
+            })
+          })
+        ))
       }
       s.once("error", onError)
       s.once("connect", () => {
@@ -245,19 +345,84 @@ export const connect = (
         resume(Effect.succeed(s))
       })
       return Effect.sync(() => s.destroy())
-    }).pipe(
-      Effect.timeoutFail({
-        duration: options.timeout,
-        onTimeout: () =>
-          new SmtpTimeout({ phase: `connecting to ${address}`, timeoutMillis: Duration.toMillis(options.timeout) })
-      })
-    )
+    })
+    const socket = yield* (proxy === undefined ? dial : Effect.tap(dial, (s) => openTunnel(s, proxy, options)))
+      .pipe(
+        Effect.timeoutFail({
+          duration: options.timeout,
+          onTimeout: () =>
+            new SmtpTimeout({
+              phase: `connecting to ${address}${through}`,
+              timeoutMillis: Duration.toMillis(options.timeout)
+            })
+        })
+      )
     if (options.tls !== undefined) {
       const tls = yield* handshake(socket, options.host, options.tls)
       return yield* wrap(tls, socket, options.host, true)
     }
     return yield* wrap(socket, socket, options.host, false)
   })
+
+const openTunnel = (
+  socket: Net.Socket,
+  proxy: ResolvedProxy,
+  options: SmtpTransport.ConnectOptions
+): Effect.Effect<void, SmtpConnectError> => {
+  const address = `${options.host}:${options.port}`
+  return Effect.suspend(() => {
+    const made = Proxy.makeHandshake({
+      type: proxy.type,
+      host: proxy.host,
+      port: proxy.port,
+      ...(proxy.auth === undefined ?
+        {} :
+        { auth: { user: proxy.auth.user, password: Redacted.value(proxy.auth.password) } })
+    }, { host: options.host, port: options.port })
+    return Either.isLeft(made) ?
+      Effect.fail(proxyFailure(proxy, made.left)) :
+      NodeProxy.tunnel(socket, made.right, Proxy.describeProxy(proxy))
+  }).pipe(
+    Effect.mapError((cause) => new SmtpConnectError({ address, cause })),
+    Effect.withSpan("NodeSmtpTransport.proxy", {
+      kind: "client",
+      attributes: {
+        "network.protocol.name": proxy.type,
+        "server.address": proxy.host,
+        "server.port": proxy.port
+      }
+    })
+  )
+}
+
+/**
+ * Opens a TCP or Unix socket connection (and the TLS handshake for implicit TLS), closed with
+ * the Scope. TCP_NODELAY is on.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect: (
+  options: SmtpTransport.ConnectOptions
+) => Effect.Effect<
+  SmtpTransport.Connection,
+  SmtpConnectError | SmtpTimeout | SmtpTlsError,
+  Scope.Scope
+> = connectVia(undefined)
+
+/**
+ * `connect` with options: through a proxy.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const connectWith = (options: Options): (
+  connectOptions: SmtpTransport.ConnectOptions
+) => Effect.Effect<
+  SmtpTransport.Connection,
+  SmtpConnectError | SmtpTimeout | SmtpTlsError,
+  Scope.Scope
+> => connectVia(options.proxy === undefined ? undefined : resolveProxy(options.proxy))
 
 let fqdn: Promise<string> | undefined
 
@@ -306,3 +471,54 @@ export const make: SmtpTransport.Service = { connect, localHostname }
  * @category layers
  */
 export const layer: Layer.Layer<SmtpTransport.SmtpTransport> = Layer.succeed(SmtpTransport.SmtpTransport, make)
+
+/**
+ * The transport with options, e.g. through a proxy:
+ *
+ * ```ts
+ * NodeSmtpTransport.layerWith({ proxy: { url: Redacted.make("socks5://user:password@127.0.0.1:1080") } })
+ * ```
+ *
+ * An invalid proxy URL fails every connect with `SmtpConnectError` (`layerConfig` fails at once instead).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWith = (options: Options): SmtpTransport.Service => ({
+  connect: connectWith(options),
+  localHostname
+})
+
+/**
+ * Provides `SmtpTransport` over Node's network stack with options (a proxy).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWith = (options: Options): Layer.Layer<SmtpTransport.SmtpTransport> =>
+  Layer.succeed(SmtpTransport.SmtpTransport, makeWith(options))
+
+/**
+ * The same from Config; an invalid proxy URL is a `ConfigError`:
+ *
+ * ```ts
+ * NodeSmtpTransport.layerConfig({
+ *   proxy: Config.redacted("SMTP_PROXY").pipe(Config.map((url) => ({ url })), Config.option, Config.map(Option.getOrUndefined))
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<Options>
+): Layer.Layer<SmtpTransport.SmtpTransport, ConfigError.ConfigError> =>
+  Layer.effect(
+    SmtpTransport.SmtpTransport,
+    Effect.flatMap(Config.unwrap(config), (options) => {
+      const resolved = options.proxy === undefined ? undefined : resolveProxy(options.proxy)
+      return resolved !== undefined && Either.isLeft(resolved) ?
+        Effect.fail(ConfigError.InvalidData(["proxy"], resolved.left.message)) :
+        Effect.succeed(makeWith(options))
+    })
+  )

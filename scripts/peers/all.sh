@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # all.sh start|stop|status [STATE_DIR] — start/stop every interop peer of effect-smtp in one state dir.
-# Peers: postfix.sh, dovecot-lmtp.sh, aiosmtpd.sh, sink.sh. Select a subset with PEERS="postfix aiosmtpd".
-# Postfix needs root; each script installs its Debian packages with apt-get when they are missing.
+# Peers: postfix.sh, dovecot-lmtp.sh, aiosmtpd.sh, sink.sh, and the proxies dante.sh (SOCKS5) and tinyproxy.sh
+# (HTTP CONNECT). Select a subset with PEERS="postfix aiosmtpd".
+# Postfix and Dante need root; each script installs its Debian packages with apt-get when they are missing.
 # Typical use (see test/interop/peers.ts):
 #   scripts/peers/all.sh start /tmp/effect-smtp-peers
 #   SMTP_PEERS_DIR=/tmp/effect-smtp-peers npm test
@@ -9,7 +10,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 CMD=${1:-}; STATE=${2:-${STATE_DIR:-/tmp/effect-smtp-peers}}
-PEERS=${PEERS:-postfix dovecot-lmtp aiosmtpd sink}
+PEERS=${PEERS:-postfix dovecot-lmtp aiosmtpd sink dante tinyproxy}
 rc=0
 case $CMD in
 start)  for p in $PEERS; do "$HERE/$p.sh" start "$STATE" || { rc=1; echo "all.sh: $p failed to start" >&2; }; done
