@@ -34,7 +34,8 @@ export default defineConfig({
             "test/auth/inprocess.test.ts",
             "test/faults/sockets.test.ts",
             "test/mailer/**/*.test.ts",
-            "test/testing/**/*.test.ts"
+            "test/testing/**/*.test.ts",
+            "test/proxy/**/*.test.ts"
           ]
         }
       },

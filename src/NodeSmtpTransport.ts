@@ -357,11 +357,10 @@ const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> 
             })
         })
       )
-    if (options.tls !== undefined) {
-      const tls = yield* handshake(socket, options.host, options.tls)
-      return yield* wrap(tls, socket, options.host, true)
-    }
-    return yield* wrap(socket, socket, options.host, false)
+    const connection = options.tls !== undefined ?
+      yield* wrap(yield* handshake(socket, options.host, options.tls), socket, options.host, true) :
+      yield* wrap(socket, socket, options.host, false)
+    return proxy === undefined ? connection : { ...connection, proxied: true }
   })
 
 const openTunnel = (

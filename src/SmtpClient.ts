@@ -252,7 +252,8 @@ const open = (options: Options | LmtpOptions) =>
       tls,
       host: resolved.host,
       port: resolved.port,
-      loopback: resolved.path !== undefined || isLoopback(resolved.host),
+      // through a proxy, "localhost" is the proxy's machine: the network lies between
+      loopback: resolved.path !== undefined || (isLoopback(resolved.host) && connection.proxied !== true),
       serverAddress: resolved.path ?? resolved.host
     })
     yield* Effect.addFinalizer(() =>

@@ -600,6 +600,10 @@ const transientCode = (code: number | undefined): Disposition =>
  * @since 0.2.0
  * @category classification
  */
+const isHopelessProxyFailure = (cause: unknown): boolean =>
+  Predicate.hasProperty(cause, "_tag") && cause._tag === "ProxyError" && Predicate.hasProperty(cause, "reason") &&
+  (cause.reason === "auth" || cause.reason === "invalid")
+
 export const classify = (error: SmtpError): Disposition => {
   switch (error._tag) {
     case "SmtpDeliveryUnknown":
@@ -609,6 +613,8 @@ export const classify = (error: SmtpError): Disposition => {
     case "SmtpProtocolError":
       return "transient"
     case "SmtpConnectError":
+      // a proxy that refused the credentials, or a proxy URL that is not one, will do it again
+      if (isHopelessProxyFailure(error.cause)) return "permanent"
       return error.code === undefined ? "transient" : transientCode(error.code)
     case "SmtpRecipientsRefused": {
       const replies = Object.values(error.recipients)

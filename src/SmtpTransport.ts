@@ -81,6 +81,12 @@ export interface Connection {
    * writer, and their writes are made uninterruptible.
    */
   readonly write?: ((bytes: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
+  /**
+   * The connection goes through a proxy: the host named in the options is reached from the proxy,
+   * so a loopback name (`localhost`) is not this machine, and credentials are not sent in clear to
+   * it as they may be to a loopback host.
+   */
+  readonly proxied?: boolean | undefined
   /** What the TLS layer negotiated, when the connection is encrypted and the transport can tell. */
   readonly tls?: (() => TlsDetails | undefined) | undefined
 }

@@ -348,6 +348,50 @@ describe("SOCKS5", () => {
       assert.include((none as Error).message, "needs credentials")
     }))
 
+  it.scopedLive("a proxy's refusal of the credentials is permanent for Mailer's classify; an unreachable proxy transient", () =>
+    Effect.gen(function*() {
+      const proxy = yield* socks5Server({ user: "u", password: "right" })
+      const wrong = yield* failure(send({ host: "localhost", port: 2525, security: "none" }, {
+        url: Redacted.make(`socks5://u:${secret}@${proxy.host}:${proxy.port}`)
+      }))
+      assert.strictEqual(SmtpError.classify(wrong as SmtpError.SmtpError), "permanent")
+      const invalid = yield* failure(send({ host: "localhost", port: 2525, security: "none" }, { url: "ftp://x" }))
+      assert.strictEqual(SmtpError.classify(invalid as SmtpError.SmtpError), "permanent")
+      const unreachable = yield* failure(send({ host: "localhost", port: 2525, security: "none" }, {
+        type: "socks5",
+        host: "127.0.0.1",
+        port: yield* Effect.async<number>((resume) => {
+          const s = Net.createServer().listen(0, "127.0.0.1", () => {
+            const p = (s.address() as Net.AddressInfo).port
+            s.close(() => resume(Effect.succeed(p)))
+          })
+        })
+      }))
+      assert.strictEqual(proxyCause(unreachable).reason, "unreachable")
+      assert.strictEqual(SmtpError.classify(unreachable as SmtpError.SmtpError), "transient")
+    }))
+
+  it.scopedLive("through a proxy, localhost is not loopback: no password in clear without allowInsecure", () =>
+    Effect.gen(function*() {
+      const server = yield* TestSmtpServer.make({ users: { app: "pw" } })
+      const proxy = yield* socks5Server()
+      const through = { type: "socks5", host: proxy.host, port: proxy.port } as const
+      const auth = { user: "app", password: Redacted.make("pw") }
+      const refused = yield* failure(send({ host: "localhost", port: server.port, security: "none", auth }, through))
+      assert.strictEqual((refused as SmtpError.SmtpError)._tag, "SmtpInvalidInput")
+      assert.include((refused as Error).message, "allowInsecure")
+      // opting in sends it; without the proxy, localhost is loopback and needs no opt-in
+      yield* send(
+        { host: "localhost", port: server.port, security: "none", auth: { ...auth, allowInsecure: true } },
+        through
+      )
+      yield* Effect.scoped(Effect.flatMap(
+        SmtpClient.connect({ host: "localhost", port: server.port, security: "none", auth }),
+        (smtp) => smtp.sendmail("a@example.test", ["b@example.test"], message)
+      )).pipe(Effect.provide(NodeSmtpTransport.layer))
+      assert.strictEqual((yield* server.messages).length, 2)
+    }))
+
   it.scopedLive("a proxy that closes mid-handshake", () =>
     Effect.gen(function*() {
       const proxy = yield* socks5Server({ misbehave: "close-after-greeting" })
