@@ -21,6 +21,7 @@ import * as Os from "node:os"
 import * as Tls from "node:tls"
 import * as NodeProxy from "./internal/nodeProxy.js"
 import * as Proxy from "./internal/proxy.js"
+import { withHandshakeTimeout } from "./internal/tlsHandshake.js"
 import { SmtpConnectError, SmtpTimeout, SmtpTlsError, type TlsFailureReason } from "./SmtpError.js"
 import * as SmtpTransport from "./SmtpTransport.js"
 
@@ -114,14 +115,7 @@ const handshake = (
     })
     return Effect.sync(() => socket.destroy())
   }).pipe(
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () =>
-        new SmtpTlsError({
-          reason: "handshake-timeout",
-          detail: `the TLS handshake took longer than ${Duration.toMillis(timeout)} ms`
-        })
-    })
+    withHandshakeTimeout(timeout)
   )
 }
 

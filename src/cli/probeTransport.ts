@@ -12,8 +12,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
+import { withHandshakeTimeout } from "../internal/tlsHandshake.js"
 import * as NodeSmtpTransport from "../NodeSmtpTransport.js"
-import { SmtpConnectError, SmtpTimeout, SmtpTlsError } from "../SmtpError.js"
+import type { SmtpTlsError } from "../SmtpError.js"
+import { SmtpConnectError, SmtpTimeout } from "../SmtpError.js"
 import * as SmtpTransport from "../SmtpTransport.js"
 
 /** One certificate of the chain the server sent. */
@@ -156,14 +158,7 @@ export const make = (strict: boolean): ProbeTransport => {
       })
       return Effect.sync(() => socket.destroy())
     }).pipe(
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new SmtpTlsError({
-            reason: "handshake-timeout",
-            detail: `the TLS handshake took longer than ${Duration.toMillis(timeout)} ms`
-          })
-      })
+      withHandshakeTimeout(timeout)
     )
   }
 

@@ -25,6 +25,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Scope from "effect/Scope"
 import { SmtpConnectError, SmtpTimeout, SmtpTlsError } from "../SmtpError.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
+import { withHandshakeTimeout } from "./tlsHandshake.js"
 
 /** What the transport needs of a `cloudflare:sockets` Socket. */
 export interface CloudflareSocket {
@@ -315,14 +316,7 @@ const handshake = (
     )
     return tls
   }).pipe(
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () =>
-        new SmtpTlsError({
-          reason: "handshake-timeout",
-          detail: `the TLS handshake took longer than ${Duration.toMillis(timeout)} ms`
-        })
-    }),
+    withHandshakeTimeout(timeout),
     Effect.tapError(() => Effect.sync(() => closeOnce(current.socket)))
   )
 }
