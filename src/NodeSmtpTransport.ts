@@ -272,7 +272,42 @@ const proxyFailure = (
   failure: Proxy.ProxyFailure
 ): Proxy.ProxyError => new Proxy.ProxyError({ proxy: Proxy.describeProxy(proxy), ...failure })
 
-const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> | undefined) =>
+/**
+ * How a connection reaches the SMTP server through something in between (a proxy): where to dial,
+ * what to do on the open socket before SMTP starts, and how to name a failure. The plain path never
+ * references one, so a program without a proxy does not bundle the proxy code.
+ */
+interface Tunnel {
+  /** Where to dial instead of the SMTP server, or a failure before dialling (a bad proxy URL...). */
+  readonly target: (
+    options: SmtpTransport.ConnectOptions
+  ) => Either.Either<{ readonly host: string; readonly port: number; readonly name: string }, unknown>
+  /** The cause of a failed dial. */
+  readonly unreachable: (cause: Error) => unknown
+  /** Opens the tunnel on the connected socket. */
+  readonly open: (socket: Net.Socket, options: SmtpTransport.ConnectOptions) => Effect.Effect<void, SmtpConnectError>
+}
+
+const proxyTunnel = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError>): Tunnel => ({
+  target: (options) =>
+    Either.flatMap(proxyOption, (proxy) =>
+      options.path !== undefined ?
+        Either.left(proxyFailure(proxy, { reason: "invalid", detail: "cannot reach a Unix socket path" })) :
+        Either.right({ host: proxy.host, port: proxy.port, name: Proxy.describeProxy(proxy) })),
+  unreachable: (cause) =>
+    Either.match(proxyOption, {
+      onLeft: (error) => error,
+      onRight: (proxy) => proxyFailure(proxy, { reason: "unreachable", detail: `is unreachable: ${cause.message}` })
+    }),
+  open: (socket, options) =>
+    Either.match(proxyOption, {
+      onLeft: (error) =>
+        Effect.fail(new SmtpConnectError({ address: `${options.host}:${options.port}`, cause: error })),
+      onRight: (proxy) => openTunnel(socket, proxy, options)
+    })
+})
+
+const connectVia = (tunnel: Tunnel | undefined) =>
 (
   options: SmtpTransport.ConnectOptions
 ): Effect.Effect<
@@ -282,18 +317,13 @@ const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> 
 > =>
   Effect.gen(function*() {
     const address = options.path ?? `${options.host}:${options.port}`
-    let proxy: ResolvedProxy | undefined
-    if (proxyOption !== undefined) {
-      if (Either.isLeft(proxyOption)) return yield* new SmtpConnectError({ address, cause: proxyOption.left })
-      proxy = proxyOption.right
-      if (options.path !== undefined) {
-        return yield* new SmtpConnectError({
-          address,
-          cause: proxyFailure(proxy, { reason: "invalid", detail: "cannot reach a Unix socket path" })
-        })
-      }
+    let via: { readonly host: string; readonly port: number; readonly name: string } | undefined
+    if (tunnel !== undefined) {
+      const target = tunnel.target(options)
+      if (Either.isLeft(target)) return yield* new SmtpConnectError({ address, cause: target.left })
+      via = target.right
     }
-    const through = proxy === undefined ? "" : ` through ${Proxy.describeProxy(proxy)}`
+    const through = via === undefined ? "" : ` through ${via.name}`
     let raw: Net.Socket | undefined
     yield* Effect.addFinalizer(() => Effect.sync(() => raw?.destroy()))
     const dial = Effect.async<Net.Socket, SmtpConnectError>((resume) => {
@@ -309,8 +339,8 @@ const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> 
         return options.path !== undefined ?
           Net.createConnection({ path: options.path }) :
           Net.createConnection({
-            host: (proxy?.host ?? options.host).replace(/^\[|\]$/g, ""),
-            port: proxy?.port ?? options.port,
+            host: (via?.host ?? options.host).replace(/^\[|\]$/g, ""),
+            port: via?.port ?? options.port,
             noDelay: true,
             ...(options.sourceAddress === undefined ? {} : {
               localAddress: options.sourceAddress.host,
@@ -324,10 +354,7 @@ const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> 
         resume(Effect.fail(
           new SmtpConnectError({
             address,
-            cause: proxy === undefined ? cause : proxyFailure(proxy, {
-              reason: "unreachable",
-              detail: `is unreachable: ${cause.message}`
-            })
+            cause: tunnel === undefined ? cause : tunnel.unreachable(cause)
           })
         ))
       }
@@ -340,7 +367,7 @@ const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> 
       })
       return Effect.sync(() => s.destroy())
     })
-    const socket = yield* (proxy === undefined ? dial : Effect.tap(dial, (s) => openTunnel(s, proxy, options)))
+    const socket = yield* (tunnel === undefined ? dial : Effect.tap(dial, (s) => tunnel.open(s, options)))
       .pipe(
         Effect.timeoutFail({
           duration: options.timeout,
@@ -354,7 +381,7 @@ const connectVia = (proxyOption: Either.Either<ResolvedProxy, Proxy.ProxyError> 
     const connection = options.tls !== undefined ?
       yield* wrap(yield* handshake(socket, options.host, options.tls), socket, options.host, true) :
       yield* wrap(socket, socket, options.host, false)
-    return proxy === undefined ? connection : { ...connection, proxied: true }
+    return tunnel === undefined ? connection : { ...connection, proxied: true }
   })
 
 const openTunnel = (
@@ -415,7 +442,7 @@ export const connectWith = (options: Options): (
   SmtpTransport.Connection,
   SmtpConnectError | SmtpTimeout | SmtpTlsError,
   Scope.Scope
-> => connectVia(options.proxy === undefined ? undefined : resolveProxy(options.proxy))
+> => connectVia(options.proxy === undefined ? undefined : proxyTunnel(resolveProxy(options.proxy)))
 
 let fqdn: Promise<string> | undefined
 
