@@ -10,50 +10,23 @@
  * is a failure instead.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Context, Deferred, Effect, Layer } from "effect"
-import * as esbuild from "esbuild"
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Module from "node:module"
+import { Context, Effect, Layer } from "effect"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Url from "node:url"
 import PostalMime from "postal-mime"
 import type { SMTPServerAuthentication, SMTPServerSession } from "smtp-server"
 import { type Pem, testPki } from "../support/certs.js"
 import * as EmbeddedServer from "../support/smtpServer.js"
+import { COMPATIBILITY_DATE, startWorkerd, workerdRequired, workerdUnavailableReason } from "../support/workerd.js"
 import type { Job, Outcome } from "./worker.js"
 
-/** `SMTP_WORKERD_REQUIRED=1`: an unavailable workerd fails the suite instead of skipping it. */
-const required = process.env.SMTP_WORKERD_REQUIRED === "1"
+const required = workerdRequired
 
 const here = Path.dirname(Url.fileURLToPath(import.meta.url))
 const workerEntry = Path.join(here, "worker.ts")
 
-/** The binary the `workerd` package installs (its postinstall fetches the platform package). */
-const workerdBinary = (): string => {
-  const require = Module.createRequire(import.meta.url)
-  return Path.join(Path.dirname(require.resolve("workerd/package.json")), "bin", "workerd")
-}
-
-/** Why workerd cannot run here, or undefined. */
-const unavailableReason = (): string | undefined => {
-  let binary: string
-  try {
-    binary = workerdBinary()
-  } catch (e) {
-    return `the workerd package is not installed (${e instanceof Error ? e.message : String(e)})`
-  }
-  if (!Fs.existsSync(binary)) return `${binary} does not exist`
-  const probe = ChildProcess.spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 10_000 })
-  if (probe.status !== 0) {
-    return `${binary} --version failed: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`
-  }
-  return undefined
-}
-
-const reason = unavailableReason()
+const reason = workerdUnavailableReason()
 const skipReason = reason === undefined || required ?
   undefined :
   `skipped: ${reason}; set SMTP_WORKERD_REQUIRED=1 to make this a failure`
@@ -105,62 +78,11 @@ const WorkerdLive = Layer.scoped(
       return yield* Effect.dieMessage(`workerd is needed (SMTP_WORKERD_REQUIRED=1) but ${reason}`)
     }
     const pki = yield* Effect.promise(() => testPki())
-    const dir = yield* Effect.acquireRelease(
-      Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-smtp-workerd-"))),
-      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-    )
-    yield* Effect.promise(() =>
-      esbuild.build({
-        entryPoints: [workerEntry],
-        outfile: Path.join(dir, "worker.js"),
-        bundle: true,
-        format: "esm",
-        platform: "browser",
-        conditions: ["workerd", "worker", "browser"],
-        external: ["cloudflare:sockets"],
-        logLevel: "silent"
-      })
-    )
-    Fs.writeFileSync(Path.join(dir, "ca.pem"), pki.ca.cert)
-    // a date this binary supports (workerd refuses dates after its own)
-    Fs.writeFileSync(Path.join(dir, "config.capnp"), config("2025-09-01"))
-    let stderr = ""
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        ChildProcess.spawn(workerdBinary(), ["serve", "config.capnp", "--control-fd=3"], {
-          cwd: dir,
-          stdio: ["ignore", "ignore", "pipe", "pipe"]
-        })
-      ),
-      (child) =>
-        Effect.async<void>((resume) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-          child.once("exit", () => resume(Effect.void))
-          // workerd drains requests on SIGTERM; nothing here needs draining
-          child.kill("SIGKILL")
-        })
-    )
-    child.stderr!.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString("utf8")
+    const { log, port } = yield* startWorkerd({
+      entry: workerEntry,
+      external: ["cloudflare:sockets"],
+      files: { "ca.pem": pki.ca.cert, "config.capnp": config(COMPATIBILITY_DATE) }
     })
-    const listening = yield* Deferred.make<number, string>()
-    ;(child.stdio[3] as NodeJS.ReadableStream).on("data", (chunk: Buffer) => {
-      for (const line of chunk.toString("utf8").split("\n")) {
-        if (line.trim() === "") continue
-        const event = JSON.parse(line) as { event?: string; socket?: string; port?: number }
-        if (event.event === "listen" && event.socket === "http" && event.port !== undefined) {
-          Deferred.unsafeDone(listening, Effect.succeed(event.port))
-        }
-      }
-    })
-    child.once(
-      "exit",
-      (code, signal) => Deferred.unsafeDone(listening, Effect.fail(`workerd exited (${code ?? signal}): ${stderr}`))
-    )
-    const port = yield* Deferred.await(listening).pipe(
-      Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => `workerd did not listen: ${stderr}` }),
-      Effect.orDieWith((why) => new Error(why))
-    )
     const run = (job: Job) =>
       Effect.promise(async () => {
         const response = await fetch(`http://127.0.0.1:${port}/`, {
@@ -169,10 +91,10 @@ const WorkerdLive = Layer.scoped(
           signal: AbortSignal.timeout(15_000)
         })
         const text = await response.text()
-        if (response.status !== 200) throw new Error(`the Worker answered ${response.status}: ${text}\n${stderr}`)
+        if (response.status !== 200) throw new Error(`the Worker answered ${response.status}: ${text}\n${log()}`)
         return JSON.parse(text) as Outcome
       })
-    return { run, log: () => stderr, pki: { ca: pki.ca, server: pki.server, selfSigned: pki.selfSigned } }
+    return { run, log, pki: { ca: pki.ca, server: pki.server, selfSigned: pki.selfSigned } }
   })
 )
 

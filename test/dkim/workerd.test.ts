@@ -8,40 +8,16 @@
  * is a failure instead (as test/cloudflare/workerd.test.ts).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
-import * as esbuild from "esbuild"
-import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
-import * as Module from "node:module"
-import * as Os from "node:os"
+import { Effect } from "effect"
 import * as Path from "node:path"
 import * as Url from "node:url"
+import { COMPATIBILITY_DATE, startWorkerd, workerdRequired, workerdUnavailableReason } from "../support/workerd.js"
 import type { Answer } from "./worker.js"
 
-const required = process.env.SMTP_WORKERD_REQUIRED === "1"
+const required = workerdRequired
 const workerEntry = Path.join(Path.dirname(Url.fileURLToPath(import.meta.url)), "worker.ts")
 
-const workerdBinary = (): string => {
-  const require = Module.createRequire(import.meta.url)
-  return Path.join(Path.dirname(require.resolve("workerd/package.json")), "bin", "workerd")
-}
-
-const unavailableReason = (): string | undefined => {
-  let binary: string
-  try {
-    binary = workerdBinary()
-  } catch (e) {
-    return `the workerd package is not installed (${e instanceof Error ? e.message : String(e)})`
-  }
-  if (!Fs.existsSync(binary)) return `${binary} does not exist`
-  const probe = ChildProcess.spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 10_000 })
-  if (probe.status !== 0) {
-    return `${binary} --version failed: ${(probe.stderr || probe.error?.message || `exit ${probe.status}`).trim()}`
-  }
-  return undefined
-}
-
-const reason = unavailableReason()
+const reason = workerdUnavailableReason()
 
 const CONFIG = `using Workerd = import "/workerd/workerd.capnp";
 
@@ -50,7 +26,7 @@ const config :Workerd.Config = (
     ( name = "main",
       worker = (
         modules = [ (name = "worker.js", esModule = embed "worker.js") ],
-        compatibilityDate = "2025-09-01"
+        compatibilityDate = "${COMPATIBILITY_DATE}"
       )
     )
   ],
@@ -60,60 +36,11 @@ const config :Workerd.Config = (
 
 /** Bundles the Worker, starts workerd in a temporary directory, fetches its one answer. */
 const answer = Effect.scoped(Effect.gen(function*() {
-  const dir = yield* Effect.acquireRelease(
-    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-smtp-dkim-workerd-"))),
-    (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-  )
-  yield* Effect.promise(() =>
-    esbuild.build({
-      entryPoints: [workerEntry],
-      outfile: Path.join(dir, "worker.js"),
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      conditions: ["workerd", "worker", "browser"],
-      logLevel: "silent"
-    })
-  )
-  Fs.writeFileSync(Path.join(dir, "config.capnp"), CONFIG)
-  let stderr = ""
-  const child = yield* Effect.acquireRelease(
-    Effect.sync(() =>
-      ChildProcess.spawn(workerdBinary(), ["serve", "config.capnp", "--control-fd=3"], {
-        cwd: dir,
-        stdio: ["ignore", "ignore", "pipe", "pipe"]
-      })
-    ),
-    (child) =>
-      Effect.async<void>((resume) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-        child.once("exit", () => resume(Effect.void))
-        child.kill("SIGKILL")
-      })
-  )
-  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")))
-  const listening = yield* Deferred.make<number, string>()
-  ;(child.stdio[3] as NodeJS.ReadableStream).on("data", (chunk: Buffer) => {
-    for (const line of chunk.toString("utf8").split("\n")) {
-      if (line.trim() === "") continue
-      const event = JSON.parse(line) as { event?: string; socket?: string; port?: number }
-      if (event.event === "listen" && event.socket === "http" && event.port !== undefined) {
-        Deferred.unsafeDone(listening, Effect.succeed(event.port))
-      }
-    }
-  })
-  child.once(
-    "exit",
-    (code, signal) => Deferred.unsafeDone(listening, Effect.fail(`workerd exited (${code ?? signal}): ${stderr}`))
-  )
-  const port = yield* Deferred.await(listening).pipe(
-    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => `workerd did not listen: ${stderr}` }),
-    Effect.orDieWith((why) => new Error(why))
-  )
+  const { log, port } = yield* startWorkerd({ entry: workerEntry, files: { "config.capnp": CONFIG } })
   return yield* Effect.promise(async () => {
     const response = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(15_000) })
     const text = await response.text()
-    if (response.status !== 200) throw new Error(`the Worker answered ${response.status}: ${text}\n${stderr}`)
+    if (response.status !== 200) throw new Error(`the Worker answered ${response.status}: ${text}\n${log()}`)
     return JSON.parse(text) as Answer
   })
 }))
