@@ -6,6 +6,7 @@
  * @internal
  */
 import * as Encoding from "effect/Encoding"
+import { concatBytes } from "./bytes.js"
 
 /** PEM texts. */
 export interface Pki {
@@ -19,17 +20,8 @@ export interface Pki {
 
 // --- DER ---------------------------------------------------------------------------------------
 
-const bytes = (...parts: ReadonlyArray<Uint8Array | ReadonlyArray<number>>): Uint8Array => {
-  let length = 0
-  for (const p of parts) length += p.length
-  const out = new Uint8Array(length)
-  let o = 0
-  for (const p of parts) {
-    out.set(p, o)
-    o += p.length
-  }
-  return out
-}
+const bytes = (...parts: ReadonlyArray<Uint8Array | ReadonlyArray<number>>): Uint8Array =>
+  concatBytes(parts.map((p) => (p instanceof Uint8Array ? p : Uint8Array.from(p))))
 
 const tlv = (tag: number, ...content: ReadonlyArray<Uint8Array>): Uint8Array => {
   const body = bytes(...content)

@@ -10,6 +10,7 @@
  * @internal
  */
 import type * as Message from "../../Message.js"
+import { concatBytes } from "../bytes.js"
 import { normaliseCrlfString } from "../message/lineEndings.js"
 
 /** @internal */
@@ -187,18 +188,8 @@ export const makeBodyCanonicaliser = (method: Method, emit: (bytes: Uint8Array) 
 /** A whole CRLF-normalised body canonicalised in one array. @internal */
 export const body = (method: Method, bytes: Uint8Array): Uint8Array => {
   const parts: Array<Uint8Array> = []
-  let size = 0
-  const canonicaliser = makeBodyCanonicaliser(method, (piece) => {
-    parts.push(piece.slice())
-    size += piece.length
-  })
+  const canonicaliser = makeBodyCanonicaliser(method, (piece) => parts.push(piece.slice()))
   canonicaliser.push(bytes)
   canonicaliser.end()
-  const result = new Uint8Array(size)
-  let at = 0
-  for (const part of parts) {
-    result.set(part, at)
-    at += part.length
-  }
-  return result
+  return concatBytes(parts)
 }
