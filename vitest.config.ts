@@ -8,6 +8,7 @@ export default defineConfig({
     alias: [
       { find: /^effect-smtp$/, replacement: src("index.ts") },
       { find: /^effect-smtp\/testing$/, replacement: src("testing/index.ts") },
+      { find: /^effect-smtp\/outbox$/, replacement: src("outbox/index.ts") },
       { find: /^effect-smtp\/(.*)$/, replacement: src("$1.ts") }
     ]
   },

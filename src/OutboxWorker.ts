@@ -1,0 +1,408 @@
+/**
+ * The outbox's workers: run in every process that sends, on `@effect/cluster` and
+ * `@effect/workflow`. A singleton dispatcher starts one durable workflow per committed message;
+ * the workflow makes attempts, waits between them on the durable clock with a backoff
+ * `Schedule`, and ends at a final state; each attempt is made by the entity of the message's
+ * destination (sharded over the runners: one `Mailer`, one connection pool and one rate limit per
+ * destination in the whole cluster).
+ *
+ * A message whose attempt was in flight when its worker died is recorded `unknown` (its end of
+ * data may have been written) and not sent again unless `onUnknown: "retry"`.
+ *
+ * ```ts
+ * const Worker = OutboxWorker.layer({ mailer: () => ({ host: "smtp.example.com", port: 587, security: "starttls" }) }).pipe(
+ *   Layer.provide(ClusterWorkflowEngine.layer),
+ *   Layer.provideMerge(NodeClusterSocket.layer({ storage: "sql" })),
+ *   Layer.provide(NodeSmtpTransport.layer),
+ *   Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) }))
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ */
+import * as Entity from "@effect/cluster/Entity"
+import type { Sharding } from "@effect/cluster/Sharding"
+import * as Singleton from "@effect/cluster/Singleton"
+import * as Rpc from "@effect/rpc/Rpc"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Activity from "@effect/workflow/Activity"
+import * as DurableClock from "@effect/workflow/DurableClock"
+import * as Workflow from "@effect/workflow/Workflow"
+import type { WorkflowEngine } from "@effect/workflow/WorkflowEngine"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
+import * as Policy from "./internal/outbox/policy.js"
+import * as Store from "./internal/outbox/store.js"
+import * as Mailer from "./Mailer.js"
+import type * as SmtpConnection from "./SmtpConnection.js"
+import { classify, type SmtpError } from "./SmtpError.js"
+import type { SmtpTransport } from "./SmtpTransport.js"
+
+/**
+ * Options of {@link layer}.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The Mailer options for a destination (the relay, its credentials, `maxConnections`,
+   * `rateLimit`). Their `retry` is replaced by `false`: retries are the workflow's, durable.
+   */
+  readonly mailer: (destination: string) => Mailer.Options
+  /**
+   * When to try again after a deferral (a 4xx, a connection failure): the delay before retry
+   * number n is the schedule's n-th; when the schedule ends, the deferred recipients are
+   * `expired`. Default: exponential from 1 minute, doubling, at most 1 hour apart (the message's
+   * expiry ends it).
+   */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * A message whose attempt was in flight when its worker died (or its connection was lost after
+   * the end of data): `"hold"` (default) records it `unknown` and stops, since it may have been
+   * delivered; `"retry"` sends it again (a duplicate is possible).
+   */
+  readonly onUnknown?: "hold" | "retry" | undefined
+  /** Attempts in flight at once per destination entity. Default 64. */
+  readonly concurrency?: number | undefined
+  /** How often the dispatcher looks for newly committed messages. Default 200 ms. */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /** Create the tables when missing. Default true. */
+  readonly migrate?: boolean | undefined
+}
+
+/**
+ * What an attempt told the workflow.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const AttemptReply = Schema.Union(
+  Schema.TaggedStruct("Done", { state: Schema.String }),
+  Schema.TaggedStruct("Retry", { expiresAt: Schema.Number, soon: Schema.Boolean }),
+  Schema.TaggedStruct("Wait", { until: Schema.Number })
+)
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type AttemptReply = typeof AttemptReply.Type
+
+/**
+ * The entity that sends for one destination (its id is the destination).
+ *
+ * @since 0.3.0
+ * @category entities
+ */
+export const Destination = Entity.make("effect-smtp/OutboxDestination", [
+  Rpc.make("Attempt", {
+    payload: { id: Schema.String, generation: Schema.Number },
+    success: AttemptReply
+  })
+])
+
+/**
+ * One workflow per message and generation (a requeue starts a new one).
+ *
+ * @since 0.3.0
+ * @category workflows
+ */
+export const Delivery = Workflow.make({
+  name: "effect-smtp/OutboxDelivery",
+  payload: { id: Schema.String, generation: Schema.Number, destination: Schema.String },
+  success: Schema.String,
+  idempotencyKey: ({ generation, id }) => `${id}/${generation}`
+})
+
+/**
+ * The default retry schedule: exponential from 1 minute, at most 1 hour apart, with jitter.
+ *
+ * @since 0.3.0
+ * @category retries
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("1 minute").pipe(
+  Schedule.union(Schedule.spaced("1 hour")),
+  Schedule.jittered
+)
+
+const attemptsCounter = Metric.counter("smtp_outbox_attempts", { description: "Outbox attempts, by outcome" })
+
+const replyOf = (r: { readonly code: number; readonly lines: ReadonlyArray<string> }): Policy.Reply => ({
+  code: r.code,
+  text: r.lines.join("\n")
+})
+
+const resultOf = (
+  either: { readonly _tag: "Right"; readonly right: SmtpConnection.SendResult } | {
+    readonly _tag: "Left"
+    readonly left: SmtpError
+  }
+): Policy.AttemptResult => {
+  if (either._tag === "Right") {
+    const r = either.right
+    return {
+      _tag: "Sent",
+      accepted: r.accepted,
+      refused: Object.fromEntries(Object.entries(r.refused).map(([k, v]) => [k, replyOf(v)])),
+      reply: replyOf(r.reply),
+      queueId: r.queueId
+    }
+  }
+  const error = either.left
+  const code = "code" in error && typeof error.code === "number" ? error.code : undefined
+  const text = "text" in error && typeof error.text === "string" ? error.text : ""
+  return {
+    _tag: "Failed",
+    disposition: classify(error),
+    error: error._tag,
+    reply: code === undefined ? undefined : { code, text },
+    recipients: error._tag === "SmtpRecipientsRefused"
+      ? Object.fromEntries(Object.entries(error.recipients).map(([k, v]) => [k, replyOf(v)]))
+      : undefined
+  }
+}
+
+const textDecoder = new TextDecoder()
+
+const makeDestinationHandlers = (options: Options) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const address = yield* Entity.CurrentAddress
+    const runnerAddress = yield* Entity.CurrentRunnerAddress
+    const runner = `${runnerAddress.host}:${runnerAddress.port}`
+    const mailer = yield* Mailer.make({ ...options.mailer(address.entityId), retry: false })
+    const onUnknown = options.onUnknown ?? "hold"
+    const inflight = new Map<string, Deferred.Deferred<AttemptReply, SqlError>>()
+
+    type Claim =
+      | { readonly _tag: "Reply"; readonly reply: AttemptReply }
+      | {
+        readonly _tag: "Send"
+        readonly attempt: number
+        readonly row: Store.MessageRow
+        readonly pending: ReadonlyArray<string>
+        readonly payload: Store.Payload
+      }
+
+    const finish = (id: string, now: number, expired: boolean) =>
+      Effect.gen(function*() {
+        if (expired) yield* Store.moveRecipients(sql, id, ["pending"], "expired")
+        const states = (yield* Store.recipients(sql, id)).map((r) => r.state)
+        const state = Policy.finalState(states)
+        yield* Store.setState(sql, id, state, now)
+        return { _tag: "Done", state } as const
+      })
+
+    const claim = (id: string, generation: number): Effect.Effect<Claim, SqlError> =>
+      sql.withTransaction(Effect.gen(function*() {
+        const found = yield* Store.find(sql, { id })
+        if (Option.isNone(found)) return { _tag: "Reply", reply: { _tag: "Done", state: "missing" } } as const
+        const row = found.value
+        if (row.generation !== generation || Policy.finalStates.has(row.state)) {
+          return { _tag: "Reply", reply: { _tag: "Done", state: row.state } } as const
+        }
+        const now = yield* Clock.currentTimeMillis
+        if (row.state === "sending") {
+          // the attempt in flight when its worker died (or whose reply was lost): it may have been delivered
+          yield* Store.finishAttempt(sql, id, row.attempts, now, { outcome: "unknown", error: "WorkerLost" })
+          yield* Metric.increment(Metric.tagged(attemptsCounter, "outcome", "unknown"))
+          if (onUnknown === "hold") {
+            yield* Store.moveRecipients(sql, id, ["pending"], "unknown")
+            yield* Store.setState(sql, id, "unknown", now)
+            return { _tag: "Reply", reply: { _tag: "Done", state: "unknown" } } as const
+          }
+        }
+        if (now >= row.expiresAt) return { _tag: "Reply", reply: yield* finish(id, now, true) } as const
+        if (now < row.notBefore) return { _tag: "Reply", reply: { _tag: "Wait", until: row.notBefore } } as const
+        const pending = (yield* Store.recipients(sql, id)).filter((r) => r.state === "pending").map((r) => r.address)
+        if (pending.length === 0) return { _tag: "Reply", reply: yield* finish(id, now, false) } as const
+        const attempt = row.attempts + 1
+        yield* Store.startAttempt(sql, id, attempt, runner, now)
+        const payload = yield* Store.payload(sql, id)
+        return { _tag: "Send", attempt, row, pending, payload } as const
+      }))
+
+    const send = (claimed: Extract<Claim, { _tag: "Send" }>) =>
+      Effect.gen(function*() {
+        const { attempt, payload, pending, row } = claimed
+        const sendOptions = JSON.parse(payload.options) as SmtpConnection.SendmailOptions
+        const either = yield* Effect.either(mailer.send({
+          from: row.from,
+          to: pending,
+          message: payload.kind === "text" ? textDecoder.decode(payload.message) : payload.message,
+          options: sendOptions
+        }))
+        const result = resultOf(either)
+        const decision = Policy.decide(pending, result)
+        yield* Metric.increment(Metric.tagged(attemptsCounter, "outcome", decision.outcome))
+        return yield* sql.withTransaction(Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          yield* Store.updateRecipients(sql, row.id, decision.recipients)
+          const queueId = result._tag === "Sent" ? result.queueId : undefined
+          yield* Store.finishAttempt(sql, row.id, attempt, now, {
+            outcome: decision.outcome,
+            error: result._tag === "Failed" ? result.error : undefined,
+            reply: result.reply,
+            queueId
+          })
+          if (decision.recipients.some((r) => r.state === "pending")) {
+            yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply, queueId })
+            return {
+              _tag: "Retry",
+              expiresAt: row.expiresAt,
+              // lost after the end of data with onUnknown "retry": no reason to wait
+              soon: false
+            } as const
+          }
+          if (decision.outcome === "unknown" && onUnknown === "retry") {
+            yield* Store.moveRecipients(sql, row.id, ["unknown"], "pending")
+            yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply })
+            return { _tag: "Retry", expiresAt: row.expiresAt, soon: true } as const
+          }
+          const states = (yield* Store.recipients(sql, row.id)).map((r) => r.state)
+          const state = Policy.finalState(states)
+          yield* Store.setState(sql, row.id, state, now, { lastReply: result.reply, queueId })
+          return { _tag: "Done", state } as const
+        }))
+      })
+
+    const attemptOnce = (id: string, generation: number) =>
+      Effect.flatMap(claim(id, generation), (c) => c._tag === "Reply" ? Effect.succeed(c.reply) : send(c))
+
+    return Destination.of({
+      Attempt: ({ payload }) => {
+        const key = `${payload.id}/${payload.generation}`
+        const running = inflight.get(key)
+        if (running) return Effect.orDie(Deferred.await(running))
+        return Effect.gen(function*() {
+          const deferred = yield* Deferred.make<AttemptReply, SqlError>()
+          inflight.set(key, deferred)
+          // once claimed, an attempt runs to its recorded end: an interruption in the middle
+          // would leave it `sending` (read later as unknown)
+          const exit = yield* Effect.exit(Effect.uninterruptible(attemptOnce(payload.id, payload.generation)))
+          inflight.delete(key)
+          yield* Deferred.done(deferred, exit)
+          return yield* Effect.orDie(exit)
+        })
+      }
+    })
+  })
+
+const durationUntil = (until: number) =>
+  Effect.map(Clock.currentTimeMillis, (now) => Duration.millis(Math.max(0, until - now)))
+
+const makeDeliveryLayer = (options: Options) =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const client = yield* Destination.client
+    const sql = yield* SqlClient.SqlClient
+    const schedule = options.retry ?? defaultRetry
+    return Delivery.toLayer(Effect.fnUntraced(function*(payload) {
+      let retries = 0
+      let waits = 0
+      for (let n = 1;; n++) {
+        const reply = yield* Activity.make({
+          name: `attempt-${n}`,
+          success: AttemptReply,
+          execute: client(payload.destination).Attempt({ id: payload.id, generation: payload.generation }).pipe(
+            // the destination's runner died or could not be reached: the next attempt finds out
+            // from the database what became of this one
+            Effect.catchAllCause((cause) =>
+              Cause.isInterruptedOnly(cause)
+                ? Effect.failCause(cause as Cause.Cause<never>)
+                : Effect.succeed<AttemptReply>({ _tag: "Retry", expiresAt: Number.MAX_SAFE_INTEGER, soon: true })
+            )
+          )
+        })
+        if (reply._tag === "Done") return reply.state
+        if (reply._tag === "Wait") {
+          yield* DurableClock.sleep({ name: `wait-${++waits}`, duration: yield* durationUntil(reply.until) })
+          continue
+        }
+        let delay: number
+        if (reply.soon) {
+          delay = 1000
+        } else {
+          const next = yield* Policy.retryDelay(schedule, ++retries)
+          if (Option.isNone(next)) {
+            // the schedule is done: the deferred recipients are given up on
+            return yield* Activity.make({
+              name: `give-up-${n}`,
+              success: Schema.String,
+              execute: sql.withTransaction(Effect.gen(function*() {
+                const now = yield* Clock.currentTimeMillis
+                yield* Store.moveRecipients(sql, payload.id, ["pending"], "expired")
+                const states = (yield* Store.recipients(sql, payload.id)).map((r) => r.state)
+                const state = Policy.finalState(states)
+                yield* Store.setState(sql, payload.id, state, now)
+                return state
+              })).pipe(Effect.orDie)
+            })
+          }
+          delay = Math.min(next.value, Math.max(0, reply.expiresAt - (yield* Clock.currentTimeMillis)))
+        }
+        yield* DurableClock.sleep({ name: `retry-${n}`, duration: Duration.millis(delay) })
+      }
+    }))
+  }))
+
+const makeDispatcher = (options: Options) =>
+  Singleton.make(
+    "effect-smtp/OutboxDispatcher",
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const poll = Duration.decode(options.pollInterval ?? "200 millis")
+      const step = Effect.gen(function*() {
+        const rows = yield* Store.toDispatch(sql, 1000)
+        if (rows.length === 0) return yield* Effect.sleep(poll)
+        yield* Effect.forEach(
+          rows,
+          (r) =>
+            Delivery.execute({ id: r.id, generation: r.generation, destination: r.destination }, { discard: true }),
+          { concurrency: 32, discard: true }
+        )
+        yield* Store.markDispatched(sql, rows)
+      })
+      return yield* step.pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.zipRight(
+            Effect.logWarning("outbox dispatcher step failed; retrying", Cause.squash(cause)),
+            Effect.sleep(poll)
+          )
+        ),
+        Effect.forever,
+        Effect.annotateLogs({ module: "OutboxWorker" })
+      )
+    })
+  )
+
+/**
+ * The worker: the destination entities, the delivery workflow and the dispatcher, registered
+ * with the cluster this process runs (`Sharding`, a `WorkflowEngine` such as
+ * `ClusterWorkflowEngine.layer`) over the outbox's database (`SqlClient`); sends through the
+ * `SmtpTransport` in context.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<never, SqlError, WorkflowEngine | Sharding | SqlClient.SqlClient | SmtpTransport> => {
+  const migrate = options.migrate === false
+    ? Layer.empty
+    : Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, Store.migrate))
+  const entity = Destination.toLayer(makeDestinationHandlers(options), {
+    concurrency: options.concurrency ?? 64,
+    maxIdleTime: "5 minutes"
+  })
+  return Layer.mergeAll(entity, makeDeliveryLayer(options), makeDispatcher(options)).pipe(Layer.provide(migrate))
+}
