@@ -72,10 +72,21 @@ export interface Options {
    * delivered; `"retry"` sends it again (a duplicate is possible).
    */
   readonly onUnknown?: "hold" | "retry" | undefined
-  /** Attempts in flight at once per destination entity. Default 64. */
+  /**
+   * Attempts in flight at once per destination: claimed in the database and handed to the
+   * Mailer. It bounds how many messages a worker that dies takes with it as `unknown`, so keep it
+   * near the Mailer's connections. Default twice the destination's `maxConnections` (4): enough
+   * for the Mailer to put several messages on one connection.
+   */
   readonly concurrency?: number | undefined
   /** How often the dispatcher looks for newly committed messages. Default 200 ms. */
   readonly pollInterval?: Duration.DurationInput | undefined
+  /**
+   * How long a waiting message may go untouched before the dispatcher checks its workflow: one
+   * that ended without finishing the message (the workflow engine's own storage failed, say) is
+   * started again. Default 1 minute.
+   */
+  readonly sweepAfter?: Duration.DurationInput | undefined
   /** Create the tables when missing. Default true. */
   readonly migrate?: boolean | undefined
 }
@@ -180,7 +191,9 @@ const makeDestinationHandlers = (options: Options) =>
     const address = yield* Entity.CurrentAddress
     const runnerAddress = yield* Entity.CurrentRunnerAddress
     const runner = `${runnerAddress.host}:${runnerAddress.port}`
-    const mailer = yield* Mailer.make({ ...options.mailer(address.entityId), retry: false })
+    const mailerOptions = options.mailer(address.entityId)
+    const mailer = yield* Mailer.make({ ...mailerOptions, retry: false })
+    const permits = yield* Effect.makeSemaphore(options.concurrency ?? 2 * (mailerOptions.maxConnections ?? 4))
     const onUnknown = options.onUnknown ?? "hold"
     const inflight = new Map<string, Deferred.Deferred<AttemptReply, SqlError>>()
 
@@ -205,6 +218,8 @@ const makeDestinationHandlers = (options: Options) =>
 
     const claim = (id: string, generation: number): Effect.Effect<Claim, SqlError> =>
       sql.withTransaction(Effect.gen(function*() {
+        // write first: a claim never races another, and SQLite never has to upgrade a read lock
+        yield* Store.lock(sql, id)
         const found = yield* Store.find(sql, { id })
         if (Option.isNone(found)) return { _tag: "Reply", reply: { _tag: "Done", state: "missing" } } as const
         const row = found.value
@@ -277,7 +292,9 @@ const makeDestinationHandlers = (options: Options) =>
       })
 
     const attemptOnce = (id: string, generation: number) =>
-      Effect.flatMap(claim(id, generation), (c) => c._tag === "Reply" ? Effect.succeed(c.reply) : send(c))
+      permits.withPermits(1)(
+        Effect.flatMap(claim(id, generation), (c) => c._tag === "Reply" ? Effect.succeed(c.reply) : send(c))
+      )
 
     return Destination.of({
       Attempt: ({ payload }) => {
@@ -361,7 +378,25 @@ const makeDispatcher = (options: Options) =>
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const poll = Duration.decode(options.pollInterval ?? "200 millis")
+      const sweepAfter = Duration.toMillis(Duration.decode(options.sweepAfter ?? "1 minute"))
+      let lastSweep = 0
+      // a message waiting with no live workflow: start a new one
+      const sweep = Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        if (now - lastSweep < sweepAfter / 2) return
+        lastSweep = now
+        const rows = yield* Store.stale(sql, now - sweepAfter, 500)
+        yield* Effect.forEach(rows, (r) =>
+          Effect.gen(function*() {
+            const executionId = yield* Delivery.executionId(r)
+            const result = yield* Delivery.poll(executionId)
+            if (result !== undefined && result._tag === "Complete") {
+              yield* Store.redispatch(sql, r.id, r.generation, now)
+            }
+          }), { concurrency: 8, discard: true })
+      })
       const step = Effect.gen(function*() {
+        yield* sweep
         const rows = yield* Store.toDispatch(sql, 1000)
         if (rows.length === 0) return yield* Effect.sleep(poll)
         yield* Effect.forEach(
@@ -401,7 +436,7 @@ export const layer = (
     ? Layer.empty
     : Layer.effectDiscard(Effect.flatMap(SqlClient.SqlClient, Store.migrate))
   const entity = Destination.toLayer(makeDestinationHandlers(options), {
-    concurrency: options.concurrency ?? 64,
+    concurrency: "unbounded",
     maxIdleTime: "5 minutes"
   })
   return Layer.mergeAll(entity, makeDeliveryLayer(options), makeDispatcher(options)).pipe(Layer.provide(migrate))

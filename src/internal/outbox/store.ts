@@ -272,6 +272,41 @@ export const toDispatch = (
     (rows) => rows.map((r) => ({ id: r.id, generation: num(r.generation), destination: r.destination }))
   )
 
+/**
+ * Messages still waiting (`queued` / `sending`) whose workflow was started and which nothing has
+ * touched for a while: candidates for the sweeper (a workflow that died leaves one behind).
+ *
+ * @internal
+ */
+export const stale = (
+  sql: SqlClient.SqlClient,
+  before: number,
+  limit: number
+): Effect.Effect<Array<{ readonly id: string; readonly generation: number; readonly destination: string }>, SqlError> =>
+  Effect.map(
+    sql<any>`SELECT id, generation, destination FROM ${sql(tables.messages)} WHERE ${
+      sql.in("state", ["queued", "sending"])
+    } AND dispatch_pending = 0 AND updated_at < ${before} ORDER BY updated_at LIMIT ${limit}`,
+    (rows) => rows.map((r) => ({ id: r.id, generation: num(r.generation), destination: r.destination }))
+  )
+
+/** A message whose workflow ended without finishing it gets a new one (same recipients). @internal */
+export const redispatch = (
+  sql: SqlClient.SqlClient,
+  id: string,
+  generation: number,
+  now: number
+): Effect.Effect<void, SqlError> =>
+  sql`UPDATE ${
+    sql(tables.messages)
+  } SET generation = generation + 1, dispatch_pending = 1, updated_at = ${now} WHERE id = ${id} AND generation = ${generation} AND ${
+    sql.in("state", ["queued", "sending"])
+  }`.pipe(Effect.asVoid)
+
+/** Takes the row's write lock first (PostgreSQL: the row; SQLite: the database, waiting if busy). @internal */
+export const lock = (sql: SqlClient.SqlClient, id: string): Effect.Effect<void, SqlError> =>
+  sql`UPDATE ${sql(tables.messages)} SET updated_at = updated_at WHERE id = ${id}`.pipe(Effect.asVoid)
+
 /** @internal */
 export const markDispatched = (
   sql: SqlClient.SqlClient,

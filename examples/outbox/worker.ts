@@ -1,0 +1,47 @@
+/**
+ * An outbox worker process: a cluster runner (runners find each other through the database) with
+ * the outbox's worker, sending to the SMTP relay at OUTBOX_SMTP (host:port).
+ *
+ *   OUTBOX_DB=pg:postgres://… OUTBOX_RUNNER_PORT=34431 OUTBOX_SMTP=127.0.0.1:2525 tsx examples/outbox/worker.ts
+ *
+ * Optional: OUTBOX_RETRY_MS (the spacing of retries, default exponential from 1 minute),
+ * OUTBOX_ON_UNKNOWN (hold | retry), OUTBOX_SWEEP_MS (see `sweepAfter`).
+ */
+import { ClusterWorkflowEngine, RunnerAddress } from "@effect/cluster"
+import { NodeClusterSocket, NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Logger, LogLevel, Option, Schedule } from "effect"
+import { NodeSmtpTransport } from "effect-smtp/node"
+import { OutboxWorker } from "effect-smtp/outbox"
+import { database } from "./config.js"
+
+const port = Number(process.env.OUTBOX_RUNNER_PORT ?? 34431)
+const [smtpHost, smtpPort] = (process.env.OUTBOX_SMTP ?? "127.0.0.1:2525").split(":")
+const retryMs = process.env.OUTBOX_RETRY_MS
+
+const Worker = OutboxWorker.layer({
+  mailer: () => ({ host: smtpHost, port: Number(smtpPort), security: "none", maxConnections: 4 }),
+  ...(retryMs ? { retry: Schedule.spaced(Number(retryMs)) } : {}),
+  onUnknown: process.env.OUTBOX_ON_UNKNOWN === "retry" ? "retry" : "hold",
+  ...(process.env.OUTBOX_SWEEP_MS ? { sweepAfter: Number(process.env.OUTBOX_SWEEP_MS) } : {})
+}).pipe(
+  Layer.provide(ClusterWorkflowEngine.layer),
+  Layer.provideMerge(NodeClusterSocket.layer({
+    storage: "sql",
+    shardingConfig: {
+      runnerAddress: Option.some(RunnerAddress.make("127.0.0.1", port)),
+      entityMessagePollInterval: 200,
+      refreshAssignmentsInterval: 1000,
+      runnerHealthCheckInterval: 1000,
+      shardsPerGroup: 60
+    }
+  })),
+  Layer.provide(NodeSmtpTransport.layer),
+  Layer.provide(database())
+)
+
+Effect.log(`outbox worker on 127.0.0.1:${port}`).pipe(
+  Effect.zipRight(Effect.never),
+  Effect.provide(Worker),
+  Effect.provide(Logger.minimumLogLevel(process.env.OUTBOX_LOG === "debug" ? LogLevel.Debug : LogLevel.Info)),
+  NodeRuntime.runMain
+)
