@@ -39,7 +39,15 @@ export default defineConfig({
           ]
         }
       },
-      { extends: true, test: { name: "interop", include: ["test/interop/**/*.test.ts"] } }
+      {
+        extends: true,
+        test: {
+          name: "interop",
+          include: ["test/interop/**/*.test.ts"],
+          // the outbox's SQLite driver is better-sqlite3, a Node addon Bun cannot load
+          exclude: ["test/interop/outbox.test.ts"]
+        }
+      }
     ]
   }
 })

@@ -14,7 +14,7 @@ import type { TestSmtpServer } from "effect-smtp/testing/node"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { peersDir } from "../interop/peers.js"
+import { interopRequired, peersDir } from "../interop/peers.js"
 
 export type Db = "sqlite" | "pg"
 
@@ -26,10 +26,25 @@ export const pgUrl: string | undefined = (() => {
   return JSON.parse(Fs.readFileSync(file, "utf8")).url as string
 })()
 
-/** Whether PostgreSQL must be there (CI): then a missing peer fails instead of skipping. */
-export const pgRequired = process.env.SMTP_POSTGRES_REQUIRED === "1"
+/** Whether PostgreSQL must be there (CI: SMTP_INTEROP_REQUIRED=1): then a missing peer fails instead of skipping. */
+export const pgRequired = interopRequired || process.env.SMTP_POSTGRES_REQUIRED === "1"
 
 let databases = 0
+
+/** The URL of a new, empty PostgreSQL database on the peer. */
+export const freshPgUrl: Effect.Effect<string> = Effect.suspend(() => {
+  const url = new URL(pgUrl!)
+  const name = `outbox_t${process.pid}_${Date.now()}_${databases++}`
+  const target = new URL(pgUrl!)
+  target.pathname = `/${name}`
+  return Effect.scoped(Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(`CREATE DATABASE ${name}`)
+  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 1 })))).pipe(
+    Effect.orDie,
+    Effect.as(target.toString())
+  )
+})
 
 /** A fresh, empty database: a SQLite file in a temporary directory, or a new PostgreSQL database. */
 export const freshDatabase = (db: Db): Effect.Effect<Layer.Layer<SqlClient.SqlClient>> =>
@@ -38,18 +53,8 @@ export const freshDatabase = (db: Db): Effect.Effect<Layer.Layer<SqlClient.SqlCl
       const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "outbox-"))
       return SqliteClient.layer({ filename: Path.join(dir, "outbox.db") }).pipe(Layer.orDie)
     }
-    const url = new URL(pgUrl!)
-    const name = `outbox_t${process.pid}_${Date.now()}_${databases++}`
-    yield* Effect.scoped(
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        yield* sql.unsafe(`CREATE DATABASE ${name}`)
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 1 })))
-    ).pipe(
-      Effect.orDie
-    )
-    url.pathname = `/${name}`
-    return PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 10 }).pipe(Layer.orDie)
+    const url = yield* freshPgUrl
+    return PgClient.layer({ url: Redacted.make(url), maxConnections: 10 }).pipe(Layer.orDie)
   })
 
 export const shardingConfig = {
