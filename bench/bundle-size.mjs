@@ -81,7 +81,7 @@ NodeRuntime.runMain(Effect.gen(function*() {
 }
 
 /** Every entry that must bundle for a browser-like platform (no `node:*` anywhere in its graph). */
-const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/index", "cloudflare"]
+const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/index", "cloudflare", "outbox/index"]
 
 /**
  * `target`: issue 12's budget over the baseline. `ceiling`: what CI enforces, the size measured when

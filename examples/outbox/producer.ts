@@ -5,8 +5,8 @@
  *
  *   OUTBOX_DB=pg:postgres://… PRODUCER=p1 COUNT=5000 tsx examples/outbox/producer.ts
  */
-import { SqlClient } from "@effect/sql"
 import { NodeRuntime } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
 import { Console, Effect } from "effect"
 import { Outbox } from "effect-smtp/outbox"
 import { database } from "./config.js"
@@ -17,7 +17,8 @@ const batch = Number(process.env.BATCH ?? 5)
 const rollbackEvery = Number(process.env.ROLLBACK_EVERY ?? 10)
 
 /** The recipient of message i: spread over 7 domains (destinations); every 97th does not exist. */
-export const recipientOf = (i: number): string => i % 97 === 5 ? `bounce-${i}@d${i % 7}.example` : `u${i}@d${i % 7}.example`
+export const recipientOf = (i: number): string =>
+  i % 97 === 5 ? `bounce-${i}@d${i % 7}.example` : `u${i}@d${i % 7}.example`
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

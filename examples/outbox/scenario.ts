@@ -9,11 +9,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Exit, Scope } from "effect"
+import { Outbox } from "effect-smtp/outbox"
+import { TestSmtpServer } from "effect-smtp/testing/node"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { Outbox } from "effect-smtp/outbox"
-import { TestSmtpServer } from "effect-smtp/testing/node"
 import { database } from "./config.js"
 
 export interface Options {
@@ -137,7 +137,9 @@ export const run = async (options: Options): Promise<Report> => {
         refuse: (address) => {
           if (address.startsWith("bounce-")) return "550 5.1.1 No such user"
           firstRcpt ??= Date.now()
-          if (options.deferForMs !== undefined && Date.now() - firstRcpt < options.deferForMs && hash(address) % 10 === 0) {
+          if (
+            options.deferForMs !== undefined && Date.now() - firstRcpt < options.deferForMs && hash(address) % 10 === 0
+          ) {
             return "451 4.3.0 Try again later"
           }
           return undefined
@@ -185,7 +187,11 @@ export const run = async (options: Options): Promise<Report> => {
     const workers = await Promise.all(ports.map(startWorker))
 
     const producers = Array.from({ length: options.producers }, (_, i) => {
-      const child = spawnTsx("producer.ts", { OUTBOX_DB: options.db, PRODUCER: `p${i + 1}`, COUNT: String(options.count) })
+      const child = spawnTsx("producer.ts", {
+        OUTBOX_DB: options.db,
+        PRODUCER: `p${i + 1}`,
+        COUNT: String(options.count)
+      })
       children.add(child)
       return collect(child)
     })
@@ -199,7 +205,9 @@ export const run = async (options: Options): Promise<Report> => {
       workers[victim].kill("SIGKILL")
       killedAt = Date.now()
       killedRunner = `127.0.0.1:${ports[victim]}`
-      restarted = new Promise((r) => setTimeout(r, options.restartAfterMs ?? 3000)).then(() => startWorker(ports[victim]))
+      restarted = new Promise((r) => setTimeout(r, options.restartAfterMs ?? 3000)).then(() =>
+        startWorker(ports[victim])
+      )
     }
 
     const produced = (await Promise.all(producers)).map((out) =>
@@ -346,5 +354,3 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     }
   )
 }
-
-

@@ -27,7 +27,6 @@ if (available) suite("pg")
 
 /** What every run must show, whatever the database. */
 const checkReport = (report: Report, options: { readonly count: number }) => {
-  // eslint-disable-next-line no-console
   console.log(`outbox scenario: ${JSON.stringify({ ...report, missing: report.missing.length })}`)
   const total = 2 * options.count
   assert.strictEqual(report.committed + report.rolledBack, total)

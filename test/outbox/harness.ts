@@ -37,10 +37,12 @@ export const freshPgUrl: Effect.Effect<string> = Effect.suspend(() => {
   const name = `outbox_t${process.pid}_${Date.now()}_${databases++}`
   const target = new URL(pgUrl!)
   target.pathname = `/${name}`
-  return Effect.scoped(Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe(`CREATE DATABASE ${name}`)
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 1 })))).pipe(
+  return Effect.scoped(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`CREATE DATABASE ${name}`)
+    }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 1 })))
+  ).pipe(
     Effect.orDie,
     Effect.as(target.toString())
   )
