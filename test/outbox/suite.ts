@@ -225,6 +225,23 @@ export const suite = (db: Db) =>
           assert.strictEqual((yield* server.messages).length, 0)
         })))
 
+    it.live("a message whose workflow ended without finishing it is picked up by the sweeper", () =>
+      run({}, (server) =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const outbox = yield* Outbox.Outbox
+          const id = yield* outbox.enqueue({ from: "app@example.com", to: "ann@example.org", message: message(1) })
+          yield* settle(id)
+          // what a workflow that died before its attempt (its engine's storage failed) leaves behind:
+          // the message waiting, its workflow complete
+          yield* sql`UPDATE effect_smtp_outbox SET state = 'queued', updated_at = 0 WHERE id = ${id}`
+          yield* sql`UPDATE effect_smtp_outbox_recipients SET state = 'pending' WHERE outbox_id = ${id}`
+          const status = yield* settle(id)
+          assert.strictEqual(status.state, "sent")
+          assert.deepStrictEqual(status.attempts.map((a) => a.outcome), ["sent", "sent"])
+          assert.strictEqual((yield* server.messages).length, 2)
+        }), { sweepAfter: "400 millis" }))
+
     it.live("notBefore delays the send; cancel stops a pending message", () =>
       run({}, (server) =>
         Effect.gen(function*() {
