@@ -60,6 +60,8 @@ export interface Report {
   /** From the kill until every destination the killed worker was sending for had a message accepted again. */
   readonly recoveryMs: number | undefined
   readonly killedRunner: string | undefined
+  /** CPU (user + system) of the worker processes that stopped cleanly, per committed message. */
+  readonly workerCpuMsPerMessage: number
 }
 
 const here = Path.dirname(new URL(import.meta.url).pathname)
@@ -177,9 +179,14 @@ export const run = async (options: Options): Promise<Report> => {
       OUTBOX_SWEEP_MS: "4000",
       OUTBOX_ON_UNKNOWN: options.onUnknown ?? "retry"
     })
+    let workerCpuMs = 0
     const startWorker = async (port: number) => {
       const child = spawnTsx("worker.ts", workerEnv(port))
       children.add(child)
+      child.stdout!.on("data", (chunk: Buffer) => {
+        const cpu = /outbox worker cpu (\d+) ms/.exec(chunk.toString())
+        if (cpu) workerCpuMs += Number(cpu[1])
+      })
       child.once("exit", () => children.delete(child))
       await waitForLine(child, /outbox worker on/)
       return child
@@ -302,6 +309,7 @@ export const run = async (options: Options): Promise<Report> => {
       }
     }
     const elapsedMs = drainedAt - start
+    await stopAll(children)
     return {
       committed: committed.length,
       rolledBack: rolledBack.length,
@@ -317,24 +325,28 @@ export const run = async (options: Options): Promise<Report> => {
       throughput: Math.round(committed.length / (elapsedMs / 1000)),
       elapsedMs,
       recoveryMs,
-      killedRunner
+      killedRunner,
+      workerCpuMsPerMessage: Math.round(workerCpuMs / committed.length * 100) / 100
     }
   } finally {
-    // SIGTERM (the workers shut down: QUIT, shard locks released), SIGKILL after 10 s
-    await Promise.all([...children].map((child) =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve()
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-        child.once("exit", () => {
-          clearTimeout(timer)
-          resolve()
-        })
-        child.kill("SIGTERM")
-      })
-    ))
+    await stopAll(children)
     await Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }
+
+/** SIGTERM (the workers shut down: QUIT, shard locks released), SIGKILL after 10 s. */
+const stopAll = (children: ReadonlySet<ChildProcess.ChildProcess>) =>
+  Promise.all([...children].map((child) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+      child.once("exit", () => {
+        clearTimeout(timer)
+        resolve()
+      })
+      child.kill("SIGTERM")
+    })
+  ))
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const env = process.env

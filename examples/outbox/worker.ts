@@ -39,8 +39,19 @@ const Worker = OutboxWorker.layer({
   Layer.provide(database())
 )
 
-Effect.log(`outbox worker on 127.0.0.1:${port}`).pipe(
-  Effect.zipRight(Effect.never),
+Effect.gen(function*() {
+  // the CPU this process used once started, printed as it stops (the scenario sums it per message)
+  const started = process.cpuUsage()
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      const { system, user } = process.cpuUsage(started)
+      process.stdout.write(`outbox worker cpu ${Math.round((user + system) / 1000)} ms\n`)
+    })
+  )
+  yield* Effect.log(`outbox worker on 127.0.0.1:${port}`)
+  return yield* Effect.never
+}).pipe(
+  Effect.scoped,
   Effect.provide(Worker),
   Effect.provide(Logger.minimumLogLevel(process.env.OUTBOX_LOG === "debug" ? LogLevel.Debug : LogLevel.Info)),
   NodeRuntime.runMain
