@@ -79,6 +79,12 @@ export interface Options {
    * for the Mailer to put several messages on one connection.
    */
   readonly concurrency?: number | undefined
+  /**
+   * At most this many messages in progress in the whole cluster (workflows started and not yet
+   * past their first attempt, or in an attempt): the dispatcher starts more as they finish, so a
+   * backlog of any size costs the workers the memory of this many. Default 1,000.
+   */
+  readonly maxInFlight?: number | undefined
   /** How often the dispatcher looks for newly committed messages. Default 200 ms. */
   readonly pollInterval?: Duration.DurationInput | undefined
   /**
@@ -395,9 +401,11 @@ const makeDispatcher = (options: Options) =>
             }
           }), { concurrency: 8, discard: true })
       })
+      const maxInFlight = options.maxInFlight ?? 1000
       const step = Effect.gen(function*() {
         yield* sweep
-        const rows = yield* Store.toDispatch(sql, 1000)
+        const room = maxInFlight - (yield* Store.inFlight(sql, yield* Clock.currentTimeMillis))
+        const rows = room > 0 ? yield* Store.toDispatch(sql, Math.min(room, 500)) : []
         if (rows.length === 0) return yield* Effect.sleep(poll)
         yield* Effect.forEach(
           rows,

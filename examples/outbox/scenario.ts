@@ -62,6 +62,8 @@ export interface Report {
   readonly killedRunner: string | undefined
   /** CPU (user + system) of the worker processes that stopped cleanly, per committed message. */
   readonly workerCpuMsPerMessage: number
+  /** The largest peak RSS of the worker processes that stopped cleanly. */
+  readonly workerPeakRssMb: number
 }
 
 const here = Path.dirname(new URL(import.meta.url).pathname)
@@ -180,12 +182,16 @@ export const run = async (options: Options): Promise<Report> => {
       OUTBOX_ON_UNKNOWN: options.onUnknown ?? "retry"
     })
     let workerCpuMs = 0
+    let workerPeakRssMb = 0
     const startWorker = async (port: number) => {
       const child = spawnTsx("worker.ts", workerEnv(port))
       children.add(child)
       child.stdout!.on("data", (chunk: Buffer) => {
-        const cpu = /outbox worker cpu (\d+) ms/.exec(chunk.toString())
-        if (cpu) workerCpuMs += Number(cpu[1])
+        const cpu = /outbox worker cpu (\d+) ms peak rss (\d+) MB/.exec(chunk.toString())
+        if (cpu) {
+          workerCpuMs += Number(cpu[1])
+          workerPeakRssMb = Math.max(workerPeakRssMb, Number(cpu[2]))
+        }
       })
       child.once("exit", () => children.delete(child))
       await waitForLine(child, /outbox worker on/)
@@ -326,7 +332,8 @@ export const run = async (options: Options): Promise<Report> => {
       elapsedMs,
       recoveryMs,
       killedRunner,
-      workerCpuMsPerMessage: Math.round(workerCpuMs / committed.length * 100) / 100
+      workerCpuMsPerMessage: Math.round(workerCpuMs / committed.length * 100) / 100,
+      workerPeakRssMb
     }
   } finally {
     await stopAll(children)

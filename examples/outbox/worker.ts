@@ -32,7 +32,9 @@ const Worker = OutboxWorker.layer({
       entityMessagePollInterval: 200,
       refreshAssignmentsInterval: 1000,
       runnerHealthCheckInterval: 1000,
-      shardsPerGroup: 60
+      shardsPerGroup: 60,
+      // a finished workflow's entity leaves memory after this (the default, 1 minute, keeps ~1 minute of traffic)
+      entityMaxIdleTime: Number(process.env.OUTBOX_ENTITY_IDLE_MS ?? 10_000)
     }
   })),
   Layer.provide(NodeSmtpTransport.layer),
@@ -45,7 +47,8 @@ Effect.gen(function*() {
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
       const { system, user } = process.cpuUsage(started)
-      process.stdout.write(`outbox worker cpu ${Math.round((user + system) / 1000)} ms\n`)
+      const rss = Math.round(process.resourceUsage().maxRSS / 1024)
+      process.stdout.write(`outbox worker cpu ${Math.round((user + system) / 1000)} ms peak rss ${rss} MB\n`)
     })
   )
   yield* Effect.log(`outbox worker on 127.0.0.1:${port}`)

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Option, Schedule } from "effect"
+import { DateTime, Duration, Effect, Option, Schedule } from "effect"
 import { Message } from "effect-smtp"
 import { Outbox } from "effect-smtp/outbox"
 import { TestSmtpServer } from "effect-smtp/testing/node"
@@ -241,6 +241,25 @@ export const suite = (db: Db) =>
           assert.deepStrictEqual(status.attempts.map((a) => a.outcome), ["sent", "sent"])
           assert.strictEqual((yield* server.messages).length, 2)
         }), { sweepAfter: "400 millis" }))
+
+    it.live("maxInFlight bounds the messages in progress: with 1, attempts never overlap", () =>
+      run({}, (server) =>
+        Effect.gen(function*() {
+          const outbox = yield* Outbox.Outbox
+          const ids = yield* Effect.forEach(
+            Array.from({ length: 8 }, (_, i) => i),
+            (i) => outbox.enqueue({ from: "app@example.com", to: `u${i}@example.org`, message: message(i) })
+          )
+          const attempts = (yield* Effect.forEach(ids, settle)).map((s) => s.attempts[0])
+            .sort((a, b) => Number(DateTime.toEpochMillis(a.startedAt)) - Number(DateTime.toEpochMillis(b.startedAt)))
+          for (let i = 1; i < attempts.length; i++) {
+            assert.isAtLeast(
+              DateTime.toEpochMillis(attempts[i].startedAt),
+              DateTime.toEpochMillis(attempts[i - 1].finishedAt!)
+            )
+          }
+          assert.strictEqual((yield* server.messages).length, 8)
+        }), { maxInFlight: 1 }))
 
     it.live("notBefore delays the send; cancel stops a pending message", () =>
       run({}, (server) =>

@@ -307,6 +307,20 @@ export const redispatch = (
 export const lock = (sql: SqlClient.SqlClient, id: string): Effect.Effect<void, SqlError> =>
   sql`UPDATE ${sql(tables.messages)} SET updated_at = updated_at WHERE id = ${id}`.pipe(Effect.asVoid)
 
+/**
+ * Messages whose workflow is running and holds memory in a worker: dispatched and not yet
+ * attempted (and due), or being attempted. What the dispatcher bounds.
+ *
+ * @internal
+ */
+export const inFlight = (sql: SqlClient.SqlClient, now: number): Effect.Effect<number, SqlError> =>
+  Effect.map(
+    sql<any>`SELECT COUNT(*) AS n FROM ${
+      sql(tables.messages)
+    } WHERE state = 'sending' OR (state = 'queued' AND dispatch_pending = 0 AND attempts = 0 AND not_before <= ${now})`,
+    (rows) => num(rows[0].n)
+  )
+
 /** @internal */
 export const markDispatched = (
   sql: SqlClient.SqlClient,
