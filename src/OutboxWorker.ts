@@ -191,6 +191,8 @@ const resultOf = (
 
 const textDecoder = new TextDecoder()
 
+const recordRetry = Schedule.exponential("50 millis").pipe(Schedule.intersect(Schedule.recurs(6)))
+
 const makeDestinationHandlers = (options: Options) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -281,10 +283,11 @@ const makeDestinationHandlers = (options: Options) =>
             return {
               _tag: "Retry",
               expiresAt: row.expiresAt,
-              // lost after the end of data with onUnknown "retry": no reason to wait
+              // deferred recipients wait for the retry schedule
               soon: false
             } as const
           }
+          // lost after the end of data, and the policy says send again: no reason to wait
           if (decision.outcome === "unknown" && onUnknown === "retry") {
             yield* Store.moveRecipients(sql, row.id, ["unknown"], "pending")
             yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply })
@@ -294,7 +297,11 @@ const makeDestinationHandlers = (options: Options) =>
           const state = Policy.finalState(states)
           yield* Store.setState(sql, row.id, state, now, { lastReply: result.reply, queueId })
           return { _tag: "Done", state } as const
-        }))
+        })).pipe(
+          // the message went out (or not) and this is what happened: a database hiccup here would
+          // otherwise leave it `sending`, read later as unknown
+          Effect.retry(recordRetry)
+        )
       })
 
     const attemptOnce = (id: string, generation: number) =>
