@@ -351,17 +351,6 @@ const statusOf = (sql: SqlClient.SqlClient, row: Store.MessageRow): Effect.Effec
     })
   )
 
-const allStates: ReadonlyArray<State> = [
-  "queued",
-  "sending",
-  "sent",
-  "partial",
-  "failed",
-  "unknown",
-  "expired",
-  "cancelled"
-]
-
 /**
  * Builds the outbox on the `SqlClient` in context (creating its tables unless `migrate: false`).
  *
@@ -406,23 +395,16 @@ export const make = (options: Options = {}): Effect.Effect<Service, SqlError, Sq
         return result.id
       }).pipe(Effect.withSpan("Outbox.enqueue", { kind: "producer" }))
 
-    const status = (id: string) =>
+    const statusBy = (by: { readonly id: string } | { readonly idempotencyKey: string }) =>
       Effect.flatMap(
-        Store.find(sql, { id }),
+        Store.find(sql, by),
         Option.match({
           onNone: () => Effect.succeedNone,
           onSome: (row) => Effect.asSome(statusOf(sql, row))
         })
       )
-
-    const statusByKey = (idempotencyKey: string) =>
-      Effect.flatMap(
-        Store.find(sql, { idempotencyKey }),
-        Option.match({
-          onNone: () => Effect.succeedNone,
-          onSome: (row) => Effect.asSome(statusOf(sql, row))
-        })
-      )
+    const status = (id: string) => statusBy({ id })
+    const statusByKey = (idempotencyKey: string) => statusBy({ idempotencyKey })
 
     const mustFind = (id: string) =>
       Effect.flatMap(
@@ -458,7 +440,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, SqlError, Sq
     const metrics = Effect.gen(function*() {
       const counts = yield* Store.counts(sql)
       const now = yield* Clock.currentTimeMillis
-      const byState = Object.fromEntries(allStates.map((s) => [s, 0])) as Record<State, number>
+      const byState = Object.fromEntries(Policy.messageStates.map((s) => [s, 0])) as Record<State, number>
       for (const { count, state } of counts.states) byState[state as State] = count
       return {
         byState,

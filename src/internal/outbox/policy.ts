@@ -22,14 +22,19 @@ export type MessageState =
   | "cancelled"
 
 /** @internal */
-export const finalStates: ReadonlySet<MessageState> = new Set([
+export const messageStates: ReadonlyArray<MessageState> = [
+  "queued",
+  "sending",
   "sent",
   "partial",
   "failed",
   "unknown",
   "expired",
   "cancelled"
-])
+]
+
+/** Every state but `queued` and `sending`. @internal */
+export const finalStates: ReadonlySet<MessageState> = new Set(messageStates.slice(2))
 
 /** @internal */
 export type RecipientState = "pending" | "accepted" | "refused" | "unknown" | "expired" | "cancelled"
