@@ -30,6 +30,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as Command from "./internal/command.js"
 import * as Policy from "./internal/outbox/policy.js"
 import * as Store from "./internal/outbox/store.js"
 import * as Message from "./Message.js"
@@ -274,8 +275,8 @@ export class Outbox extends Context.Tag("effect-smtp/Outbox")<Outbox, Service>()
 const millis = (t: DateTime.DateTime | Date): number => t instanceof Date ? t.getTime() : DateTime.toEpochMillis(t)
 
 const domainOf = (address: string): string => {
-  const at = address.lastIndexOf("@")
-  return at < 0 ? "" : address.slice(at + 1).replace(/>$/, "").toLowerCase()
+  const bare = Command.addressOnly(address)
+  return bare.slice(bare.lastIndexOf("@") + 1).toLowerCase()
 }
 
 const textEncoder = new TextEncoder()
@@ -369,11 +370,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, SqlError, Sq
         if (envelope.to.length === 0) {
           return yield* new SmtpInvalidInput({ reason: "Outbox.enqueue: no recipients" })
         }
-        for (const address of [envelope.from, ...envelope.to]) {
-          if (/[\r\n\0]/.test(address)) {
-            return yield* new SmtpInvalidInput({ reason: "Outbox.enqueue: an address holds a line break or NUL" })
-          }
-        }
+        yield* Command.checkAddress("sender", envelope.from)
+        for (const address of envelope.to) yield* Command.checkAddress("recipient", address)
         const now = yield* Clock.currentTimeMillis
         const options = input.options ?? {}
         const mailOptions = [...(options.mailOptions ?? [])]

@@ -336,6 +336,14 @@ export const suite = (db: Db) =>
           assert.notInclude(crlf.message, "x@y")
           const [{ n }] = yield* sql<{ n: number }>`SELECT COUNT(*) AS n FROM effect_smtp_outbox`
           assert.strictEqual(Number(n), 0)
+          const named = yield* outbox.enqueue({
+            from: "app@example.com",
+            to: "Ann <ann@Example.ORG>",
+            message: message(0),
+            notBefore: new Date(Date.now() + 60_000)
+          })
+          assert.strictEqual(Option.getOrThrow(yield* outbox.status(named)).destination, "example.org")
+          yield* outbox.cancel(named)
           const a = yield* outbox.enqueue({ from: "app@example.com", to: "ann@example.org", message: message(1) })
           const b = yield* outbox.enqueue({ from: "app@example.com", to: "bob@example.org", message: message(2) })
           const c = yield* outbox.enqueue({
@@ -355,7 +363,7 @@ export const suite = (db: Db) =>
           assert.strictEqual(metrics.attempts, 2)
           assert.deepStrictEqual(metrics.outcomes, { sent: 1, refused: 1 })
           yield* outbox.cancel(c)
-          assert.strictEqual(yield* outbox.purge(new Date(Date.now() + 1000)), 3)
+          assert.strictEqual(yield* outbox.purge(new Date(Date.now() + 1000)), 4)
           assert.strictEqual((yield* outbox.metrics).depth, 0)
         })))
   })
