@@ -69,6 +69,12 @@ describe("Message.parse", () => {
     assert.isTrue(Message.has(m, "from"))
   })
 
+  it("trims only folding white space: a raw UTF-8 value keeps U+2029 and U+00A0 at its ends", () => {
+    const m = parseOk("X-Note: \u2029note\u00a0 \t\r\nX-Other:\t \u00a0x\r\n\r\n")
+    assert.deepStrictEqual(Message.get(m, "X-Note"), Option.some("\u2029note\u00a0"))
+    assert.deepStrictEqual(Message.getDecoded(m, "X-Other"), Option.some("\u00a0x"))
+  })
+
   it("accepts LF-only input and an LF LF end of headers", () => {
     const m = parseOk("Subject: hi\n there\nFrom: a@b.c\n\nbody\nmore\n")
     assert.deepStrictEqual(Message.get(m, "Subject"), Option.some("hi there"))

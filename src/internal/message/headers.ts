@@ -65,11 +65,12 @@ export const parseHeaderSection = (text: string): Either.Either<Array<Header>, S
 
 /**
  * Unfolds a raw value (RFC 5322 §2.2.3: a line break followed by white space is removed, the
- * white space stays) and trims it.
+ * white space stays) and trims the folding white space (space and tab, not Unicode white space:
+ * a raw UTF-8 value may begin with U+2029 or U+00A0) at its ends.
  *
  * @internal
  */
-export const unfold = (raw: string): string => raw.replace(/\r\n|\r|\n/g, "").trim()
+export const unfold = (raw: string): string => raw.replace(/\r\n|\r|\n/g, "").replace(/^[ \t]+|[ \t]+$/g, "")
 
 const sameName = (a: string, b: string) => a.length === b.length && a.toLowerCase() === b.toLowerCase()
 
