@@ -3,16 +3,22 @@
  * processes sharing one database, producer processes enqueueing in transactions (some rolled
  * back), one worker killed with SIGKILL mid-run and restarted. Reports what the sink received
  * against what was committed. `test/outbox/processes.test.ts` runs it and checks the report; run
- * it alone for the figures in the README:
+ * it alone for the figures in the README (the database must be empty):
  *
- *   OUTBOX_DB=pg:postgres://postgres@127.0.0.1:5433/outbox WORKERS=3 tsx examples/outbox/scenario.ts
+ *   npx tsx examples/outbox/scenario.ts    # SQLite in a temporary directory, 1 worker
+ *   OUTBOX_DB=pg:postgres://postgres@127.0.0.1:5433/outbox WORKERS=3 npx tsx examples/outbox/scenario.ts
+ *
+ * Knobs (environment): WORKERS, PRODUCERS, COUNT (per producer), KILL_AT (accepted messages, or
+ * "none"), RESTART_AFTER_MS, DEFER_FOR_MS, OUTBOX_NODE_ARGS (node flags for the processes).
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Exit, Scope } from "effect"
 import { Outbox } from "effect-smtp/outbox"
 import { TestSmtpServer } from "effect-smtp/testing/node"
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { database } from "./config.js"
 
@@ -357,9 +363,11 @@ const stopAll = (children: ReadonlySet<ChildProcess.ChildProcess>) =>
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const env = process.env
+  // default: SQLite in a fresh temporary directory, its one worker
+  const db = env.OUTBOX_DB ?? `sqlite:${Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "outbox-")), "outbox.db")}`
   run({
-    db: env.OUTBOX_DB ?? `sqlite:${Path.join(root, "outbox-scenario.db")}`,
-    workers: Number(env.WORKERS ?? 3),
+    db,
+    workers: Number(env.WORKERS ?? (db.startsWith("pg:") ? 3 : 1)),
     producers: Number(env.PRODUCERS ?? 2),
     count: Number(env.COUNT ?? 5000),
     killAt: env.KILL_AT === "none" ? undefined : Number(env.KILL_AT ?? 3000),
