@@ -35,11 +35,13 @@ import * as ConnectionPool from "./internal/connectionPool.js"
 import * as MessageParse from "./internal/message/parse.js"
 import * as MessageSerialize from "./internal/message/serialize.js"
 import * as Operation from "./internal/operation.js"
+import * as QueueId from "./internal/queueId.js"
 import type * as Message from "./Message.js"
 import * as SmtpAuth from "./SmtpAuth.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
 import { classify, type Disposition, isSmtpError, type SmtpError, SmtpInvalidInput } from "./SmtpError.js"
+import type { SmtpReply } from "./SmtpReply.js"
 import { SmtpTransport } from "./SmtpTransport.js"
 
 /**
@@ -199,6 +201,10 @@ export interface BulkSent {
   /** The item's position in the input, from 0. */
   readonly index: number
   readonly refused: SmtpConnection.RefusedRecipients
+  /** The reply to the end of data. @since 0.3.0 */
+  readonly reply: SmtpReply
+  /** The server's id for the queued message, when its final reply carries one in a known form. @since 0.3.0 */
+  readonly queueId: string | undefined
 }
 
 /**
@@ -421,15 +427,26 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       ("from" in item
         ? Effect.flatMap(
           signRaw(item.message),
-          (signed) => run("sendmail", (smtp) => smtp.sendmail(item.from, item.to, signed, item.options), firstFailure)
+          (signed) =>
+            run(
+              "sendmail",
+              (smtp) => smtp.send({ from: item.from, to: item.to, message: signed, options: item.options }),
+              firstFailure
+            )
         )
         : Effect.flatMap(
           signMessage(item.message),
-          (signed) => run("sendMessage", (smtp) => smtp.sendMessage(signed, item.options), firstFailure)
+          (signed) => run("sendMessage", (smtp) => smtp.send(signed, item.options), firstFailure)
         ))
         .pipe(
           Effect.match({
-            onSuccess: (refused): BulkOutcome<E> => ({ _tag: "Sent", index, refused }),
+            onSuccess: (result): BulkOutcome<E> => ({
+              _tag: "Sent",
+              index,
+              refused: result.refused,
+              reply: result.reply,
+              queueId: result.queueId
+            }),
             onFailure: (error): BulkOutcome<E> => ({
               _tag: "Failed",
               index,
@@ -534,7 +551,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                     case "Sent":
                       return Effect.zipRight(
                         Metric.increment(messagesSent),
-                        emitOutcome({ _tag: "Sent", index, refused: outcome.refused })
+                        emitOutcome({
+                          _tag: "Sent",
+                          index,
+                          refused: outcome.refused,
+                          reply: outcome.reply,
+                          queueId: QueueId.fromText(outcome.reply.text)
+                        })
                       )
                     case "Unknown":
                       return Effect.zipRight(

@@ -258,11 +258,17 @@ export const make = (
         return input.pipe(
           Stream.zipWithIndex,
           Stream.mapEffect(([item, index]) => {
-            const send: Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R> = "from" in item ?
-              mailer.sendmail(item.from, item.to, item.message, item.options) :
-              mailer.sendMessage(item.message, item.options)
+            const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = "from" in item ?
+              mailer.send({ from: item.from, to: item.to, message: item.message, options: item.options }) :
+              mailer.send(item.message, item.options)
             return Effect.match(send, {
-              onSuccess: (refused): Mailer.BulkOutcome<E> => ({ _tag: "Sent", index, refused }),
+              onSuccess: (result): Mailer.BulkOutcome<E> => ({
+                _tag: "Sent",
+                index,
+                refused: result.refused,
+                reply: result.reply,
+                queueId: result.queueId
+              }),
               onFailure: (error): Mailer.BulkOutcome<E> => ({
                 _tag: "Failed",
                 index,

@@ -36,8 +36,11 @@ describe("Mailer.sendAll", () => {
       const server = yield* ScriptedTransport.make({
         steps: [
           EHLO,
-          // 0: sent
-          ...accepted("i0@x.test"),
+          // 0: sent, with a queue id
+          { expect: "MAIL FROM:<i0@x.test>", reply: "250 ok" },
+          { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
+          { expect: "DATA", reply: "354 go" },
+          { expect: "hi\r\n.\r\n", reply: "250 2.0.0 Ok: queued as 4XyZ0" },
           // 1: sent, c@x.test refused
           { expect: "MAIL FROM:<i1@x.test>", reply: "250 ok" },
           { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
@@ -79,6 +82,10 @@ describe("Mailer.sendAll", () => {
         "4 Sent ",
         "5 Failed SmtpSenderRefused transient"
       ])
+      // the final reply and the queue id, as `send` gives them
+      const [first, second] = Chunk.toReadonlyArray(outcomes)
+      assert.isTrue(first._tag === "Sent" && first.queueId === "4XyZ0" && first.reply.code === 250)
+      assert.isTrue(second._tag === "Sent" && second.queueId === undefined && second.reply.text === "queued")
       assert.deepStrictEqual(server.connection(0).mismatches(), [])
       assert.strictEqual(server.connection(0).remaining(), 0)
     }))
@@ -197,8 +204,12 @@ describe("Mailer.sendAll", () => {
 describe("Mailer.sendAll shares a connection between waiting messages (sendBatch)", () => {
   it.scoped("messages that wait for the connection go pipelined: the next envelope rides with the end of data", () =>
     Effect.gen(function*() {
+      const queued = (from: string, id: string) => [
+        ...accepted(from).slice(0, 3),
+        { expect: "hi\r\n.\r\n", reply: `250 2.0.0 Ok: queued as ${id}` }
+      ]
       const server = yield* makeServer({
-        steps: [EHLO, ...accepted("i0@x.test"), ...accepted("i1@x.test"), ...accepted("i2@x.test"), QUIT]
+        steps: [EHLO, ...queued("i0@x.test", "Q0"), ...queued("i1@x.test", "Q1"), ...queued("i2@x.test", "Q2"), QUIT]
       })
       const outcomes = yield* Effect.scoped(Effect.gen(function*() {
         const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
@@ -210,6 +221,11 @@ describe("Mailer.sendAll shares a connection between waiting messages (sendBatch
         "0 Sent",
         "1 Sent",
         "2 Sent"
+      ])
+      assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).map((o) => o._tag === "Sent" && o.queueId), [
+        "Q0",
+        "Q1",
+        "Q2"
       ])
       // the flights: body 0 with the envelope of 1, body 1 with the envelope of 2
       assert.include(server.flights(), "hi\r\n.\r\nMAIL FROM:<i1@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
