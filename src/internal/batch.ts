@@ -288,6 +288,8 @@ export const run = <E, R>(
     const window: Array<Slot> = []
     let windowBytes = 0
     let first = true
+    /** The last message written was refused: its transaction may still be open on the server. */
+    let lastRefused = false
 
     const bdatOutcome = (w: Written, batch: Batch): Outcome => {
       const replies = w.rset ? batch.replies.slice(1) : batch.replies
@@ -341,6 +343,12 @@ export const run = <E, R>(
       const oldest = window.shift()
       if (oldest === undefined) {
         if (dead !== undefined) yield* drainDead(outcomes)
+        else if (lastRefused && inputDone) {
+          // the next operation on this connection must find no transaction open (a MAIL after a
+          // refused BDAT LAST is a 503 "nested MAIL" on most servers), as after a refused sendmail
+          lastRefused = false
+          yield* ctx.rset
+        }
         return outcomes.length > 0 || !inputDone ? Option.some(outcomes) : Option.none()
       }
       if ("decided" in oldest) {
@@ -350,7 +358,9 @@ export const run = <E, R>(
       windowBytes -= oldest.bytes
       inFlight = inFlight.filter((p) => p !== oldest.pending)
       const batch = yield* oldest.pending.await
-      outcomes.push(bdatOutcome(oldest, batch))
+      const outcome = bdatOutcome(oldest, batch)
+      lastRefused = outcome._tag === "Refused"
+      outcomes.push(outcome)
       if (batch.error !== undefined) dead = batch.error
       if (dead !== undefined) {
         // the rest of the window went out too: each is decided by what came back, or unknown

@@ -203,6 +203,34 @@ describe("sendBatch with BDAT: messages written without waiting", () => {
       assert.strictEqual(flights[1].split("MAIL FROM").length - 1, 3, flights.join(" | "))
     }))
 
+  it.effect("a batch whose last message was refused ends with RSET: the next MAIL finds no transaction open", () =>
+    Effect.gen(function*() {
+      const bdat = (i: number) => `BDAT ${body(i).length} LAST\r\n${body(i)}`
+      const server = yield* makeServer({
+        steps: [
+          { expect: "EHLO client.test", reply: CHUNKING },
+          { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
+          { expect: "RCPT TO:<r1@x.test>", reply: "451 4.3.0 try later" },
+          { expect: bdat(1), reply: "554 5.5.1 no valid recipients" },
+          { expect: "RSET", reply: "250 reset" },
+          ...env(2).map((expect) => ({ expect, reply: "250 ok" })),
+          { expect: bdat(2), reply: "250 queued 2" },
+          { expect: "QUIT", reply: "221 bye" }
+        ]
+      })
+      const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect(connectOptions)
+        const first = Chunk.toReadonlyArray(yield* Stream.runCollect(smtp.sendBatch([item(1)])))
+        const second = Chunk.toReadonlyArray(yield* Stream.runCollect(smtp.sendBatch([item(2)])))
+        return [...first, ...second]
+      })).pipe(Effect.provide(server.layer))
+      assert.deepStrictEqual(outcomes.map(view), [
+        { tag: "Refused", index: 0, error: "SmtpRecipientsRefused" },
+        { tag: "Sent", index: 0, code: 250 }
+      ])
+      assert.deepStrictEqual(server.connection(0).mismatches(), [])
+    }))
+
   it.effect("the connection closes with messages in the window: each whose data went out is unknown", () =>
     Effect.gen(function*() {
       const bdat = (i: number) => `BDAT ${body(i).length} LAST\r\n${body(i)}`
