@@ -203,7 +203,11 @@ export const run = async (options: Options): Promise<Report> => {
       await waitForLine(child, /outbox worker on/)
       return child
     }
-    const workers = await Promise.all(ports.map(startWorker))
+    // the first worker alone: on a fresh database it creates the cluster's tables, and
+    // @effect/cluster's CREATE TABLE is not guarded against several first starts at once
+    // (PostgreSQL: duplicate key in pg_type_typname_nsp_index)
+    const workers = [await startWorker(ports[0])]
+    workers.push(...await Promise.all(ports.slice(1).map(startWorker)))
 
     const producers = Array.from({ length: options.producers }, (_, i) => {
       const child = spawnTsx("producer.ts", {
