@@ -35,20 +35,16 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
-import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import * as Policy from "./internal/outbox/policy.js"
 import * as Store from "./internal/outbox/store.js"
 import * as Mailer from "./Mailer.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
+import { classify, type SmtpError } from "./SmtpError.js"
 import type { SmtpTransport } from "./SmtpTransport.js"
 
 /**
@@ -163,21 +159,28 @@ const replyOf = (r: { readonly code: number; readonly lines: ReadonlyArray<strin
   text: r.lines.join("\n")
 })
 
-const resultOf = (outcome: Mailer.BulkOutcome): Policy.AttemptResult => {
-  if (outcome._tag === "Sent") {
+const resultOf = (
+  either: { readonly _tag: "Right"; readonly right: SmtpConnection.SendResult } | {
+    readonly _tag: "Left"
+    readonly left: SmtpError
+  }
+): Policy.AttemptResult => {
+  if (either._tag === "Right") {
+    const r = either.right
     return {
       _tag: "Sent",
-      refused: Object.fromEntries(Object.entries(outcome.refused).map(([k, v]) => [k, replyOf(v)])),
-      reply: replyOf(outcome.reply),
-      queueId: outcome.queueId
+      accepted: r.accepted,
+      refused: Object.fromEntries(Object.entries(r.refused).map(([k, v]) => [k, replyOf(v)])),
+      reply: replyOf(r.reply),
+      queueId: r.queueId
     }
   }
-  const error = outcome.error
+  const error = either.left
   const code = "code" in error && typeof error.code === "number" ? error.code : undefined
   const text = "text" in error && typeof error.text === "string" ? error.text : ""
   return {
     _tag: "Failed",
-    disposition: outcome.disposition,
+    disposition: classify(error),
     error: error._tag,
     reply: code === undefined ? undefined : { code, text },
     recipients: error._tag === "SmtpRecipientsRefused"
@@ -198,48 +201,7 @@ const makeDestinationHandlers = (options: Options) =>
     const runner = `${runnerAddress.host}:${runnerAddress.port}`
     const mailerOptions = options.mailer(address.entityId)
     const mailer = yield* Mailer.make({ ...mailerOptions, retry: false })
-    const concurrency = options.concurrency ?? 2 * (mailerOptions.maxConnections ?? 4)
-    const permits = yield* Effect.makeSemaphore(concurrency)
-
-    // One `sendAll` for the destination: messages waiting for the same connection go pipelined
-    // across messages (`sendBatch`). Its outcomes come back by input position.
-    const jobs = yield* Queue.unbounded<Mailer.BulkEnvelope | undefined>()
-    const waiting = new Map<number, Deferred.Deferred<Mailer.BulkOutcome>>()
-    let submitted = 0
-    const sender = yield* mailer.sendAll(
-      Stream.fromQueue(jobs).pipe(Stream.takeWhile((job): job is Mailer.BulkEnvelope => job !== undefined)),
-      { concurrency: mailerOptions.maxConnections ?? 4 }
-    ).pipe(
-      Stream.runForEach((outcome) =>
-        Effect.sync(() => {
-          const done = waiting.get(outcome.index)
-          waiting.delete(outcome.index)
-          if (done) Deferred.unsafeDone(done, Exit.succeed(outcome))
-        })
-      ),
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          // the sender is gone (a defect): the attempts waiting for it end, left `sending`
-          for (const done of waiting.values()) {
-            Deferred.unsafeDone(done, Exit.die(Exit.isFailure(exit) ? exit.cause : "ended"))
-          }
-          waiting.clear()
-        })
-      ),
-      Effect.forkDaemon
-    )
-    // on shutdown the sender finishes what it took (no message is cut off after its claim), then stops
-    yield* Effect.addFinalizer(() => Effect.zipRight(Queue.offer(jobs, undefined), Fiber.await(sender)))
-    const submit = (job: Mailer.BulkEnvelope) =>
-      Effect.flatMap(
-        Effect.sync(() => {
-          const done = Deferred.unsafeMake<Mailer.BulkOutcome>(FiberId.none)
-          waiting.set(submitted++, done)
-          Queue.unsafeOffer(jobs, job)
-          return done
-        }),
-        Deferred.await
-      )
+    const permits = yield* Effect.makeSemaphore(options.concurrency ?? 2 * (mailerOptions.maxConnections ?? 4))
     const onUnknown = options.onUnknown ?? "hold"
     const inflight = new Map<string, Deferred.Deferred<AttemptReply, SqlError>>()
 
@@ -297,13 +259,13 @@ const makeDestinationHandlers = (options: Options) =>
       Effect.gen(function*() {
         const { attempt, payload, pending, row } = claimed
         const sendOptions = JSON.parse(payload.options) as SmtpConnection.SendmailOptions
-        const outcome = yield* submit({
+        const either = yield* Effect.either(mailer.send({
           from: row.from,
           to: pending,
           message: payload.kind === "text" ? textDecoder.decode(payload.message) : payload.message,
           options: sendOptions
-        })
-        const result = resultOf(outcome)
+        }))
+        const result = resultOf(either)
         const decision = Policy.decide(pending, result)
         yield* Metric.increment(Metric.tagged(attemptsCounter, "outcome", decision.outcome))
         return yield* sql.withTransaction(Effect.gen(function*() {

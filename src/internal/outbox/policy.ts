@@ -54,7 +54,7 @@ export interface Reply {
 export type AttemptResult =
   | {
     readonly _tag: "Sent"
-    /** The recipients refused at RCPT (every other one was accepted). */
+    readonly accepted: ReadonlyArray<string>
     readonly refused: Readonly<Record<string, Reply>>
     readonly reply: Reply
     readonly queueId: string | undefined
