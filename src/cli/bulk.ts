@@ -24,7 +24,7 @@ import * as Message from "../Message.js"
 import * as NodeSmtpTransport from "../NodeSmtpTransport.js"
 import { isSmtpError } from "../SmtpError.js"
 import { attachments, compose, composeFlags, describeFileError, makeOptions } from "./compose.js"
-import { clientOptions, connectionFlags } from "./connection.js"
+import { clientOptions, connectionFlags, serverFlag } from "./connection.js"
 import { dkimFlags, signer } from "./dkim.js"
 import { ExitCode, fromSmtpError, oneLine, usage } from "./exit.js"
 import { errorLine, line } from "./output.js"
@@ -33,11 +33,7 @@ import * as Recipients from "./recipients.js"
 import * as Results from "./results.js"
 
 const flags = {
-  server: Options.text("server").pipe(
-    Options.withAlias("s"),
-    Options.withDescription("The SMTP server, host or host:port"),
-    Options.withDefault("localhost")
-  ),
+  ...serverFlag,
   ...connectionFlags,
   ...composeFlags,
   ...dkimFlags,

@@ -33,6 +33,15 @@ export interface ConnectionFlags {
   readonly allowPlaintextAuth: boolean
 }
 
+/** `--server` of the commands that send (`probe` takes the server as an argument). */
+export const serverFlag = {
+  server: Options.text("server").pipe(
+    Options.withAlias("s"),
+    Options.withDescription("The SMTP server, host or host:port"),
+    Options.withDefault("localhost")
+  )
+}
+
 /** The flags (the server itself is `--server` or an argument, per command). */
 export const connectionFlags = {
   port: Options.integer("port").pipe(

@@ -18,17 +18,13 @@ import * as NodeSmtpTransport from "../NodeSmtpTransport.js"
 import * as SmtpClient from "../SmtpClient.js"
 import { isSmtpError } from "../SmtpError.js"
 import { attachments, compose, composeFlags, describeFileError, makeOptions } from "./compose.js"
-import { clientOptions, connectionFlags } from "./connection.js"
+import { clientOptions, connectionFlags, serverFlag } from "./connection.js"
 import { dkimFlags, signer } from "./dkim.js"
 import { CliFailure, ExitCode, fromSmtpError, usage } from "./exit.js"
 import { errorLine, fields, json, line, sendResultJson, sendResultText } from "./output.js"
 
 const flags = {
-  server: Options.text("server").pipe(
-    Options.withAlias("s"),
-    Options.withDescription("The SMTP server, host or host:port"),
-    Options.withDefault("localhost")
-  ),
+  ...serverFlag,
   ...connectionFlags,
   ...composeFlags,
   ...dkimFlags,
