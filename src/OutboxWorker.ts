@@ -169,7 +169,6 @@ const resultOf = (
     const r = either.right
     return {
       _tag: "Sent",
-      accepted: r.accepted,
       refused: Object.fromEntries(Object.entries(r.refused).map(([k, v]) => [k, replyOf(v)])),
       reply: replyOf(r.reply),
       queueId: r.queueId
@@ -190,6 +189,27 @@ const resultOf = (
 }
 
 const textDecoder = new TextDecoder()
+
+/**
+ * Ends a message with no recipient left pending (those still pending first become `expired`
+ * when `expire`): its state follows from its recipients'.
+ */
+const settle = (
+  sql: SqlClient.SqlClient,
+  id: string,
+  now: number,
+  options: {
+    readonly expire?: boolean
+    readonly lastReply?: Policy.Reply | undefined
+    readonly queueId?: string | undefined
+  } = {}
+) =>
+  Effect.gen(function*() {
+    if (options.expire) yield* Store.moveRecipients(sql, id, ["pending"], "expired")
+    const state = Policy.finalState((yield* Store.recipients(sql, id)).map((r) => r.state))
+    yield* Store.setState(sql, id, state, now, { lastReply: options.lastReply, queueId: options.queueId })
+    return state
+  })
 
 const recordRetry = Schedule.exponential("50 millis").pipe(Schedule.intersect(Schedule.recurs(6)))
 
@@ -215,14 +235,8 @@ const makeDestinationHandlers = (options: Options) =>
         readonly payload: Store.Payload
       }
 
-    const finish = (id: string, now: number, expired: boolean) =>
-      Effect.gen(function*() {
-        if (expired) yield* Store.moveRecipients(sql, id, ["pending"], "expired")
-        const states = (yield* Store.recipients(sql, id)).map((r) => r.state)
-        const state = Policy.finalState(states)
-        yield* Store.setState(sql, id, state, now)
-        return { _tag: "Done", state } as const
-      })
+    const finish = (id: string, now: number, expire: boolean) =>
+      Effect.map(settle(sql, id, now, { expire }), (state) => ({ _tag: "Done", state }) as const)
 
     const claim = (id: string, generation: number): Effect.Effect<Claim, SqlError> =>
       sql.withTransaction(Effect.gen(function*() {
@@ -293,9 +307,7 @@ const makeDestinationHandlers = (options: Options) =>
             yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply })
             return { _tag: "Retry", expiresAt: row.expiresAt, soon: true } as const
           }
-          const states = (yield* Store.recipients(sql, row.id)).map((r) => r.state)
-          const state = Policy.finalState(states)
-          yield* Store.setState(sql, row.id, state, now, { lastReply: result.reply, queueId })
+          const state = yield* settle(sql, row.id, now, { lastReply: result.reply, queueId })
           return { _tag: "Done", state } as const
         })).pipe(
           // the message went out (or not) and this is what happened: a database hiccup here would
@@ -368,14 +380,9 @@ const makeDeliveryLayer = (options: Options) =>
             return yield* Activity.make({
               name: `give-up-${n}`,
               success: Schema.String,
-              execute: sql.withTransaction(Effect.gen(function*() {
-                const now = yield* Clock.currentTimeMillis
-                yield* Store.moveRecipients(sql, payload.id, ["pending"], "expired")
-                const states = (yield* Store.recipients(sql, payload.id)).map((r) => r.state)
-                const state = Policy.finalState(states)
-                yield* Store.setState(sql, payload.id, state, now)
-                return state
-              })).pipe(Effect.orDie)
+              execute: sql.withTransaction(
+                Effect.flatMap(Clock.currentTimeMillis, (now) => settle(sql, payload.id, now, { expire: true }))
+              ).pipe(Effect.orDie)
             })
           }
           delay = Math.min(next.value, Math.max(0, reply.expiresAt - (yield* Clock.currentTimeMillis)))

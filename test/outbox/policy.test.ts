@@ -8,7 +8,6 @@ describe("outbox policy", () => {
   it("a sent message: accepted, 4xx kept pending, 5xx refused", () => {
     const d = Policy.decide(["a@x", "B@x", "c@x"], {
       _tag: "Sent",
-      accepted: ["a@x"],
       refused: { "b@x": { code: 451, text: "later" }, "c@x": { code: 550, text: "no" } },
       reply: ok,
       queueId: "ABC"

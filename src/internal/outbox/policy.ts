@@ -54,7 +54,7 @@ export interface Reply {
 export type AttemptResult =
   | {
     readonly _tag: "Sent"
-    readonly accepted: ReadonlyArray<string>
+    /** The recipients refused at RCPT (every other one was accepted). */
     readonly refused: Readonly<Record<string, Reply>>
     readonly reply: Reply
     readonly queueId: string | undefined
