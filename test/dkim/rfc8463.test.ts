@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Redacted, TestClock } from "effect"
 import { Message } from "effect-smtp"
 import * as Dkim from "effect-smtp/Dkim"
-import { RFC8463_ED25519_SEED, RFC8463_RSA_PKCS1 } from "./rfc8463.js"
+import { RFC8463_ED25519_SEED, RFC8463_MESSAGE, RFC8463_RSA_PKCS1 } from "./rfc8463.js"
 import { dkimpy, dkimpyRequired, dkimpySkipReason, mailauth } from "./verifiers.js"
 
 /** A.2 */
@@ -20,22 +20,7 @@ const RECORDS = {
     "Ip3G+2kryOTIKT+l/K4w3QIDAQAB"
 }
 
-/** The RFC 6376 example message of A.3, unsigned */
-const MESSAGE = [
-  "From: Joe SixPack <joe@football.example.com>",
-  "To: Suzie Q <suzie@shopping.example.net>",
-  "Subject: Is dinner ready?",
-  "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)",
-  "Message-ID: <20030712040037.46341.5F8J@football.example.com>",
-  "",
-  "Hi.",
-  "",
-  "We lost the game.  Are you hungry yet?",
-  "",
-  "Joe.",
-  "",
-  ""
-].join("\r\n")
+const MESSAGE = RFC8463_MESSAGE
 
 /** A.3, as published (folded as dkimpy folds) */
 const SIGNED_FIELDS = [

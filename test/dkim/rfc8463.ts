@@ -17,3 +17,20 @@ o7DUw1/hz2Ck4N5JrgUCQQCyKveNvjzkkd8HjYs0SwM0fPjK16//5qDZ2UiDGnOe
 uEzxBDAr518Z8VFbR41in3W4Y3yCDgQlLlcETrS+zYcL
 -----END RSA PRIVATE KEY-----
 `
+
+/** The RFC 6376 example message of A.3, unsigned (RFC 8463 signs it). */
+export const RFC8463_MESSAGE = [
+  "From: Joe SixPack <joe@football.example.com>",
+  "To: Suzie Q <suzie@shopping.example.net>",
+  "Subject: Is dinner ready?",
+  "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)",
+  "Message-ID: <20030712040037.46341.5F8J@football.example.com>",
+  "",
+  "Hi.",
+  "",
+  "We lost the game.  Are you hungry yet?",
+  "",
+  "Joe.",
+  "",
+  ""
+].join("\r\n")

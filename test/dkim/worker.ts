@@ -6,23 +6,7 @@
 import { Effect, Redacted, TestClock, TestContext } from "effect"
 import * as Dkim from "../../src/Dkim.js"
 import * as Message from "../../src/Message.js"
-import { RFC8463_ED25519_SEED, RFC8463_RSA_PKCS1 } from "./rfc8463.js"
-
-const RFC8463_MESSAGE = [
-  "From: Joe SixPack <joe@football.example.com>",
-  "To: Suzie Q <suzie@shopping.example.net>",
-  "Subject: Is dinner ready?",
-  "Date: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)",
-  "Message-ID: <20030712040037.46341.5F8J@football.example.com>",
-  "",
-  "Hi.",
-  "",
-  "We lost the game.  Are you hungry yet?",
-  "",
-  "Joe.",
-  "",
-  ""
-].join("\r\n")
+import { RFC8463_ED25519_SEED, RFC8463_MESSAGE, RFC8463_RSA_PKCS1 } from "./rfc8463.js"
 
 export type Answer =
   | { readonly ok: true; readonly signatures: ReadonlyArray<string>; readonly records: ReadonlyArray<string> }
