@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, FastCheck, Stream } from "effect"
 import * as MessageData from "../../src/internal/messageData.js"
 import { SmtpInvalidInput } from "../../src/SmtpError.js"
+import { splitAt } from "../support/bytes.js"
 
 const CR = 13
 const LF = 10
@@ -23,18 +24,6 @@ const concat = (parts: Iterable<Uint8Array>): Uint8Array => {
     out.set(p, offset)
     offset += p.length
   }
-  return out
-}
-
-const splitAt = (data: Uint8Array, offsets: ReadonlyArray<number>): Array<Uint8Array> => {
-  const cuts = [...new Set(offsets.map((o) => o % (data.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Uint8Array> = []
-  let from = 0
-  for (const cut of cuts) {
-    out.push(data.subarray(from, cut))
-    from = cut
-  }
-  out.push(data.subarray(from))
   return out
 }
 

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FastCheck } from "effect"
 import * as ReplyDecoder from "../../src/internal/replyDecoder.js"
+import { splitAt } from "../support/bytes.js"
 
 const encoder = new TextEncoder()
 const bytes = (s: string): Uint8Array => encoder.encode(s)
@@ -12,19 +13,6 @@ const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
     out.set(p, offset)
     offset += p.length
   }
-  return out
-}
-
-/** Splits `data` at the given offsets (any order, duplicates allowed, clamped to the length). */
-const splitAt = (data: Uint8Array, offsets: ReadonlyArray<number>): Array<Uint8Array> => {
-  const cuts = [...new Set(offsets.map((o) => o % (data.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Uint8Array> = []
-  let from = 0
-  for (const cut of cuts) {
-    out.push(data.subarray(from, cut))
-    from = cut
-  }
-  out.push(data.subarray(from))
   return out
 }
 

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Either, FastCheck } from "effect"
 import * as Proxy from "../../src/internal/proxy.js"
+import { splitAt } from "../support/bytes.js"
 
 const encoder = new TextEncoder()
 const bytes = (s: string): Uint8Array => encoder.encode(s)
@@ -36,18 +37,6 @@ const run = (handshake: Proxy.Handshake, chunks: ReadonlyArray<Uint8Array>) => {
     if (last._tag === "Failed") break
   }
   return { writes, last, after }
-}
-
-const splitAt = (data: Uint8Array, offsets: ReadonlyArray<number>): Array<Uint8Array> => {
-  const cuts = [...new Set(offsets.map((o) => o % (data.length + 1)))].sort((a, b) => a - b)
-  const out: Array<Uint8Array> = []
-  let from = 0
-  for (const cut of cuts) {
-    out.push(data.subarray(from, cut))
-    from = cut
-  }
-  out.push(data.subarray(from))
-  return out
 }
 
 describe("SOCKS5 requests", () => {
