@@ -5,15 +5,23 @@
  * - DATA: flight k+1 is `body(k) . CRLF` + `MAIL, RCPT..., DATA` of message k+1 (or, when message
  *   k's envelope failed, `RSET` + the next envelope): one round trip per message.
  * - BDAT (CHUNKING): every message is `RSET` (after the first), `MAIL, RCPT..., BDAT n LAST` + body,
- *   written without waiting, up to a window of messages in flight: about no round trip per message.
- *   The RSET puts the server back in its initial state whatever the previous message's outcome,
- *   since that outcome is not known yet when the next envelope is written.
+ *   written without waiting, several messages per write, up to a window of messages in flight:
+ *   about no round trip per message. The RSET puts the server back in its initial state whatever
+ *   the previous message's outcome, since that outcome is not known yet when the next envelope is
+ *   written.
  *
  * One outcome per message, in order: a refusal of one message never affects another, and after a
  * connection failure each message is `Unknown` when its end of data had been written, else `NotSent`.
  *
+ * The batch is a state machine driven by the engine's reply callbacks (`engine.onSettled`): a
+ * flight's replies are decided and the next flight is written in the reader's callback, with no
+ * fiber step per message. The consuming fiber takes the outcomes decided so far (one suspension per
+ * batch of replies at most), pulls a Stream's input, and performs what a callback cannot do at once
+ * (a write through a transport whose write is an Effect, or the wait for a congested socket).
+ *
  * @internal
  */
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -50,8 +58,14 @@ export interface BatchContext {
 
 /** Messages written ahead with BDAT before the oldest reply is awaited. */
 const BDAT_WINDOW = 32
+/** Messages per BDAT write at most: two writes in flight keep the connection busy. */
+const BDAT_GROUP = 16
 /** Bytes written ahead with BDAT at most (the window closes earlier for large messages). */
 const BDAT_WINDOW_BYTES = 1024 * 1024
+/** Bytes of one BDAT write at most (messages are added while under it): one write of the socket. */
+const BDAT_GROUP_BYTES = 60 * 1024
+/** Outcomes decided and not yet taken by the consumer: beyond this, no new message is written. */
+const AHEAD = 64
 
 const DATA = Either.getOrThrow(Codec.encode("DATA"))
 const RSET = Either.getOrThrow(Codec.encode("RSET"))
@@ -65,43 +79,407 @@ const unknown = (index: number, error: SmtpError): Outcome => ({
 })
 const notSent = (index: number, error: SmtpError): Outcome => ({ _tag: "NotSent", index, error })
 
+/** The outcome of an item, once decided: kept in input order. */
+class Slot {
+  outcome: Outcome | undefined = undefined
+}
+
+/** An item that can be sent: its position, its slot and its commands. */
+class Entry {
+  constructor(
+    readonly index: number,
+    readonly from: string,
+    readonly prepared: Prepared,
+    readonly slot: Slot
+  ) {}
+}
+
 /** The envelope's replies ([MAIL, RCPT...]) decided as a transaction decides them; undefined while some are missing. */
 const decideEnvelope = (entry: Entry, replies: ReadonlyArray<SmtpReply>) =>
-  Transaction.decideEnvelope(entry.item.from, entry.prepared.recipients, replies, undefined)
+  Transaction.decideEnvelope(entry.from, entry.prepared.recipients, replies, undefined)
 
-/** The outcome of a message from its final reply. */
-const finalOutcome = (index: number, refused: Record<string, SmtpReply>, reply: SmtpReply, verb: string): Outcome =>
-  reply.code === 250 ?
-    { _tag: "Sent", index, refused, reply } :
-    { _tag: "Refused", index, error: new SmtpDataError(replyFields(reply, verb)) }
+const pushEnvelope = (commands: Array<Codec.Command>, entry: Entry) => {
+  commands.push(entry.prepared.mail)
+  for (const rcpt of entry.prepared.rcpts) commands.push(rcpt)
+}
 
-interface Entry {
-  readonly index: number
-  readonly item: SmtpConnection.BatchItem
-  readonly prepared: Prepared
+/** A BDAT write: its messages, in order, and what it holds of the window. */
+class Group {
+  pending: Pending | undefined = undefined
+  constructor(
+    readonly entries: ReadonlyArray<Entry>,
+    /** Whether each message is preceded by RSET. */
+    readonly rsets: ReadonlyArray<boolean>,
+    readonly bytes: number
+  ) {}
+}
+
+/** A DATA flight: its replies are [final of `ending`] [`skip`: abandon, RSET] [envelope of `opening`, DATA]. */
+class Flight {
+  pending: Pending | undefined = undefined
+  constructor(
+    /** The message whose end of data leads the flight. */
+    readonly ending: Entry | undefined,
+    /** Its recipients refused at RCPT. */
+    readonly refused: Record<string, SmtpReply> | undefined,
+    readonly skip: number,
+    /** The message whose envelope and DATA close the flight. */
+    readonly opening: Entry | undefined
+  ) {}
+}
+
+/** A write the consuming fiber must make (the transport's write is an Effect, or several writes). */
+interface DeferredWrite {
+  readonly commands: ReadonlyArray<Codec.Command>
+  readonly written: (pending: Pending) => void
+  readonly failed: (error: SmtpError) => void
+  /** It holds a message's data after its 354: stopping before it is written leaves only closing. */
+  readonly dataOpen: boolean
 }
 
 /**
- * The batch as a Stream of outcomes, pulled on demand: nothing is written ahead of what the
- * consumer asks for beyond one flight (DATA) or one window (BDAT), so memory stays bounded.
+ * The batch as a Stream of outcomes, pulled on demand: nothing new is written while the consumer
+ * leaves `AHEAD` outcomes untaken, beyond one flight (DATA) or one window (BDAT), so memory stays
+ * bounded.
  */
 export const run = <E, R>(
   ctx: BatchContext,
-  items: Stream.Stream<SmtpConnection.BatchItem, E, R>
+  items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
 ): Stream.Stream<Outcome, E | SmtpError, R> =>
   Streams.unwrapScoped(Effect.gen(function*() {
     const { engine } = ctx
-    const pull = yield* Stream.toPull(items)
-    let index = 0
+    // the input: an iterable is read synchronously (from the reply callbacks too), a Stream pulled
+    const iterator = Stream.StreamTypeId in items ?
+      undefined :
+      (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
+    const pull = iterator === undefined ?
+      yield* Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>) :
+      undefined
+    /** Items pulled from the Stream and not yet taken. */
+    let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
+    let pulledAt = 0
     let inputDone = false
+    /** The iterator threw: the stream dies with it. */
+    let inputDefect: { readonly defect: unknown } | undefined
+    /** The machine wants more items and only a pull can bring them. */
+    let needPull = false
+
+    let index = 0
+    /** Items taken whose outcome has not been emitted, in order (from `slotsAt`). */
+    let slots: Array<Slot> = []
+    let slotsAt = 0
+    /** Outcomes decided, in order, not yet taken by the consumer. */
+    let ready: Array<Outcome> = []
     /** Set when the connection failed: every later item is NotSent with it. */
     let dead: SmtpError | undefined
-    /** What is in flight and must be settled if the consumer stops half-way. */
-    let inFlight: Array<Pending> = []
-    /** DATA was accepted (354) for the current message and its body is not written yet. */
-    let dataOpen = false
-    /** The current message (DATA): its envelope (with DATA) is in flight in `flight`, from `offset`. */
-    let current: Entry | undefined
+    /** The consumer stopped (the stream's scope closed): callbacks do nothing more. */
+    let stopped = false
+    /** The consuming fiber, waiting for something to do. */
+    let waiter: (() => void) | undefined
+    /** Writes the socket has not taken yet: the fiber waits for them (the write timeout runs meanwhile). */
+    let congested: Array<Effect.Effect<void>> = []
+    let deferred: DeferredWrite | undefined
+
+    const wake = () => {
+      const w = waiter
+      if (w !== undefined) {
+        waiter = undefined
+        w()
+      }
+    }
+
+    const nextItem = (): SmtpConnection.BatchItem | undefined => {
+      if (iterator !== undefined) {
+        if (inputDone) return undefined
+        try {
+          const next = iterator.next()
+          if (next.done === true) {
+            inputDone = true
+            return undefined
+          }
+          return next.value
+        } catch (defect) {
+          inputDefect = { defect }
+          inputDone = true
+          return undefined
+        }
+      }
+      if (pulledAt < pulled.length) return pulled[pulledAt++]
+      if (!inputDone) needPull = true
+      return undefined
+    }
+
+    /** The next item that can be sent; those that cannot are decided at once (their slots keep the order). */
+    const take = (): Entry | undefined => {
+      // (at most AHEAD invalid items at a time: the consumer takes their outcomes first)
+      for (let invalid = 0; invalid < AHEAD; invalid++) {
+        const item = nextItem()
+        if (item === undefined) return undefined
+        const slot = new Slot()
+        slots.push(slot)
+        const i = index++
+        const prepared = ctx.prepare(item)
+        if (Either.isLeft(prepared)) {
+          slot.outcome = notSent(i, prepared.left)
+          continue
+        }
+        if (ctx.chunking && prepared.right.bytes.length > Transaction.ONE_FLIGHT_LIMIT) {
+          slot.outcome = notSent(
+            i,
+            new SmtpInvalidInput({
+              reason:
+                `A message of a batch may be at most ${Transaction.ONE_FLIGHT_LIMIT} bytes with BDAT; send it with sendmail`
+            })
+          )
+          continue
+        }
+        return new Entry(i, item.from, prepared.right, slot)
+      }
+      return undefined
+    }
+
+    /** Moves the decided outcomes at the head of the slots to `ready`. */
+    const flush = () => {
+      while (slotsAt < slots.length) {
+        const outcome = slots[slotsAt].outcome
+        if (outcome === undefined) break
+        ready.push(outcome)
+        slotsAt++
+      }
+      if (slotsAt === slots.length) {
+        slots = []
+        slotsAt = 0
+      } else if (slotsAt > 1024) {
+        slots = slots.slice(slotsAt)
+        slotsAt = 0
+      }
+    }
+
+    /** The outcome of a message from its final reply (not trusted after a stray reply). */
+    const finalOutcome = (
+      entry: Entry,
+      refused: Record<string, SmtpReply>,
+      reply: SmtpReply,
+      verb: string
+    ): Outcome => {
+      if (reply.code !== 250) {
+        return { _tag: "Refused", index: entry.index, error: new SmtpDataError(replyFields(reply, verb)) }
+      }
+      if (engine.desynchronised()) return unknown(entry.index, engine.failure("reading the final reply"))
+      return { _tag: "Sent", index: entry.index, refused, reply }
+    }
+
+    /**
+     * Writes commands: at once when the transport allows (then `written` runs now), else through
+     * the consuming fiber. Returns false when the machine must wait for the fiber.
+     */
+    const write = (
+      commands: ReadonlyArray<Codec.Command>,
+      dataOpen: boolean,
+      written: (pending: Pending) => void,
+      failed: (error: SmtpError) => void
+    ): void => {
+      const sent = engine.sendNow(commands)
+      if (sent === undefined) {
+        deferred = { commands, written, failed, dataOpen }
+        return
+      }
+      if (!("pending" in sent)) return failed(sent)
+      if (sent.written !== Effect.void) congested.push(sent.written)
+      written(sent.pending)
+    }
+
+    // ---------------------------------------------------------------------------------------- DATA
+    /** DATA flights in flight, oldest first. */
+    const flights: Array<Flight> = []
+    /** The flight whose envelope (and DATA) is in flight: its 354 may come, and then its data must follow. */
+    let opened: Flight | undefined
+
+    const writeFlight = (f: Flight, commands: ReadonlyArray<Codec.Command>) => {
+      flights.push(f)
+      if (f.opening !== undefined) opened = f
+      write(commands, f.ending !== undefined, (p) => {
+        f.pending = p
+        engine.onSettled(p, (batch) => settleFlight(f, batch))
+      }, (error) => {
+        // nothing could be written: the message's data did not go out either
+        dead = error
+        flights.splice(flights.indexOf(f), 1)
+        if (opened === f) opened = undefined
+        if (f.ending !== undefined) f.ending.slot.outcome = notSent(f.ending.index, error)
+        if (f.opening !== undefined) f.opening.slot.outcome = notSent(f.opening.index, error)
+      })
+    }
+
+    /** The next message's envelope and DATA, when no other envelope is in flight. */
+    const pumpData = () => {
+      if (opened !== undefined || deferred !== undefined || stopped || dead !== undefined || ready.length >= AHEAD) {
+        return
+      }
+      const entry = take()
+      if (entry !== undefined) {
+        const commands: Array<Codec.Command> = Array.of()
+        pushEnvelope(commands, entry)
+        commands.push(DATA)
+        writeFlight(new Flight(undefined, undefined, 0, entry), commands)
+      }
+      flush()
+    }
+
+    const settleFlight = (f: Flight, batch: Batch): void => {
+      flights.splice(flights.indexOf(f), 1)
+      if (opened === f) opened = undefined
+      if (stopped) return
+      let at = f.skip
+      if (f.ending !== undefined) {
+        const final = batch.replies[0]
+        f.ending.slot.outcome = final === undefined ?
+          unknown(f.ending.index, batch.error!) :
+          finalOutcome(f.ending, f.refused!, final, "<end of data>")
+        at++
+      }
+      const entry = f.opening
+      const commands: Array<Codec.Command> = Array.of()
+      let ending: Entry | undefined
+      let refused: Record<string, SmtpReply> | undefined
+      let skip = 0
+      if (entry !== undefined) {
+        const replies = at === 0 ? batch.replies : batch.replies.slice(at)
+        const decided = decideEnvelope(entry, replies)
+        const dataReply = replies[entry.prepared.recipients.length + 1]
+        if (decided === undefined || (decided._tag === "Accepted" && dataReply === undefined)) {
+          // the connection failed before the envelope's replies came: nothing of the body was written
+          entry.slot.outcome = notSent(entry.index, batch.error!)
+        } else if (decided._tag === "Accepted" && dataReply!.code === 354) {
+          commands.push(Codec.messageData(MessageData.dotStuffBytes(entry.prepared.bytes), 1))
+          ending = entry
+          refused = decided.refused
+        } else {
+          entry.slot.outcome = {
+            _tag: "Refused",
+            index: entry.index,
+            error: decided._tag === "Failed" ? decided.error : new SmtpDataError(replyFields(dataReply!, "DATA"))
+          }
+          // an accepted DATA for a failed envelope is ended empty (nobody receives it), then RSET
+          // unless the server is closing (421)
+          if (dataReply?.code === 354) {
+            commands.push(Transaction.abandonDataCommand())
+            skip++
+          }
+          if (decided._tag === "Failed" ? decided.rset : dataReply!.code !== 421) {
+            commands.push(RSET)
+            skip++
+          }
+        }
+      }
+      if (batch.error !== undefined) dead ??= batch.error
+      if (dead === undefined) {
+        const following = ready.length < AHEAD ? take() : undefined
+        if (following !== undefined) {
+          pushEnvelope(commands, following)
+          commands.push(DATA)
+        }
+        if (commands.length > 0) writeFlight(new Flight(ending, refused, skip, following), commands)
+      }
+      flush()
+      wake()
+    }
+
+    // ---------------------------------------------------------------------------------------- BDAT
+    /** BDAT writes in flight, oldest first. */
+    const groups: Array<Group> = []
+    let windowMessages = 0
+    let windowBytes = 0
+    let first = true
+    /** Taken and not yet written (it did not fit in the last write). */
+    let carried: Entry | undefined
+    /** The last message written was refused: its transaction may still be open on the server. */
+    let lastRefused = false
+
+    const bdatOutcome = (entry: Entry, replies: ReadonlyArray<SmtpReply>, error: SmtpError | undefined): Outcome => {
+      const decided = decideEnvelope(entry, replies)
+      if (decided !== undefined && decided._tag === "Failed") {
+        return { _tag: "Refused", index: entry.index, error: decided.error }
+      }
+      const final = replies[entry.prepared.recipients.length + 1]
+      // BDAT LAST went out with the envelope: without its reply the outcome is unknown
+      if (decided === undefined || final === undefined) return unknown(entry.index, error!)
+      return finalOutcome(entry, decided.refused, final, "BDAT")
+    }
+
+    const pumpBdat = () => {
+      while (
+        deferred === undefined && !stopped && dead === undefined && ready.length < AHEAD &&
+        windowMessages < BDAT_WINDOW && windowBytes < BDAT_WINDOW_BYTES
+      ) {
+        const entries: Array<Entry> = Array.of()
+        const rsets: Array<boolean> = Array.of()
+        const commands: Array<Codec.Command> = Array.of()
+        let bytes = 0
+        while (entries.length < BDAT_GROUP && windowMessages + entries.length < BDAT_WINDOW) {
+          const entry = carried ?? take()
+          carried = undefined
+          if (entry === undefined) break
+          const size = entry.prepared.bytes.length
+          if (
+            entries.length > 0 && (bytes + size > BDAT_GROUP_BYTES || windowBytes + bytes + size > BDAT_WINDOW_BYTES)
+          ) {
+            carried = entry
+            break
+          }
+          if (!first) commands.push(RSET)
+          rsets.push(!first)
+          first = false
+          pushEnvelope(commands, entry)
+          commands.push(Codec.bdat(MessageData.withFinalCrlf(entry.prepared.bytes), true))
+          entries.push(entry)
+          bytes += size
+        }
+        flush()
+        if (entries.length === 0) return
+        const group = new Group(entries, rsets, bytes)
+        groups.push(group)
+        windowMessages += entries.length
+        windowBytes += bytes
+        write(commands, false, (p) => {
+          group.pending = p
+          engine.onSettled(p, (batch) => settleGroup(group, batch))
+        }, (error) => {
+          // nothing could be written
+          dead = error
+          groups.splice(groups.indexOf(group), 1)
+          windowMessages -= entries.length
+          windowBytes -= bytes
+          for (const entry of entries) entry.slot.outcome = notSent(entry.index, error)
+          flush()
+        })
+      }
+    }
+
+    const settleGroup = (group: Group, batch: Batch): void => {
+      groups.splice(groups.indexOf(group), 1)
+      windowMessages -= group.entries.length
+      windowBytes -= group.bytes
+      if (stopped) return
+      let at = 0
+      for (let i = 0; i < group.entries.length; i++) {
+        const entry = group.entries[i]
+        if (group.rsets[i]) at++
+        const owed = entry.prepared.recipients.length + 2
+        const outcome = bdatOutcome(entry, batch.replies.slice(at, at + owed), batch.error)
+        at += owed
+        entry.slot.outcome = outcome
+        lastRefused = outcome._tag === "Refused"
+      }
+      if (batch.error !== undefined) dead = batch.error
+      flush()
+      pumpBdat()
+      wake()
+    }
+
+    // ------------------------------------------------------------------------------------ the fiber
+    const pump = ctx.chunking ? pumpBdat : pumpData
+    const inFlight = () => ctx.chunking ? groups.length > 0 : flights.length > 0
 
     // stopped half-way (the consumer had enough, or an interruption): with DATA, a message whose
     // envelope and DATA went out may have been answered 354, and then the server reads whatever
@@ -110,274 +488,102 @@ export const run = <E, R>(
     // flight is complete: reading the owed replies and RSET is enough.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        if (dataOpen || current !== undefined) return Effect.runSync(engine.close)
-        if (inFlight.some((p) => !p.settled())) ctx.onInterrupted(ctx.rset)
+        stopped = true
+        waiter = undefined
+        if (deferred?.dataOpen === true || (opened !== undefined && opened.pending !== undefined)) {
+          return Effect.runSync(engine.close)
+        }
+        if (inFlight() || lastRefused) ctx.onInterrupted(ctx.rset)
       })
     )
 
-    /** Items pulled and not yet taken, in order (a pull may bring several). */
-    const pending: Array<SmtpConnection.BatchItem> = []
-    /** The next pending item that can be sent; those that cannot become outcomes at once. */
-    const takePending = (outcomes: Array<Outcome>): Entry | undefined => {
-      while (pending.length > 0) {
-        const item = pending.shift()!
-        const i = index++
-        if (dead !== undefined) {
-          outcomes.push(notSent(i, dead))
-          continue
-        }
-        const prepared = ctx.prepare(item)
-        if (Either.isLeft(prepared)) {
-          outcomes.push({ _tag: "NotSent", index: i, error: prepared.left })
-          continue
-        }
-        return { index: i, item, prepared: prepared.right }
-      }
-      return undefined
-    }
-    /** The next item and its preparation, pulling the input when nothing is pending. */
-    const nextEntry = (outcomes: Array<Outcome>): Effect.Effect<Entry | undefined, E, R> =>
-      Effect.suspend(() => {
-        const ready = takePending(outcomes)
-        if (ready !== undefined || inputDone) return Effect.succeed(ready)
-        return Effect.flatMap(
-          Effect.catchAll(pull, (e) =>
-            Option.match(e, {
-              onNone: () => {
-                inputDone = true
-                return Effect.succeed(undefined)
-              },
-              onSome: (error) => Effect.fail(error)
-            })),
-          (chunk) => {
-            if (chunk === undefined) return Effect.succeed(undefined)
-            for (const item of chunk) pending.push(item)
-            return nextEntry(outcomes)
-          }
-        )
-      })
-
-    /** After a failure of the connection: the rest of the input is NotSent. */
-    const drainDead = (outcomes: Array<Outcome>) =>
-      Effect.gen(function*() {
-        while (true) {
-          const entry = yield* nextEntry(outcomes)
-          if (entry === undefined) return
-          outcomes.push(notSent(entry.index, dead!))
-        }
-      })
-
-    const envelopeOf = (entry: Entry): Array<Codec.Command> => [entry.prepared.mail, ...entry.prepared.rcpts]
-
     yield* ctx.greet
 
-    // ---------------------------------------------------------------------------------------- DATA
-    let flight: Batch | undefined
-    let offset = 0
-    let started = false
-
-    const dataStep: Effect.Effect<Option.Option<ReadonlyArray<Outcome>>, E, R> = Effect.gen(function*() {
-      const outcomes: Array<Outcome> = []
-      if (!started) {
-        started = true
-        current = yield* nextEntry(outcomes)
-        if (current !== undefined) {
-          const sent = yield* Effect.either(engine.send([...envelopeOf(current), DATA]))
-          if (Either.isLeft(sent)) {
-            dead = sent.left
-            outcomes.push(notSent(current.index, dead))
-            current = undefined
-            yield* drainDead(outcomes)
-          } else {
-            inFlight = [sent.right]
-            flight = yield* sent.right.await
-            offset = 0
-          }
-        }
-        return Option.some(outcomes)
-      }
-      if (current === undefined) return outcomes.length > 0 ? Option.some(outcomes) : Option.none()
-      const entry = current
-      const batch = flight!
-      const replies = batch.replies.slice(offset)
-      const n = entry.prepared.recipients.length
-      const decided = decideEnvelope(entry, replies)
-      const dataReply = replies[n + 1]
-      // the connection failed before the envelope's replies came: nothing of the body was written
-      if (decided === undefined || (decided._tag === "Accepted" && dataReply === undefined)) {
-        dead = batch.error!
-        outcomes.push(notSent(entry.index, dead))
-        current = undefined
-        yield* drainDead(outcomes)
-        return Option.some(outcomes)
-      }
-      // items read ahead that are already decided (invalid) come after this message's outcome
-      const later: Array<Outcome> = []
-      const following = yield* nextEntry(later)
-      const commands: Array<Codec.Command> = []
-      let endsAt = -1
-      // RSET after a refusal unless the server is closing (421)
-      const rset = decided._tag === "Failed" ? decided.rset : dataReply!.code !== 421
-      if (decided._tag === "Accepted" && dataReply!.code === 354) {
-        dataOpen = true
-        commands.push(Codec.messageData(MessageData.dotStuffBytes(entry.prepared.bytes), 1))
-        endsAt = 0
-      } else {
-        const error = decided._tag === "Failed" ? decided.error : new SmtpDataError(replyFields(dataReply!, "DATA"))
-        outcomes.push({ _tag: "Refused", index: entry.index, error })
-        // an accepted DATA for a failed envelope is ended empty (nobody receives it), then RSET
-        if (dataReply?.code === 354) commands.push(Transaction.abandonDataCommand())
-        if (rset) commands.push(RSET)
-      }
-      if (following !== undefined) commands.push(...envelopeOf(following), DATA)
-      if (commands.length === 0) {
-        current = undefined
-        outcomes.push(...later)
-        return Option.some(outcomes)
-      }
-      const sent = yield* Effect.either(engine.send(commands))
-      dataOpen = false
-      if (Either.isLeft(sent)) {
-        // nothing could be written: the body was not sent either
-        dead = sent.left
-        if (endsAt === 0) outcomes.push(notSent(entry.index, dead))
-        outcomes.push(...later)
-        if (following !== undefined) outcomes.push(notSent(following.index, dead))
-        current = undefined
-        yield* drainDead(outcomes)
-        return Option.some(outcomes)
-      }
-      inFlight = [sent.right]
-      const result = yield* sent.right.await
-      // replies: [final of this message] [abandon] [RSET] [next envelope...]
-      let at = 0
-      if (endsAt === 0) {
-        const final = result.replies[0]
-        outcomes.push(
-          final === undefined ?
-            unknown(entry.index, result.error!) :
-            finalOutcome(entry.index, (decided as Transaction.Accepted).refused, final, "<end of data>")
-        )
-        at = 1
-      } else {
-        if (dataReply?.code === 354) at++
-        if (rset) at++
-      }
-      outcomes.push(...later)
-      current = following
-      flight = result
-      offset = at
-      if (following !== undefined && result.replies.length <= at && result.error !== undefined) {
-        dead = result.error
-        outcomes.push(notSent(following.index, dead))
-        current = undefined
-        yield* drainDead(outcomes)
-      }
-      return Option.some(outcomes)
+    const done: Effect.Effect<never, Option.Option<never>> = Effect.fail(Option.none())
+    const wait: Effect.Effect<void> = Effect.async<void>((resume) => {
+      waiter = () => resume(Effect.void)
     })
 
-    // ---------------------------------------------------------------------------------------- BDAT
-    interface Written {
-      readonly entry: Entry
-      readonly pending: Pending
-      readonly rset: boolean
-      readonly bytes: number
-    }
-    /** A place in the window: a message written, or an outcome already known (kept in order). */
-    type Slot = Written | { readonly decided: Outcome }
-    const window: Array<Slot> = []
-    let windowBytes = 0
-    let first = true
-    /** The last message written was refused: its transaction may still be open on the server. */
-    let lastRefused = false
-
-    const bdatOutcome = (w: Written, batch: Batch): Outcome => {
-      const replies = w.rset ? batch.replies.slice(1) : batch.replies
-      const decided = decideEnvelope(w.entry, replies)
-      if (decided !== undefined && decided._tag === "Failed") {
-        return { _tag: "Refused", index: w.entry.index, error: decided.error }
+    /** The next outcomes: what is decided, after doing what the machine cannot do alone. */
+    const step: Effect.Effect<Chunk.Chunk<Outcome>, Option.Option<E | SmtpError>, R> = Effect.suspend(() => {
+      if (congested.length > 0) {
+        const writes = congested
+        congested = []
+        return Effect.zipRight(Effect.forEach(writes, (w) => w, { discard: true }), step)
       }
-      const final = replies[w.entry.prepared.recipients.length + 1]
-      // BDAT LAST went out with the envelope: without its reply the outcome is unknown
-      if (decided === undefined || final === undefined) {
-        return unknown(w.entry.index, batch.error!)
+      if (deferred !== undefined) {
+        const d = deferred
+        return Effect.flatMap(Effect.either(engine.send(d.commands)), (sent) => {
+          deferred = undefined
+          if (Either.isLeft(sent)) d.failed(sent.left)
+          else d.written(sent.right)
+          flush()
+          pump()
+          return step
+        })
       }
-      return finalOutcome(w.entry.index, decided.refused, final, "BDAT")
-    }
-
-    const bdatStep: Effect.Effect<Option.Option<ReadonlyArray<Outcome>>, E, R> = Effect.gen(function*() {
-      const outcomes: Array<Outcome> = []
-      // fill the window
-      while (dead === undefined && window.length < BDAT_WINDOW && windowBytes < BDAT_WINDOW_BYTES) {
-        const decided: Array<Outcome> = []
-        const entry = yield* nextEntry(decided)
-        for (const outcome of decided) window.push({ decided: outcome })
-        if (entry === undefined) break
-        if (entry.prepared.bytes.length > Transaction.ONE_FLIGHT_LIMIT) {
-          window.push({
-            decided: {
-              _tag: "NotSent",
-              index: entry.index,
-              error: new SmtpInvalidInput({
-                reason:
-                  `A message of a batch may be at most ${Transaction.ONE_FLIGHT_LIMIT} bytes with BDAT; send it with sendmail`
-              })
-            }
-          })
-          continue
-        }
-        const commands: Array<Codec.Command> = first ? [] : [RSET]
-        commands.push(...envelopeOf(entry), Codec.bdat(MessageData.withFinalCrlf(entry.prepared.bytes), true))
-        const sent = yield* Effect.either(engine.send(commands))
-        if (Either.isLeft(sent)) {
-          dead = sent.left
-          window.push({ decided: notSent(entry.index, dead) })
-          break
-        }
-        window.push({ entry, pending: sent.right, rset: !first, bytes: entry.prepared.bytes.length })
-        inFlight.push(sent.right)
-        windowBytes += entry.prepared.bytes.length
-        first = false
+      if (ready.length > 0) {
+        const outcomes = ready
+        ready = []
+        pump()
+        return Effect.succeed(Chunk.unsafeFromArray(outcomes))
       }
-      // settle the oldest message
-      const oldest = window.shift()
-      if (oldest === undefined) {
-        if (dead !== undefined) yield* drainDead(outcomes)
-        else if (lastRefused && inputDone) {
+      // a Stream's next items are pulled before waiting for replies (so the window can fill)
+      if (needPull && !inputDone) {
+        needPull = false
+        return Effect.matchEffect(pull!, {
+          onFailure: Option.match({
+            onNone: () => {
+              inputDone = true
+              return step
+            },
+            onSome: (error) => Effect.fail(Option.some<E | SmtpError>(error))
+          }),
+          onSuccess: (chunk) => {
+            pulled = Chunk.toReadonlyArray(chunk)
+            pulledAt = 0
+            if (dead !== undefined) drainDead()
+            else pump()
+            return step
+          }
+        })
+      }
+      if (inFlight()) return Effect.zipRight(wait, step)
+      // the iterable threw: the outcomes of what was written first, then the defect
+      if (inputDefect !== undefined) return Effect.die(inputDefect.defect)
+      if (dead !== undefined && (!inputDone || carried !== undefined)) {
+        drainDead()
+        return step
+      }
+      if (inputDone && carried === undefined) {
+        if (lastRefused && dead === undefined) {
           // the next operation on this connection must find no transaction open (a MAIL after a
           // refused BDAT LAST is a 503 "nested MAIL" on most servers), as after a refused sendmail
           lastRefused = false
-          yield* ctx.rset
+          return Effect.zipRight(ctx.rset, done)
         }
-        return outcomes.length > 0 || !inputDone ? Option.some(outcomes) : Option.none()
+        return done
       }
-      if ("decided" in oldest) {
-        outcomes.push(oldest.decided)
-        return Option.some(outcomes)
-      }
-      windowBytes -= oldest.bytes
-      inFlight = inFlight.filter((p) => p !== oldest.pending)
-      const batch = yield* oldest.pending.await
-      const outcome = bdatOutcome(oldest, batch)
-      lastRefused = outcome._tag === "Refused"
-      outcomes.push(outcome)
-      if (batch.error !== undefined) dead = batch.error
-      if (dead !== undefined) {
-        // the rest of the window went out too: each is decided by what came back, or unknown
-        for (const w of window.splice(0)) {
-          outcomes.push("decided" in w ? w.decided : bdatOutcome(w, yield* w.pending.await))
-        }
-        windowBytes = 0
-        yield* drainDead(outcomes)
-      }
-      return Option.some(outcomes)
+      pump()
+      if (inFlight() || ready.length > 0 || deferred !== undefined || needPull || inputDone) return step
+      return Effect.dieMessage("sendBatch: the batch stalled (a bug of effect-smtp)")
     })
 
-    const step = ctx.chunking ? bdatStep : dataStep
-    return Stream.repeatEffectOption(
-      Effect.flatMap(
-        Effect.mapError(step, Option.some),
-        (o) => Option.isNone(o) ? Effect.fail(Option.none()) : Effect.succeed(o.value)
-      )
-    ).pipe(Stream.flattenIterables)
+    /** After a failure of the connection: the input is NotSent, `AHEAD` items at a time. */
+    const drainDead = () => {
+      if (carried !== undefined) {
+        carried.slot.outcome = notSent(carried.index, dead!)
+        carried = undefined
+      }
+      for (let n = 0; n < AHEAD; n++) {
+        const item = nextItem()
+        if (item === undefined) break
+        const slot = new Slot()
+        slot.outcome = notSent(index++, dead!)
+        slots.push(slot)
+      }
+      flush()
+    }
+
+    return Stream.repeatEffectChunkOption(step)
   }))

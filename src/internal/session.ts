@@ -582,9 +582,10 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const sendBatch = <E, R>(
       items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
     ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> => {
-      const input: Stream.Stream<SmtpConnection.BatchItem, E, R> = Stream.StreamTypeId in items ?
-        items as Stream.Stream<SmtpConnection.BatchItem, E, R> :
-        Streams.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
+      const input = (): Stream.Stream<SmtpConnection.BatchItem, E, R> =>
+        Stream.StreamTypeId in items ?
+          items as Stream.Stream<SmtpConnection.BatchItem, E, R> :
+          Streams.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
       return Streams.unwrapScoped(Effect.gen(function*() {
         // the session is held for the whole batch
         // waiting for the session stays interruptible (a Stream's scoped set-up is not, by default)
@@ -592,7 +593,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {
-          return Streams.mapEffectSequential(Stream.zipWithIndex(input), ([item, index]) => sendOne(item, index))
+          return Streams.mapEffectSequential(Stream.zipWithIndex(input()), ([item, index]) => sendOne(item, index))
         }
         return Batch.run({
           engine,
@@ -621,7 +622,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             recover = r
           },
           rset: quietRset
-        }, input)
+        }, items)
       })).pipe((stream) =>
         Streams.unwrap(
           Effect.tracerWith((tracer) =>

@@ -92,11 +92,15 @@ describe.concurrent("fault matrix over real sockets", () => {
 describe("resources", () => {
   it.live("after the matrix: no socket, server or timer left", () =>
     Effect.gen(function*() {
+      // what is left over: more of a kind than before the matrix (a handle that was there before
+      // and has ended since, a worker's timer, is not a leak)
+      const leftOver = (now: Record<string, number>) =>
+        Object.entries(now).filter(([kind, n]) => n > (before[kind] ?? 0))
       let after = resources()
-      for (let i = 0; i < 40 && JSON.stringify(after) !== JSON.stringify(before); i++) {
+      for (let i = 0; i < 40 && leftOver(after).length > 0; i++) {
         yield* Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 25)))
         after = resources()
       }
-      assert.deepStrictEqual(after, before)
+      assert.deepStrictEqual(leftOver(after), [], JSON.stringify({ before, after }))
     }))
 })
