@@ -259,10 +259,14 @@ export interface Service {
    * Sends a sequence of messages with cross-message pipelining (RFC 2920 §3.1): the next message's
    * envelope goes in the same write as the previous message's end of data (one round trip per
    * message with DATA), or, with CHUNKING, every message is written without waiting for the
-   * previous one's replies (a window of 32 messages or 1 MiB). Returns one outcome per message, in
-   * input order, as a Stream pulled on demand (memory stays bounded by the window, not by the
-   * number of messages). One message's refusal never affects another's outcome. Without
-   * PIPELINING the messages go one at a time. The session is held for the whole batch.
+   * previous one's replies (up to 16 messages per write, a window of 64 messages or 1 MiB). The
+   * next flight is written from the reply callback, and a message's data as soon as its 354
+   * comes. Returns one outcome per message, in input order, as a Stream pulled on demand (memory
+   * stays bounded by the window and 64 outcomes not yet taken, not by the number of messages);
+   * while replies are owed, outcomes come in chunks of up to 16. An iterable is read as messages
+   * are written; a Stream is pulled chunk by chunk. One message's refusal never affects another's
+   * outcome. Without PIPELINING the messages go one at a time. The session is held for the whole
+   * batch.
    */
   readonly sendBatch: <E = never, R = never>(
     items: Iterable<BatchItem> | Stream.Stream<BatchItem, E, R>

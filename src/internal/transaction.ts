@@ -279,9 +279,84 @@ export const run = <E, R>(
   rcpts: ReadonlyArray<Codec.Command>,
   body: Body<E, R>
 ): Effect.Effect<Outcome, SmtpError | E, R> =>
-  ctx.pipelining && !ctx.chunking && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
-    pipelinedData(ctx, from, recipients, mail, rcpts, body.bytes) :
+  ctx.pipelining && body.bytes !== undefined && body.bytes.length <= ONE_FLIGHT_LIMIT ?
+    !ctx.chunking ?
+      pipelinedData(ctx, from, recipients, mail, rcpts, body.bytes) :
+      !ctx.lmtp ?
+      oneFlightBdat(ctx, from, recipients, mail, rcpts, body.bytes) :
+      general(ctx, from, recipients, mail, rcpts, body) :
     general(ctx, from, recipients, mail, rcpts, body)
+
+/** A transaction's outcome: a class, not a literal (see `AcceptedEnvelope`). */
+class TransactionOutcome implements Outcome {
+  constructor(
+    readonly refused: Readonly<Record<string, SmtpReply>>,
+    readonly accepted: ReadonlyArray<number>,
+    readonly finals: ReadonlyArray<Either.Either<SmtpReply, SmtpError>>,
+    readonly endCommand: string
+  ) {}
+}
+
+/**
+ * SMTP with CHUNKING and a message in memory: MAIL, RCPT... and `BDAT n LAST` with the message
+ * in one write, one round trip, one `Effect.async` when the transport's write hands the bytes over
+ * at once (the replies are decided in the reader's callback). Every command is complete when
+ * written: an interruption leaves only replies to read, and RSET (registered before the write)
+ * settles them. The same results and errors as `general`'s one-flight BDAT.
+ */
+const oneFlightBdat = (
+  ctx: TransactionContext,
+  from: string,
+  recipients: ReadonlyArray<string>,
+  mail: Codec.Command,
+  rcpts: ReadonlyArray<Codec.Command>,
+  bytes: Uint8Array
+): Effect.Effect<Outcome, SmtpError> =>
+  Effect.suspend(() => {
+    const { engine } = ctx
+    const since = engine.endsWritten()
+    const unknown = unknownAfterEnd(engine, since)
+    const commands: Array<Codec.Command> = Array.of(mail)
+    for (const r of rcpts) commands.push(r)
+    commands.push(Codec.bdat(MessageData.withFinalCrlf(bytes), true))
+    ctx.onInterrupted(ctx.rset)
+    /** The replies came (or the connection failed): the outcome. */
+    const outcome = (batch: Batch): Effect.Effect<Outcome, SmtpError> => {
+      ctx.onInterrupted(undefined)
+      const decided = decideEnvelope(from, recipients, batch.replies, batch.error)
+      if (decided === undefined) return Effect.fail(unknown(batch.error!))
+      if (decided._tag === "Failed") {
+        return decided.rset ?
+          Effect.zipRight(ctx.rset, Effect.fail(unknown(decided.error))) :
+          Effect.fail(unknown(decided.error))
+      }
+      const final = batch.replies[recipients.length + 1]
+      const finals: Array<Either.Either<SmtpReply, SmtpError>> = Array.of(
+        final !== undefined ? Either.right(final) : Either.left(unknown(batch.error!))
+      )
+      return trusted(engine, unknown, new TransactionOutcome(decided.refused, decided.accepted, finals, "BDAT"))
+    }
+    const slow = Effect.flatMap(engine.send(commands), (p) => Effect.flatMap(p.await, outcome))
+    // no canceler (see `pipelinedData`): when the fiber was interrupted while it waited, the
+    // callback does nothing, and the RSET registered above reads what is owed
+    return Effect.withFiberRuntime<Outcome, SmtpError>((fiber, status) =>
+      Effect.async<Outcome, SmtpError>((resume) => {
+        const cancellable = RuntimeFlags.interruptible(status.runtimeFlags) && !interrupted(fiber)
+        const sent = engine.sendNow(commands)
+        if (sent === undefined) return resume(slow)
+        if (!("pending" in sent)) {
+          ctx.onInterrupted(undefined)
+          return resume(Effect.fail(sent))
+        }
+        if (sent.written !== Effect.void) {
+          return resume(Effect.zipRight(sent.written, Effect.flatMap(sent.pending.await, outcome)))
+        }
+        engine.onSettled(sent.pending, (batch) => {
+          if (!(cancellable && interrupted(fiber))) resume(outcome(batch))
+        })
+      })
+    )
+  })
 
 /**
  * The common case, as a short chain of callbacks: MAIL, RCPT... and DATA in one write, then the

@@ -361,8 +361,9 @@ for (const syncWrite of [false, true]) {
           }
           return { first: first.length, writtenWhileIdle, taken }
         })).pipe(Effect.provide(server.layer))
-        // what was taken, plus AHEAD (64) undelivered outcomes, plus the window (32) in flight
-        assert.isAtMost(result.writtenWhileIdle, result.first + 64 + 32)
+        // what was taken, plus 64 outcomes not taken (and one write of 16 decided past them),
+        // plus the window (64) in flight
+        assert.isAtMost(result.writtenWhileIdle, result.first + 64 + 16 + 64)
         assert.isAbove(result.writtenWhileIdle, result.first)
         assert.strictEqual(result.taken, 300)
         assert.deepStrictEqual(server.connection(0).mismatches(), [])

@@ -55,6 +55,8 @@ const BLOCK = "Subject: hi\r\n\r\nhello\r\n.\r\n"
 const OK = "250 2.1.0 ok"
 const QUEUED = "250 2.0.0 queued as 1234"
 const GO = "354 go ahead"
+/** MESSAGE as BDAT: with the CRLF the end of data would have added. */
+const BDAT_LAST = `BDAT ${MESSAGE.length + 2} LAST\r\n${MESSAGE}\r\n`
 const BYE421 = "421 4.3.2 service shutting down"
 
 const codeOf = (reply: Reply): number => {
@@ -1110,6 +1112,73 @@ for (const syncWrite of [false, true]) {
           assert.deepStrictEqual(server.connection(0).mismatches(), [])
         }),
         "interrupt unpipelined, reply first"
+      ))
+
+    it.effect("BDAT in one flight: interrupted while waiting, the RCPT refused; the next sendmail sends RSET first", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite }, {
+            steps: [
+              { expect: "EHLO client.test", reply: ehloReply("pipelined", ["CHUNKING"]) },
+              { expect: "MAIL FROM:<a@x.test>", reply: OK },
+              { expect: "RCPT TO:<b@x.test>", reply: "550 5.1.1 slow no" },
+              { expect: BDAT_LAST, reply: "554 5.5.1 no valid recipients" },
+              { expect: "RSET", reply: "250 2.0.0 reset" },
+              { expect: "MAIL FROM:<a2@x.test>", reply: OK },
+              { expect: "RCPT TO:<b2@x.test>", reply: OK },
+              { expect: BDAT_LAST, reply: QUEUED },
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const second = yield* Effect.scoped(
+            Effect.gen(function*() {
+              const smtp = yield* SmtpClient.connect(connectOptions)
+              yield* server.hold((chunk) => chunk.includes("slow no"))
+              const first = yield* Effect.fork(smtp.sendmail("a@x.test", "b@x.test", MESSAGE))
+              yield* eventually(server.holding, "the RCPT reply is held")
+              yield* Fiber.interrupt(first)
+              yield* server.release
+              // the late replies are read before the next operation begins
+              yield* Effect.repeatN(Effect.yieldNow(), 50)
+              return yield* smtp.sendmail("a2@x.test", "b2@x.test", MESSAGE)
+            })
+          ).pipe(Effect.provide(server.layer))
+          assert.deepStrictEqual(second, {})
+          assert.deepStrictEqual(server.connection(0).mismatches(), [])
+        }),
+        "interrupt one-flight BDAT"
+      ))
+
+    it.effect("BDAT in one flight: a send in an uninterruptible region of a fiber already interrupted completes", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite }, {
+            steps: [
+              { expect: "EHLO client.test", reply: ehloReply("pipelined", ["CHUNKING"]) },
+              { expect: "MAIL FROM:<a@x.test>", reply: OK },
+              { expect: "RCPT TO:<b@x.test>", reply: OK },
+              { expect: BDAT_LAST, reply: QUEUED },
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const outcome = yield* Effect.scoped(
+            Effect.gen(function*() {
+              const smtp = yield* SmtpClient.connect(connectOptions)
+              const gate = yield* Effect.makeLatch(false)
+              const fiber = yield* Effect.fork(
+                Effect.uninterruptible(Effect.zipRight(gate.await, smtp.sendmail("a@x.test", "b@x.test", MESSAGE)))
+              )
+              yield* Effect.yieldNow()
+              yield* Fiber.interruptFork(fiber)
+              yield* Effect.yieldNow()
+              yield* gate.open
+              return yield* withinRealTime(Fiber.await(fiber), 1000)
+            })
+          ).pipe(Effect.provide(server.layer))
+          assert.isTrue(Option.isSome(outcome), "the send hung")
+          assert.deepStrictEqual(server.connection(0).mismatches(), [])
+        }),
+        "uninterruptible one-flight BDAT in an interrupted fiber"
       ))
 
     it.effect("pipelined: a send in an uninterruptible region of a fiber already interrupted completes", () =>
