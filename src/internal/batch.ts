@@ -92,6 +92,8 @@ class Slot {
 
 /** An item that can be sent: its position, its slot and its commands. */
 class Entry {
+  /** DATA: the message dot-stuffed with its end of data, made ahead of its 354. */
+  data: Codec.Command | undefined = undefined
   constructor(
     readonly index: number,
     readonly from: string,
@@ -200,7 +202,8 @@ export const run = <E, R>(
       }
     }
 
-    const nextItem = (): SmtpConnection.BatchItem | undefined => {
+    /** The next item of the input; `pull`: when a Stream's pulled items are used up, ask for a pull. */
+    const nextItem = (pull = true): SmtpConnection.BatchItem | undefined => {
       if (iterator !== undefined) {
         if (inputDone) return undefined
         try {
@@ -217,15 +220,15 @@ export const run = <E, R>(
         }
       }
       if (pulledAt < pulled.length) return pulled[pulledAt++]
-      if (!inputDone) needPull = true
+      if (!inputDone && pull) needPull = true
       return undefined
     }
 
     /** The next item that can be sent; those that cannot are decided at once (their slots keep the order). */
-    const take = (): Entry | undefined => {
+    const take = (pull = true): Entry | undefined => {
       // (at most AHEAD invalid items at a time: the consumer takes their outcomes first)
       for (let invalid = 0; invalid < AHEAD; invalid++) {
-        const item = nextItem()
+        const item = nextItem(pull)
         if (item === undefined) return undefined
         const slot = new Slot()
         slots.push(slot)
@@ -323,17 +326,38 @@ export const run = <E, R>(
       })
     }
 
+    /**
+     * The next message, taken, validated, encoded and dot-stuffed while a flight is in flight: when
+     * the replies come, the reader's callback only decides and writes. Only from what is at hand
+     * (an iterable, or a Stream's items already pulled): a pull waits for the replies, so that a
+     * Stream that has nothing now may still have something then.
+     */
+    let lookahead: Entry | undefined
+    const prefetch = () => {
+      if (lookahead !== undefined || stopped || dead !== undefined || ready.length >= AHEAD) return
+      lookahead = take(false)
+      if (lookahead !== undefined) {
+        lookahead.data = Codec.messageData(MessageData.dotStuffBytes(lookahead.prepared.bytes), 1)
+      }
+    }
+    const takeAhead = (): Entry | undefined => {
+      const entry = lookahead ?? (ready.length < AHEAD ? take() : undefined)
+      lookahead = undefined
+      return entry
+    }
+
     /** The next message's envelope and DATA, when no other envelope is in flight. */
     const pumpData = () => {
       if (opened !== undefined || deferred !== undefined || stopped || dead !== undefined || ready.length >= AHEAD) {
         return
       }
-      const entry = take()
+      const entry = takeAhead()
       if (entry !== undefined) {
         const commands: Array<Codec.Command> = Array.of()
         pushEnvelope(commands, entry)
         commands.push(DATA)
         writeFlight(new Flight(undefined, undefined, 0, entry), commands)
+        prefetch()
       }
       flush()
     }
@@ -363,7 +387,8 @@ export const run = <E, R>(
           // the connection failed before the envelope's replies came: nothing of the body was written
           entry.slot.outcome = notSent(entry.index, batch.error!)
         } else if (decided._tag === "Accepted" && dataReply!.code === 354) {
-          commands.push(Codec.messageData(MessageData.dotStuffBytes(entry.prepared.bytes), 1))
+          commands.push(entry.data ?? Codec.messageData(MessageData.dotStuffBytes(entry.prepared.bytes), 1))
+          entry.data = undefined
           ending = entry
           refused = decided.refused
         } else {
@@ -386,12 +411,13 @@ export const run = <E, R>(
       }
       if (batch.error !== undefined) dead ??= batch.error
       if (dead === undefined) {
-        const following = ready.length < AHEAD ? take() : undefined
+        const following = takeAhead()
         if (following !== undefined) {
           pushEnvelope(commands, following)
           commands.push(DATA)
         }
         if (commands.length > 0) writeFlight(new Flight(ending, refused, skip, following), commands)
+        if (following !== undefined) prefetch()
       }
       flush()
       wake()
@@ -562,11 +588,11 @@ export const run = <E, R>(
       if (inFlight()) return Effect.zipRight(wait, step)
       // the iterable threw: the outcomes of what was written first, then the defect
       if (inputDefect !== undefined) return Effect.die(inputDefect.defect)
-      if (dead !== undefined && (!inputDone || carried !== undefined)) {
+      if (dead !== undefined && (!inputDone || carried !== undefined || lookahead !== undefined)) {
         drainDead()
         return step
       }
-      if (inputDone && carried === undefined) {
+      if (inputDone && carried === undefined && lookahead === undefined) {
         if (lastRefused && dead === undefined) {
           // the next operation on this connection must find no transaction open (a MAIL after a
           // refused BDAT LAST is a 503 "nested MAIL" on most servers), as after a refused sendmail
@@ -582,10 +608,11 @@ export const run = <E, R>(
 
     /** After a failure of the connection: the input is NotSent, `AHEAD` items at a time. */
     const drainDead = () => {
-      if (carried !== undefined) {
-        carried.slot.outcome = notSent(carried.index, dead!)
-        carried = undefined
+      for (const entry of [carried, lookahead]) {
+        if (entry !== undefined) entry.slot.outcome = notSent(entry.index, dead!)
       }
+      carried = undefined
+      lookahead = undefined
       for (let n = 0; n < AHEAD; n++) {
         const item = nextItem()
         if (item === undefined) break
