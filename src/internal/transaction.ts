@@ -287,6 +287,18 @@ export const run = <E, R>(
       general(ctx, from, recipients, mail, rcpts, body) :
     general(ctx, from, recipients, mail, rcpts, body)
 
+/** MAIL, every RCPT, then `last` (DATA, or BDAT LAST with the message): one write. */
+const flight = (
+  mail: Codec.Command,
+  rcpts: ReadonlyArray<Codec.Command>,
+  last: Codec.Command
+): Array<Codec.Command> => {
+  const commands: Array<Codec.Command> = Array.of(mail)
+  for (const r of rcpts) commands.push(r)
+  commands.push(last)
+  return commands
+}
+
 /** A transaction's outcome: a class, not a literal (see `AcceptedEnvelope`). */
 class TransactionOutcome implements Outcome {
   constructor(
@@ -316,9 +328,7 @@ const oneFlightBdat = (
     const { engine } = ctx
     const since = engine.endsWritten()
     const unknown = unknownAfterEnd(engine, since)
-    const commands: Array<Codec.Command> = Array.of(mail)
-    for (const r of rcpts) commands.push(r)
-    commands.push(Codec.bdat(MessageData.withFinalCrlf(bytes), true))
+    const commands = flight(mail, rcpts, Codec.bdat(MessageData.withFinalCrlf(bytes), true))
     ctx.onInterrupted(ctx.rset)
     /** The replies came (or the connection failed): the outcome. */
     const outcome = (batch: Batch): Effect.Effect<Outcome, SmtpError> => {
@@ -379,9 +389,7 @@ const pipelinedData = (
     const { engine } = ctx
     const since = engine.endsWritten()
     const unknown = unknownAfterEnd(engine, since)
-    const commands: Array<Codec.Command> = Array.of(mail)
-    for (const r of rcpts) commands.push(r)
-    commands.push(DATA)
+    const commands = flight(mail, rcpts, DATA)
     let envelope: Pending | undefined
     let end: Pending | undefined
     const registeredBefore = engine.registered()
