@@ -95,6 +95,8 @@ export interface ServerOptions {
   readonly lmtp: boolean
   /** Applied once, to the first transaction that reaches the stage. */
   readonly fault?: Fault | undefined
+  /** The fault is armed from this transaction on (0: the first MAIL); default: from the start. */
+  readonly faultFrom?: number | undefined
   /** Called with every message the server accepted (delivered), with its envelope sender. */
   readonly onDelivered?: ((message: Uint8Array, sender: string) => void) | undefined
   /** Called on every MAIL command (one per attempt), with its sender. */
@@ -177,8 +179,12 @@ export class SmtpModel {
 
   constructor(readonly options: ServerOptions, private readonly io: ServerIo) {}
 
+  /** MAIL commands read so far. */
+  private mails = 0
+
   private get fault(): Fault | undefined {
-    return this.fired === undefined ? this.options.fault : undefined
+    const armed = this.options.faultFrom === undefined || this.mails > this.options.faultFrom
+    return this.fired === undefined && armed ? this.options.fault : undefined
   }
 
   private faultAt(stage: Stage): FaultKind | undefined {
@@ -299,6 +305,7 @@ export class SmtpModel {
         return this.reply("250 mx.test")
       case "MAIL": {
         const sender = /<([^>]*)>/.exec(line)?.[1] ?? ""
+        this.mails++
         this.options.onMail?.(sender)
         const kind = this.faultAt("mail")
         if (kind !== undefined) {
