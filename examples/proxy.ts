@@ -2,14 +2,14 @@
 // TLS runs inside it and verifies the SMTP server's name.
 import { Config, Effect, Layer, Redacted } from "effect"
 import { Mailer } from "effect-smtp"
-import { NodeSmtpTransport } from "effect-smtp/node"
+import { NodeSmtpProxy } from "effect-smtp/node"
 
-export const TransportLive = NodeSmtpTransport.layerWith({
+export const TransportLive = NodeSmtpProxy.layer({
   proxy: { url: Redacted.make("socks5://user:password@proxy.internal:1080") } // or http://user:password@host:3128
 })
 
 // or from the environment: SMTP_PROXY=http://user:password@proxy.internal:3128
-export const TransportFromConfig = NodeSmtpTransport.layerConfig({
+export const TransportFromConfig = NodeSmtpProxy.layerConfig({
   proxy: Config.map(Config.redacted("SMTP_PROXY"), (url) => ({ url }))
 })
 

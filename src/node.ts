@@ -14,3 +14,8 @@
  * @since 0.1.0
  */
 export * as NodeSmtpTransport from "./NodeSmtpTransport.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as NodeSmtpProxy from "./NodeSmtpProxy.js"

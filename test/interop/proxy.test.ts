@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Config, ConfigProvider, Effect, Exit, Layer, Redacted, type Scope } from "effect"
 import { Mailer, SmtpClient, SmtpError, type SmtpTransport } from "effect-smtp"
-import { NodeSmtpTransport } from "effect-smtp/node"
+import { NodeSmtpProxy } from "effect-smtp/node"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { AiosmtpdPeer, PostfixPeer } from "./peers.js"
@@ -76,7 +76,7 @@ type Kind = "socks5" | "http"
 const peerOf = (kind: Kind) => proxyPeer(kind === "socks5" ? "dante" : "tinyproxy")
 
 /** The proxy as a URL with its credentials (Redacted), or with a wrong password. */
-const proxyUrl = (kind: Kind, password?: string): NodeSmtpTransport.ProxyOptions => {
+const proxyUrl = (kind: Kind, password?: string): NodeSmtpProxy.ProxyOptions => {
   const peer = peerOf(kind)
   const scheme = kind === "socks5" ? "socks5" : "http"
   return {
@@ -89,9 +89,9 @@ const proxyUrl = (kind: Kind, password?: string): NodeSmtpTransport.ProxyOptions
 
 /** Runs `effect` on the Node transport through `proxy`, scoped. */
 const through = <A, E>(
-  proxy: NodeSmtpTransport.ProxyOptions,
+  proxy: NodeSmtpProxy.ProxyOptions,
   effect: Effect.Effect<A, E, SmtpTransport.SmtpTransport | Scope.Scope>
-) => effect.pipe(Effect.scoped, Effect.provide(NodeSmtpTransport.layerWith({ proxy })))
+) => effect.pipe(Effect.scoped, Effect.provide(NodeSmtpProxy.layer({ proxy })))
 
 const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.map(Effect.exit(effect), (exit) => {
@@ -101,11 +101,11 @@ const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     return error.value as Error
   })
 
-const proxyCause = (error: unknown): NodeSmtpTransport.ProxyError => {
+const proxyCause = (error: unknown): NodeSmtpProxy.ProxyError => {
   assert.instanceOf(error, SmtpError.SmtpConnectError)
   const cause = (error as SmtpError.SmtpConnectError).cause
-  assert.instanceOf(cause, NodeSmtpTransport.ProxyError)
-  return cause as NodeSmtpTransport.ProxyError
+  assert.instanceOf(cause, NodeSmtpProxy.ProxyError)
+  return cause as NodeSmtpProxy.ProxyError
 }
 
 const noPassword = (kind: Kind, error: unknown, password = peerOf(kind).password) => {
@@ -219,7 +219,7 @@ for (const kind of ["socks5", "http"] as const) {
           const peer = required(aiosmtpdPeer(), "aiosmtpd")
           const token = uniqueId(`${kind}-mailer`)
           const before = listFiles(aiosmtpdMailDir(peer))
-          const transport = NodeSmtpTransport.layerConfig({
+          const transport = NodeSmtpProxy.layerConfig({
             proxy: Config.map(Config.redacted("SMTP_PROXY"), (url) => ({ url }))
           }).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
             new Map([["SMTP_PROXY", Redacted.value((proxyUrl(kind) as { url: Redacted.Redacted<string> }).url)]])

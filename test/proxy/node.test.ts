@@ -18,7 +18,7 @@ import {
   Tracer
 } from "effect"
 import { Mailer, SmtpClient, SmtpError } from "effect-smtp"
-import { NodeSmtpTransport } from "effect-smtp/node"
+import { NodeSmtpProxy, NodeSmtpTransport } from "effect-smtp/node"
 import { TestSmtpServer } from "effect-smtp/testing/node"
 import * as Net from "node:net"
 
@@ -205,12 +205,12 @@ const httpProxyServer = (options: ProxyServerOptions = {}) =>
 
 const message = "Subject: proxied\r\n\r\nthrough a proxy\r\n"
 
-const send = (options: SmtpClient.Options, proxy: NodeSmtpTransport.ProxyOptions) =>
+const send = (options: SmtpClient.Options, proxy: NodeSmtpProxy.ProxyOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const smtp = yield* SmtpClient.connect(options)
     yield* smtp.sendmail("a@example.test", ["b@example.test"], message)
     return { secure: yield* smtp.isSecure, tls: yield* smtp.tls }
-  })).pipe(Effect.provide(NodeSmtpTransport.layerWith({ proxy })))
+  })).pipe(Effect.provide(NodeSmtpProxy.layer({ proxy })))
 
 /** The failure of `effect`, which must fail. */
 const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
@@ -221,11 +221,11 @@ const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     return error.value
   })
 
-const proxyCause = (error: unknown): NodeSmtpTransport.ProxyError => {
+const proxyCause = (error: unknown): NodeSmtpProxy.ProxyError => {
   assert.instanceOf(error, SmtpError.SmtpConnectError)
   const cause = (error as SmtpError.SmtpConnectError).cause
-  assert.instanceOf(cause, NodeSmtpTransport.ProxyError)
-  return cause as NodeSmtpTransport.ProxyError
+  assert.instanceOf(cause, NodeSmtpProxy.ProxyError)
+  return cause as NodeSmtpProxy.ProxyError
 }
 
 const secret = "pr0xy-s3cret"
@@ -525,7 +525,7 @@ describe("proxy options", () => {
     Effect.gen(function*() {
       const server = yield* TestSmtpServer.make({ tls: true })
       const proxy = yield* socks5Server({ user: "u", password: secret })
-      const transport = NodeSmtpTransport.layerConfig({
+      const transport = NodeSmtpProxy.layerConfig({
         proxy: Config.map(Config.redacted("SMTP_PROXY"), (url) => ({ url }))
       }).pipe(
         Layer.provide(
@@ -545,7 +545,7 @@ describe("proxy options", () => {
   it.effect("layerConfig refuses an invalid URL without printing it", () =>
     Effect.gen(function*() {
       const error = yield* failure(
-        Layer.build(NodeSmtpTransport.layerConfig({ proxy: Config.succeed({ url: `https://u:${secret}@proxy:443` }) }))
+        Layer.build(NodeSmtpProxy.layerConfig({ proxy: Config.succeed({ url: `https://u:${secret}@proxy:443` }) }))
           .pipe(Effect.scoped)
       )
       assert.include(String(error), "the proxy URL has an unsupported scheme \"https:\"")
