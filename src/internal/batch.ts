@@ -22,9 +22,12 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as SmtpConnection from "../SmtpConnection.js"
@@ -132,7 +135,9 @@ class Flight {
     readonly refused: Record<string, SmtpReply> | undefined,
     readonly skip: number,
     /** The message whose envelope and DATA close the flight. */
-    readonly opening: Entry | undefined
+    readonly opening: Entry | undefined,
+    /** It starts with the "." that abandons a DATA accepted for a failed envelope. */
+    readonly abandons: boolean
   ) {}
 }
 
@@ -141,8 +146,10 @@ interface DeferredWrite {
   readonly commands: ReadonlyArray<Codec.Command>
   readonly written: (pending: Pending) => void
   readonly failed: (error: SmtpError) => void
-  /** It holds a message's data after its 354: stopping before it is written leaves only closing. */
+  /** It answers a 354 (a message's data, or the "." that abandons it): stopping before it leaves only closing. */
   readonly dataOpen: boolean
+  /** It holds an envelope and DATA: once it may have gone out, a 354 may come. */
+  readonly opens: boolean
 }
 
 /**
@@ -167,8 +174,12 @@ export const run = <E, R>(
     let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
     let pulledAt = 0
     let inputDone = false
-    /** The iterator threw: the stream dies with it. */
+    /** The iterator (or the validation of an item) threw: the stream dies with it, after what was taken. */
     let inputDefect: { readonly defect: unknown } | undefined
+    /** The input Stream failed: the stream fails with it, after what was taken. */
+    let inputFailure: { readonly error: E } | undefined
+    /** A pull running beside the replies (something was in flight when it was needed). */
+    let pulling: Fiber.RuntimeFiber<Chunk.Chunk<SmtpConnection.BatchItem>, Option.Option<E>> | undefined
     /** The machine wants more items and only a pull can bring them. */
     let needPull = false
 
@@ -184,19 +195,22 @@ export const run = <E, R>(
     let stopped = false
     /** The consuming fiber, waiting for something to do. */
     let waiter: (() => void) | undefined
-    /** Writes the socket has not taken yet: the fiber waits for them (the write timeout runs meanwhile). */
-    let congested: Array<Effect.Effect<void>> = []
-    let deferred: DeferredWrite | undefined
+    /** Writes the fiber must make, in order (once one waits, every later write waits behind it). */
+    const deferred: Array<DeferredWrite> = []
+    /** The write the fiber is making: if it is interrupted, the bytes went out. */
+    let writing: DeferredWrite | undefined
     const inFlight = () => ctx.chunking ? groups.length > 0 : flights.length > 0
 
-    /** Wakes the consumer when it has enough to take, or something to do, or nothing is owed. */
+    /**
+     * Whether the consumer has enough to take, or something to do, or nothing is owed (exactly what
+     * `step` acts on before it waits, so that a wait never returns to find nothing to do).
+     */
+    const wanted = () =>
+      ready.length >= WAKE_AT || deferred.length > 0 || (needPull && !inputDone && pulling === undefined) ||
+      (!inFlight() && pulling === undefined)
     const wake = () => {
       const w = waiter
-      if (
-        w !== undefined &&
-        (ready.length >= WAKE_AT || !inFlight() || deferred !== undefined || congested.length > 0 || needPull ||
-          dead !== undefined)
-      ) {
+      if (w !== undefined && wanted()) {
         waiter = undefined
         w()
       }
@@ -230,10 +244,19 @@ export const run = <E, R>(
       for (let invalid = 0; invalid < AHEAD; invalid++) {
         const item = nextItem(pull)
         if (item === undefined) return undefined
+        let prepared: Either.Either<Prepared, SmtpError>
+        try {
+          prepared = ctx.prepare(item)
+        } catch (defect) {
+          // an item that is not a BatchItem (a JavaScript caller): a defect, as for sendmail, after
+          // the outcomes of what was taken before it
+          inputDefect = { defect }
+          inputDone = true
+          return undefined
+        }
         const slot = new Slot()
         slots.push(slot)
         const i = index++
-        const prepared = ctx.prepare(item)
         if (Either.isLeft(prepared)) {
           slot.outcome = notSent(i, prepared.left)
           continue
@@ -286,21 +309,23 @@ export const run = <E, R>(
 
     /**
      * Writes commands: at once when the transport allows (then `written` runs now), else through
-     * the consuming fiber. Returns false when the machine must wait for the fiber.
+     * the consuming fiber, in order.
      */
     const write = (
       commands: ReadonlyArray<Codec.Command>,
-      dataOpen: boolean,
+      flags: { readonly dataOpen: boolean; readonly opens: boolean },
       written: (pending: Pending) => void,
       failed: (error: SmtpError) => void
     ): void => {
-      const sent = engine.sendNow(commands)
+      const sent = deferred.length > 0 ? undefined : engine.sendNow(commands)
       if (sent === undefined) {
-        deferred = { commands, written, failed, dataOpen }
+        deferred.push({ commands, written, failed, dataOpen: flags.dataOpen, opens: flags.opens })
         return
       }
       if (!("pending" in sent)) return failed(sent)
-      if (sent.written !== Effect.void) congested.push(sent.written)
+      // the socket did not take the bytes at once: the wait for it ends the write's timeout; it
+      // runs on its own (it ends when the socket drains or closes), so that no consumer has to
+      if (sent.written !== Effect.void) Effect.runFork(sent.written)
       written(sent.pending)
     }
 
@@ -313,7 +338,7 @@ export const run = <E, R>(
     const writeFlight = (f: Flight, commands: ReadonlyArray<Codec.Command>) => {
       flights.push(f)
       if (f.opening !== undefined) opened = f
-      write(commands, f.ending !== undefined, (p) => {
+      write(commands, { dataOpen: f.ending !== undefined || f.abandons, opens: f.opening !== undefined }, (p) => {
         f.pending = p
         engine.onSettled(p, (batch) => settleFlight(f, batch))
       }, (error) => {
@@ -328,14 +353,14 @@ export const run = <E, R>(
 
     /**
      * The next message, taken, validated, encoded and dot-stuffed while a flight is in flight: when
-     * the replies come, the reader's callback only decides and writes. Only from what is at hand
-     * (an iterable, or a Stream's items already pulled): a pull waits for the replies, so that a
-     * Stream that has nothing now may still have something then.
+     * the replies come, the reader's callback only decides and writes. From a Stream whose pulled
+     * items are used up, the next chunk is pulled now, beside the replies (so that it is at hand
+     * when the 354 comes, and the next envelope rides with this message's end of data).
      */
     let lookahead: Entry | undefined
     const prefetch = () => {
       if (lookahead !== undefined || stopped || dead !== undefined || ready.length >= AHEAD) return
-      lookahead = take(false)
+      lookahead = take()
       if (lookahead !== undefined) {
         lookahead.data = Codec.messageData(MessageData.dotStuffBytes(lookahead.prepared.bytes), 1)
       }
@@ -348,7 +373,7 @@ export const run = <E, R>(
 
     /** The next message's envelope and DATA, when no other envelope is in flight. */
     const pumpData = () => {
-      if (opened !== undefined || deferred !== undefined || stopped || dead !== undefined || ready.length >= AHEAD) {
+      if (opened !== undefined || deferred.length > 0 || stopped || dead !== undefined || ready.length >= AHEAD) {
         return
       }
       const entry = takeAhead()
@@ -356,7 +381,7 @@ export const run = <E, R>(
         const commands: Array<Codec.Command> = Array.of()
         pushEnvelope(commands, entry)
         commands.push(DATA)
-        writeFlight(new Flight(undefined, undefined, 0, entry), commands)
+        writeFlight(new Flight(undefined, undefined, 0, entry, false), commands)
         prefetch()
       }
       flush()
@@ -379,6 +404,7 @@ export const run = <E, R>(
       let ending: Entry | undefined
       let refused: Record<string, SmtpReply> | undefined
       let skip = 0
+      let abandons = false
       if (entry !== undefined) {
         const replies = at === 0 ? batch.replies : batch.replies.slice(at)
         const decided = decideEnvelope(entry, replies)
@@ -401,6 +427,7 @@ export const run = <E, R>(
           // unless the server is closing (421)
           if (dataReply?.code === 354) {
             commands.push(Transaction.abandonDataCommand())
+            abandons = true
             skip++
           }
           if (decided._tag === "Failed" ? decided.rset : dataReply!.code !== 421) {
@@ -411,12 +438,14 @@ export const run = <E, R>(
       }
       if (batch.error !== undefined) dead ??= batch.error
       if (dead === undefined) {
-        const following = takeAhead()
+        // one envelope in flight at a time: another one (written while only an end of data was in
+        // flight) is answered first, and its message's data must come right after its 354
+        const following = opened === undefined ? takeAhead() : undefined
         if (following !== undefined) {
           pushEnvelope(commands, following)
           commands.push(DATA)
         }
-        if (commands.length > 0) writeFlight(new Flight(ending, refused, skip, following), commands)
+        if (commands.length > 0) writeFlight(new Flight(ending, refused, skip, following, abandons), commands)
         if (following !== undefined) prefetch()
       }
       flush()
@@ -447,7 +476,7 @@ export const run = <E, R>(
 
     const pumpBdat = () => {
       while (
-        deferred === undefined && !stopped && dead === undefined && ready.length < AHEAD &&
+        deferred.length === 0 && !stopped && dead === undefined && ready.length < AHEAD &&
         windowMessages < BDAT_WINDOW && windowBytes < BDAT_WINDOW_BYTES
       ) {
         const entries: Array<Entry> = Array.of()
@@ -479,7 +508,7 @@ export const run = <E, R>(
         groups.push(group)
         windowMessages += entries.length
         windowBytes += bytes
-        write(commands, false, (p) => {
+        write(commands, { dataOpen: false, opens: false }, (p) => {
           group.pending = p
           engine.onSettled(p, (batch) => settleGroup(group, batch))
         }, (error) => {
@@ -523,35 +552,58 @@ export const run = <E, R>(
     // comes next as its data; ending it with an empty "." would deliver an empty message to the
     // recipients it accepted, so only closing the connection ends it. With BDAT every message in
     // flight is complete: reading the owed replies and RSET is enough.
+    // A write the fiber was making when it stopped went out (an interrupted `send` completes).
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         stopped = true
         waiter = undefined
-        if (deferred?.dataOpen === true || (opened !== undefined && opened.pending !== undefined)) {
-          return Effect.runSync(engine.close)
-        }
-        if (inFlight() || lastRefused) ctx.onInterrupted(ctx.rset)
+        const mayBeOpen = (opened !== undefined && opened.pending !== undefined) ||
+          (writing !== undefined && (writing.opens || writing.dataOpen)) ||
+          deferred.some((d) => d.dataOpen)
+        if (mayBeOpen) return Effect.runSync(engine.close)
+        if (inFlight() || writing !== undefined || lastRefused) ctx.onInterrupted(ctx.rset)
       })
     )
 
     yield* ctx.greet
 
     const done: Effect.Effect<never, Option.Option<never>> = Effect.fail(Option.none())
+    // (the fiber may yield between its last look and this registration: a callback that ran
+    // meanwhile found no waiter to wake, so the registration looks again)
     const wait: Effect.Effect<void> = Effect.async<void>((resume) => {
+      if (wanted()) return resume(Effect.void)
       waiter = () => resume(Effect.void)
     })
+    const scope = yield* Effect.scope
+    /** A pull's result, from the fiber or from a pull running beside the replies. */
+    const pulledChunk = (exit: Exit.Exit<Chunk.Chunk<SmtpConnection.BatchItem>, Option.Option<E>>) => {
+      if (Exit.isSuccess(exit)) {
+        pulled = Chunk.toReadonlyArray(exit.value)
+        pulledAt = 0
+        if (dead !== undefined) drainDead()
+        else {
+          pump()
+          if (!ctx.chunking && opened !== undefined) prefetch()
+        }
+        return
+      }
+      const failure = Cause.failureOption(exit.cause)
+      if (Option.isSome(failure)) {
+        if (Option.isSome(failure.value)) inputFailure = { error: failure.value.value }
+        inputDone = true
+      } else if (!stopped) {
+        inputDefect = { defect: Cause.squash(exit.cause) }
+        inputDone = true
+      }
+    }
 
     /** The next outcomes: what is decided, after doing what the machine cannot do alone. */
     const step: Effect.Effect<Chunk.Chunk<Outcome>, Option.Option<E | SmtpError>, R> = Effect.suspend(() => {
-      if (congested.length > 0) {
-        const writes = congested
-        congested = []
-        return Effect.zipRight(Effect.forEach(writes, (w) => w, { discard: true }), step)
-      }
-      if (deferred !== undefined) {
-        const d = deferred
+      if (deferred.length > 0) {
+        const d = deferred.shift()!
+        writing = d
         return Effect.flatMap(Effect.either(engine.send(d.commands)), (sent) => {
-          deferred = undefined
+          writing = undefined
           if (Either.isLeft(sent)) d.failed(sent.left)
           else d.written(sent.right)
           flush()
@@ -565,29 +617,31 @@ export const run = <E, R>(
         pump()
         return Effect.succeed(Chunk.unsafeFromArray(outcomes))
       }
-      // a Stream's next items are pulled before waiting for replies (so the window can fill)
-      if (needPull && !inputDone) {
+      if (needPull && !inputDone && pulling === undefined) {
         needPull = false
-        return Effect.matchEffect(pull!, {
-          onFailure: Option.match({
-            onNone: () => {
-              inputDone = true
-              return step
-            },
-            onSome: (error) => Effect.fail(Option.some<E | SmtpError>(error))
-          }),
-          onSuccess: (chunk) => {
-            pulled = Chunk.toReadonlyArray(chunk)
-            pulledAt = 0
-            if (dead !== undefined) drainDead()
-            else pump()
+        // nothing in flight: the fiber pulls; else the pull runs beside the replies, so that
+        // neither the outcomes nor a message's data after its 354 wait for the input
+        if (!inFlight()) {
+          return Effect.flatMap(Effect.exit(pull!), (exit) => {
+            pulledChunk(exit)
             return step
-          }
+          })
+        }
+        return Effect.flatMap(Effect.forkIn(pull!, scope), (fiber) => {
+          pulling = fiber
+          fiber.addObserver((exit) => {
+            pulling = undefined
+            if (stopped) return
+            pulledChunk(exit)
+            flush()
+            const w = waiter
+            waiter = undefined
+            w?.()
+          })
+          return step
         })
       }
-      if (inFlight()) return Effect.zipRight(wait, step)
-      // the iterable threw: the outcomes of what was written first, then the defect
-      if (inputDefect !== undefined) return Effect.die(inputDefect.defect)
+      if (inFlight() || pulling !== undefined) return Effect.zipRight(wait, step)
       if (dead !== undefined && (!inputDone || carried !== undefined || lookahead !== undefined)) {
         drainDead()
         return step
@@ -597,12 +651,15 @@ export const run = <E, R>(
           // the next operation on this connection must find no transaction open (a MAIL after a
           // refused BDAT LAST is a 503 "nested MAIL" on most servers), as after a refused sendmail
           lastRefused = false
-          return Effect.zipRight(ctx.rset, done)
+          return Effect.zipRight(ctx.rset, step)
         }
+        // the input failed (or threw): what was taken before has its outcome, then the failure
+        if (inputDefect !== undefined) return Effect.die(inputDefect.defect)
+        if (inputFailure !== undefined) return Effect.fail(Option.some<E | SmtpError>(inputFailure.error))
         return done
       }
       pump()
-      if (inFlight() || ready.length > 0 || deferred !== undefined || needPull || inputDone) return step
+      if (inFlight() || ready.length > 0 || deferred.length > 0 || needPull || inputDone) return step
       return Effect.dieMessage("sendBatch: the batch stalled (a bug of effect-smtp)")
     })
 

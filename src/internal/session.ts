@@ -389,11 +389,13 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             const end = outcome.finals[0]
             if (Either.isLeft(end)) return Effect.fail(end.left)
             if (end.right.code !== 250) {
+              // (the transaction left its recovery registered until this RSET is over: an
+              // interruption before it leaves the RSET to the next operation)
               return Transaction.failAfterRset(
                 quietRset,
                 end.right.code,
                 new SmtpDataError(replyFields(end.right, outcome.endCommand))
-              )
+              ).pipe(Effect.tapError(() => Effect.sync(() => onInterrupted(undefined))))
             }
             return Effect.succeed(result(outcome, end.right, prepared))
           }

@@ -111,6 +111,39 @@ export const failAfterRset = (
   error: SmtpError
 ): Effect.Effect<never, SmtpError> => code === 421 ? Effect.fail(error) : Effect.zipRight(rset, Effect.fail(error))
 
+/**
+ * `failAfterRset` for a transaction that registered a recovery (`onInterrupted`): the recovery is
+ * withdrawn (`done`) only once the RSET is over, so that an interruption before it leaves the RSET
+ * to the next operation.
+ */
+const rsetThenFail = (
+  ctx: TransactionContext,
+  code: number,
+  error: SmtpError,
+  done: () => void
+): Effect.Effect<never, SmtpError> => {
+  if (code === 421) {
+    done()
+    return Effect.fail(error)
+  }
+  return Effect.zipRight(
+    ctx.rset,
+    Effect.suspend(() => {
+      done()
+      return Effect.fail(error)
+    })
+  )
+}
+
+/**
+ * Whether the final reply leaves the transaction open on the server (a refusal, not a 421): the
+ * caller RSETs; until then the recovery stays registered (see `rsetThenFail`).
+ */
+const refusedFinal = (finals: Batch, at: number): boolean => {
+  const final = finals.replies[at]
+  return final !== undefined && final.code !== 250 && final.code !== 421
+}
+
 /** The end of data that closes a DATA accepted for an envelope that failed: an empty message nobody receives. */
 export const abandonDataCommand = (): Codec.Command => Codec.messageData(emptyData, 1)
 
@@ -331,15 +364,20 @@ const oneFlightBdat = (
     const commands = flight(mail, rcpts, Codec.bdat(MessageData.withFinalCrlf(bytes), true))
     ctx.onInterrupted(ctx.rset)
     /** The replies came (or the connection failed): the outcome. */
+    const done = () => ctx.onInterrupted(undefined)
     const outcome = (batch: Batch): Effect.Effect<Outcome, SmtpError> => {
-      ctx.onInterrupted(undefined)
       const decided = decideEnvelope(from, recipients, batch.replies, batch.error)
-      if (decided === undefined) return Effect.fail(unknown(batch.error!))
-      if (decided._tag === "Failed") {
-        return decided.rset ?
-          Effect.zipRight(ctx.rset, Effect.fail(unknown(decided.error))) :
-          Effect.fail(unknown(decided.error))
+      if (decided === undefined) {
+        done()
+        return Effect.fail(unknown(batch.error!))
       }
+      if (decided._tag === "Failed") {
+        if (decided.rset) return rsetThenFail(ctx, 250, unknown(decided.error), done)
+        done()
+        return Effect.fail(unknown(decided.error))
+      }
+      // a refused final reply: the caller's RSET withdraws the recovery
+      if (!refusedFinal(batch, recipients.length + 1)) done()
       const final = batch.replies[recipients.length + 1]
       const finals: Array<Either.Either<SmtpReply, SmtpError>> = Array.of(
         final !== undefined ? Either.right(final) : Either.left(unknown(batch.error!))
@@ -419,10 +457,7 @@ const pipelinedData = (
       if (decided === undefined) return fail(batch.error!)
       if (decided._tag === "Failed") {
         if (!decided.rset) return fail(decided.error)
-        if (dataReply?.code !== 354) {
-          done()
-          return Effect.zipRight(ctx.rset, Effect.fail(decided.error))
-        }
+        if (dataReply?.code !== 354) return rsetThenFail(ctx, 250, decided.error, done)
         // DATA is open for an envelope that failed: end it empty (no recipient), then RSET; an
         // interruption before that leaves only closing
         ctx.onInterrupted(engine.close)
@@ -433,8 +468,7 @@ const pipelinedData = (
       }
       if (dataReply === undefined) return fail(batch.error!)
       if (dataReply.code !== 354) {
-        done()
-        return failAfterRset(ctx.rset, dataReply.code, new SmtpDataError(replyFields(dataReply, "DATA")))
+        return rsetThenFail(ctx, dataReply.code, new SmtpDataError(replyFields(dataReply, "DATA")), done)
       }
       accepted = decided
       return Codec.messageData(MessageData.dotStuffBytes(bytes), ctx.lmtp ? decided.accepted.length : 1)
@@ -442,7 +476,8 @@ const pipelinedData = (
     let accepted: Accepted | undefined
     /** The replies to the end of data came: the outcome. */
     const outcome = (finals: Batch): Effect.Effect<Outcome, SmtpError> => {
-      done()
+      // a refused final reply (SMTP): the caller's RSET withdraws the recovery
+      if (ctx.lmtp || !refusedFinal(finals, 0) || engine.endsWritten() <= since) done()
       if (engine.endsWritten() <= since) return endNeverWritten(ctx, finals)
       return trusted(engine, unknown, {
         refused: accepted!.refused,
