@@ -200,6 +200,8 @@ export const run = <E, R>(
     /** The write the fiber is making: if it is interrupted, the bytes went out. */
     let writing: DeferredWrite | undefined
     const inFlight = () => ctx.chunking ? groups.length > 0 : flights.length > 0
+    /** A write waits for the fiber, or the fiber is writing (several writes): the next must wait too. */
+    const mustQueue = () => deferred.length > 0 || writing !== undefined
 
     /**
      * Whether the consumer has enough to take, or something to do, or nothing is owed (exactly what
@@ -207,7 +209,7 @@ export const run = <E, R>(
      */
     const wanted = () =>
       ready.length >= WAKE_AT || deferred.length > 0 || (needPull && !inputDone && pulling === undefined) ||
-      (!inFlight() && pulling === undefined)
+      (!inFlight() && (pulling === undefined || ready.length > 0))
     const wake = () => {
       const w = waiter
       if (w !== undefined && wanted()) {
@@ -218,6 +220,8 @@ export const run = <E, R>(
 
     /** The next item of the input; `pull`: when a Stream's pulled items are used up, ask for a pull. */
     const nextItem = (pull = true): SmtpConnection.BatchItem | undefined => {
+      // an item threw: nothing after it is taken
+      if (inputDefect !== undefined) return undefined
       if (iterator !== undefined) {
         if (inputDone) return undefined
         try {
@@ -317,7 +321,7 @@ export const run = <E, R>(
       written: (pending: Pending) => void,
       failed: (error: SmtpError) => void
     ): void => {
-      const sent = deferred.length > 0 ? undefined : engine.sendNow(commands)
+      const sent = mustQueue() ? undefined : engine.sendNow(commands)
       if (sent === undefined) {
         deferred.push({ commands, written, failed, dataOpen: flags.dataOpen, opens: flags.opens })
         return
@@ -373,7 +377,7 @@ export const run = <E, R>(
 
     /** The next message's envelope and DATA, when no other envelope is in flight. */
     const pumpData = () => {
-      if (opened !== undefined || deferred.length > 0 || stopped || dead !== undefined || ready.length >= AHEAD) {
+      if (opened !== undefined || mustQueue() || stopped || dead !== undefined || ready.length >= AHEAD) {
         return
       }
       const entry = takeAhead()
@@ -476,7 +480,7 @@ export const run = <E, R>(
 
     const pumpBdat = () => {
       while (
-        deferred.length === 0 && !stopped && dead === undefined && ready.length < AHEAD &&
+        !mustQueue() && !stopped && dead === undefined && ready.length < AHEAD &&
         windowMessages < BDAT_WINDOW && windowBytes < BDAT_WINDOW_BYTES
       ) {
         const entries: Array<Entry> = Array.of()
@@ -577,8 +581,12 @@ export const run = <E, R>(
     const scope = yield* Effect.scope
     /** A pull's result, from the fiber or from a pull running beside the replies. */
     const pulledChunk = (exit: Exit.Exit<Chunk.Chunk<SmtpConnection.BatchItem>, Option.Option<E>>) => {
+      if (stopped || Exit.isInterrupted(exit)) return
+      // the pull answers the need; items not taken yet (a need noted while it ran) stay first
+      needPull = false
       if (Exit.isSuccess(exit)) {
-        pulled = Chunk.toReadonlyArray(exit.value)
+        const chunk = Chunk.toReadonlyArray(exit.value)
+        pulled = pulledAt < pulled.length ? [...pulled.slice(pulledAt), ...chunk] : chunk
         pulledAt = 0
         if (dead !== undefined) drainDead()
         else {
@@ -591,7 +599,7 @@ export const run = <E, R>(
       if (Option.isSome(failure)) {
         if (Option.isSome(failure.value)) inputFailure = { error: failure.value.value }
         inputDone = true
-      } else if (!stopped) {
+      } else {
         inputDefect = { defect: Cause.squash(exit.cause) }
         inputDone = true
       }
@@ -617,6 +625,7 @@ export const run = <E, R>(
         pump()
         return Effect.succeed(Chunk.unsafeFromArray(outcomes))
       }
+      if (needPull && pulledAt < pulled.length) needPull = false
       if (needPull && !inputDone && pulling === undefined) {
         needPull = false
         // nothing in flight: the fiber pulls; else the pull runs beside the replies, so that
@@ -631,7 +640,6 @@ export const run = <E, R>(
           pulling = fiber
           fiber.addObserver((exit) => {
             pulling = undefined
-            if (stopped) return
             pulledChunk(exit)
             flush()
             const w = waiter
