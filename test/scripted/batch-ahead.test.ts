@@ -5,19 +5,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
-import { SmtpClient, type SmtpConnection } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
 import { eventually, guard, makeServerWith } from "../session/support.js"
+import { connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
 
-const connectOptions = { host: "mx.test", security: "none" } as const
-const PIPELINING = "250-mx.test\r\n250 PIPELINING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
-const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
-const msg = (i: number) => [
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: `${body(i)}.\r\n`, reply: `250 queued ${i}` }
-]
 const N = 100
 let srv: any
 
@@ -29,7 +20,7 @@ describe("DATA, an array and a consumer that pauses (AHEAD reached)", () => {
           strict: false,
           steps: [
             { expect: "EHLO client.test", reply: PIPELINING },
-            ...Array.from({ length: N }, (_, k) => msg(k + 1)).flat(),
+            ...Array.from({ length: N }, (_, k) => dataSteps(k + 1)).flat(),
             { expect: "QUIT", reply: "221 bye" }
           ]
         })

@@ -4,22 +4,10 @@
  * not later close the idle connection.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Stream, TestClock } from "effect"
-import { SmtpClient, type SmtpConnection } from "effect-smtp"
-import { SmtpTransport } from "../../src/index.js"
+import { Effect, Stream, TestClock } from "effect"
+import { SmtpClient } from "effect-smtp"
 import { makeServerWith } from "../session/support.js"
-
-const connectOptions = { host: "mx.test", security: "none" } as const
-const CHUNKING = "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
-const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
-const bmsg = (i: number) => [
-  ...(i === 1 ? [] : [{ expect: "RSET", reply: "250 reset" }]),
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: `BDAT ${body(i).length} LAST\r\n${body(i)}`, reply: `250 queued ${i}` }
-]
-const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
+import { bdatSteps, CHUNKING, connectOptions, item, realSleep, withWrite } from "./batchSupport.js"
 
 for (const congested of [false, true]) {
   describe(`a write the socket did not take at once (congested=${congested})`, () => {
@@ -29,7 +17,7 @@ for (const congested of [false, true]) {
           strict: false,
           steps: [
             { expect: "EHLO client.test", reply: CHUNKING },
-            ...Array.from({ length: 300 }, (_, k) => bmsg(k + 1)).flat(),
+            ...Array.from({ length: 300 }, (_, k) => bdatSteps(k + 1)).flat(),
             { expect: "RSET", reply: "250 reset" },
             { expect: "NOOP", reply: "250 ok" },
             { expect: "QUIT", reply: "221 bye" }
@@ -37,20 +25,10 @@ for (const congested of [false, true]) {
         })
         // Node's write when its buffer is above the high-water mark: the bytes are handed over,
         // the Effect waits for 'drain' (here: at once, when run)
-        const layer = Layer.effect(
-          SmtpTransport.SmtpTransport,
-          Effect.map(SmtpTransport.SmtpTransport, (t) => ({
-            ...t,
-            connect: (o: Parameters<typeof t.connect>[0]) =>
-              Effect.map(t.connect(o), (c) => ({
-                ...c,
-                write: (b: Uint8Array) => {
-                  const r = c.write!(b)
-                  return congested && r === Effect.void ? Effect.yieldNow() : r
-                }
-              }))
-          }))
-        ).pipe(Layer.provide(server.layer))
+        const layer = withWrite(server.layer, (b, write) => {
+          const r = write(b)
+          return congested && r === Effect.void ? Effect.yieldNow() : r
+        })
         const result = yield* Effect.scoped(Effect.gen(function*() {
           const smtp = yield* SmtpClient.connect({ ...connectOptions, timeout: "10 seconds" })
           yield* Effect.scoped(Effect.gen(function*() {

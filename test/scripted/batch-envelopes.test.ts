@@ -5,19 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
-import { SmtpClient, type SmtpConnection } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
 import { eventually, guard, makeServerWith } from "../session/support.js"
-
-const connectOptions = { host: "mx.test", security: "none" } as const
-const PIPELINING = "250-mx.test\r\n250 PIPELINING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
-const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
-const msg = (i: number) => [
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: `${body(i)}.\r\n`, reply: `250 queued ${i}` }
-]
+import { body, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
 
 let lastServer: any
 for (const syncWrite of [true, false]) {
@@ -29,10 +19,10 @@ for (const syncWrite of [true, false]) {
             strict: false,
             steps: [
               { expect: "EHLO client.test", reply: PIPELINING },
-              ...msg(1),
-              ...msg(2),
-              ...msg(3),
-              ...msg(4),
+              ...dataSteps(1),
+              ...dataSteps(2),
+              ...dataSteps(3),
+              ...dataSteps(4),
               { expect: "QUIT", reply: "221 bye" }
             ]
           })

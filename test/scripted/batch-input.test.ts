@@ -8,17 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { SmtpClient, type SmtpConnection } from "effect-smtp"
 import { eventually, guard, makeServerWith } from "../session/support.js"
-
-const connectOptions = { host: "mx.test", security: "none", timeout: "10 seconds" } as const
-const PIPELINING = "250-mx.test\r\n250 PIPELINING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
-const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
-const msg = (i: number) => [
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: `${body(i)}.\r\n`, reply: `250 queued ${i}` }
-]
+import { body, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
 
 for (const syncWrite of [false, true]) {
   const suffix = syncWrite ? " (synchronous write)" : ""
@@ -27,7 +17,10 @@ for (const syncWrite of [false, true]) {
       guard(
         Effect.gen(function*() {
           const server = yield* makeServerWith({ syncWrite }, {
-            steps: [{ expect: "EHLO client.test", reply: PIPELINING }, ...msg(1), { expect: "QUIT", reply: "221 bye" }]
+            steps: [{ expect: "EHLO client.test", reply: PIPELINING }, ...dataSteps(1), {
+              expect: "QUIT",
+              reply: "221 bye"
+            }]
           })
           yield* server.hold((chunk) => chunk.includes("queued 1"))
           const seen: Array<string> = []
@@ -55,8 +48,8 @@ for (const syncWrite of [false, true]) {
           const server = yield* makeServerWith({ syncWrite }, {
             steps: [
               { expect: "EHLO client.test", reply: PIPELINING },
-              ...msg(1),
-              ...msg(2),
+              ...dataSteps(1),
+              ...dataSteps(2),
               { expect: "QUIT", reply: "221 bye" }
             ]
           })

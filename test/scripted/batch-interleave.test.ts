@@ -4,23 +4,14 @@
  * messages (their bytes would land inside the large message's BDAT chunk): they wait their turn.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Effect, Stream } from "effect"
 import { SmtpClient, type SmtpConnection } from "effect-smtp"
-import { SmtpTransport } from "../../src/index.js"
 import { makeServerWith, withinRealTime } from "../session/support.js"
+import { bdatSteps, CHUNKING, connectOptions, realSleep, withWrite } from "./batchSupport.js"
 
-const connectOptions = { host: "mx.test", security: "none", timeout: "10 seconds" } as const
-const CHUNKING = "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING"
 const big = "x".repeat(998) + "\r\n"
 const body = (i: number) => `Subject: ${i}\r\n\r\n${i === 3 ? big.repeat(100) : `body ${i}\r\n`}`
 const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
-const bmsg = (i: number) => [
-  ...(i === 1 ? [] : [{ expect: "RSET", reply: "250 reset" }]),
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: `BDAT ${body(i).length} LAST\r\n${body(i)}`, reply: `250 queued ${i}` }
-]
-const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
 
 describe("BDAT, a large message written by the fiber while the socket is congested", () => {
   it.live("no other bytes go out inside its chunk", () =>
@@ -30,26 +21,16 @@ describe("BDAT, a large message written by the fiber while the socket is congest
         strict: false,
         steps: [
           { expect: "EHLO client.test", reply: CHUNKING },
-          ...Array.from({ length: N }, (_, k) => bmsg(k + 1)).flat(),
+          ...Array.from({ length: N }, (_, k) => bdatSteps(k + 1, body)).flat(),
           { expect: "QUIT", reply: "221 bye" }
         ]
       })
       // Node's write: the bytes are handed over at once; above the high-water mark the Effect
       // waits for 'drain'
-      const layer = Layer.effect(
-        SmtpTransport.SmtpTransport,
-        Effect.map(SmtpTransport.SmtpTransport, (t) => ({
-          ...t,
-          connect: (o: Parameters<typeof t.connect>[0]) =>
-            Effect.map(t.connect(o), (c) => ({
-              ...c,
-              write: (b: Uint8Array) => {
-                const r = c.write!(b)
-                return r === Effect.void ? realSleep(30) : r // every write waits for 'drain'
-              }
-            }))
-        }))
-      ).pipe(Layer.provide(server.layer))
+      const layer = withWrite(server.layer, (b, write) => {
+        const r = write(b)
+        return r === Effect.void ? realSleep(30) : r // every write waits for 'drain'
+      })
       const result = yield* withinRealTime(
         Effect.scoped(Effect.gen(function*() {
           const smtp = yield* SmtpClient.connect(connectOptions)

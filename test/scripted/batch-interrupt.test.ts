@@ -8,10 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Stream, TestClock } from "effect"
 import { SmtpClient, SmtpTransport } from "../../src/index.js"
 import { eventually, guard, makeServerWith } from "../session/support.js"
-
-const connectOptions = { host: "mx.test", security: "none" } as const
-const PIPELINING = "250-mx.test\r\n250 PIPELINING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
+import { body, connectOptions, PIPELINING } from "./batchSupport.js"
 
 describe("DATA with the Socket writer, interrupted while the first flight is being written", () => {
   it.effect("the 354 may come after the stop: the connection is closed, nothing written into the open DATA", () =>

@@ -7,26 +7,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Queue, Stream } from "effect"
 import { SmtpClient, type SmtpConnection } from "effect-smtp"
 import { makeServerWith, withinRealTime } from "../session/support.js"
+import { bdatSteps, CHUNKING, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
 
-const connectOptions = { host: "mx.test", security: "none", timeout: "10 seconds" } as const
-const PIPELINING = "250-mx.test\r\n250 PIPELINING"
-const CHUNKING = "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
-const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
-const dmsg = (i: number) => [
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: `${body(i)}.\r\n`, reply: `250 queued ${i}` }
-]
-const bmsg = (i: number) => [
-  ...(i === 1 ? [] : [{ expect: "RSET", reply: "250 reset" }]),
-  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
-  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
-  { expect: `BDAT ${body(i).length} LAST\r\n${body(i)}`, reply: `250 queued ${i}` }
-]
-
-for (const [mode, ehlo, steps] of [["DATA", PIPELINING, dmsg], ["BDAT", CHUNKING, bmsg]] as const) {
+for (const [mode, ehlo, steps] of [["DATA", PIPELINING, dataSteps], ["BDAT", CHUNKING, bdatSteps]] as const) {
   for (const syncWrite of [true, false]) {
     describe(`${mode} (syncWrite=${syncWrite}): the next item comes after the previous outcome`, () => {
       it.live("each outcome is emitted once nothing is in flight, without waiting for the input", () =>

@@ -5,14 +5,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream } from "effect"
-import { SmtpClient, type SmtpConnection } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
 import { makeServerWith, withinRealTime } from "../session/support.js"
+import { CHUNKING, connectOptions, item, PIPELINING, realSleep } from "./batchSupport.js"
 
-const connectOptions = { host: "mx.test", security: "none", timeout: "10 seconds" } as const
-const PIPELINING = "250-mx.test\r\n250 PIPELINING"
-const CHUNKING = "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING"
-const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
-const item = (i: number): SmtpConnection.BatchItem => ({ from: "a@x.test", to: `r${i}@x.test`, message: body(i) })
 const dmsg = (i: number) => [
   { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
   { expect: /^RCPT TO:/, reply: "250 ok" },
@@ -25,7 +21,6 @@ const bmsg = (i: number) => [
   { expect: /^RCPT TO:/, reply: "250 ok" },
   { expect: /^BDAT \d+ LAST/, reply: `250 queued ${i}` }
 ]
-const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, k) => item(a + k))
 
 for (const [mode, ehlo, steps, M] of [["DATA", PIPELINING, dmsg, 6], ["BDAT", CHUNKING, bmsg, 100]] as const) {

@@ -1,0 +1,60 @@
+/**
+ * What the sendBatch race tests share: the connection, the EHLO replies, numbered items and the
+ * scripted steps one message draws with DATA or with BDAT (each BDAT message after the first
+ * preceded by RSET), and a real-time sleep.
+ */
+import { Effect, Layer } from "effect"
+import type { SmtpConnection } from "effect-smtp"
+import { SmtpTransport } from "../../src/index.js"
+
+export const connectOptions = { host: "mx.test", security: "none", timeout: "10 seconds" } as const
+export const PIPELINING = "250-mx.test\r\n250 PIPELINING"
+export const CHUNKING = "250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING"
+
+export const body = (i: number) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`
+export const item = (i: number): SmtpConnection.BatchItem => ({
+  from: "a@x.test",
+  to: `r${i}@x.test`,
+  message: body(i)
+})
+
+/** Message `i` with DATA, every reply positive. */
+export const dataSteps = (i: number) => [
+  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
+  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
+  { expect: "DATA", reply: "354 go" },
+  { expect: `${body(i)}.\r\n`, reply: `250 queued ${i}` }
+]
+
+/** Message `i` with BDAT (RSET first, but for the first), every reply positive. */
+export const bdatSteps = (i: number, message: (i: number) => string = body) => [
+  ...(i === 1 ? [] : [{ expect: "RSET", reply: "250 reset" }]),
+  { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
+  { expect: `RCPT TO:<r${i}@x.test>`, reply: "250 ok" },
+  { expect: `BDAT ${message(i).length} LAST\r\n${message(i)}`, reply: `250 queued ${i}` }
+]
+
+export const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+
+/**
+ * The transport of `layer` with each connection's synchronous write replaced: `write(bytes, write)`
+ * gets the original (a socket whose buffer is full: the bytes handed over, the Effect waiting).
+ */
+export const withWrite = (
+  layer: Layer.Layer<SmtpTransport.SmtpTransport>,
+  write: (
+    bytes: Uint8Array,
+    original: NonNullable<SmtpTransport.Connection["write"]>
+  ) => ReturnType<NonNullable<SmtpTransport.Connection["write"]>>
+): Layer.Layer<SmtpTransport.SmtpTransport> =>
+  Layer.effect(
+    SmtpTransport.SmtpTransport,
+    Effect.map(SmtpTransport.SmtpTransport, (transport) => ({
+      ...transport,
+      connect: (options: Parameters<typeof transport.connect>[0]) =>
+        Effect.map(transport.connect(options), (connection) => ({
+          ...connection,
+          write: (bytes: Uint8Array) => write(bytes, connection.write!)
+        }))
+    }))
+  ).pipe(Layer.provide(layer))
