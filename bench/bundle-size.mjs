@@ -89,11 +89,13 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * (bench/README.md explains the misses). A ceiling at or under its target enforces the target.
  * 2026-11-30: +2.5 KB for sendBatch's callback machine and the one-flight BDAT send, then −9 KB
  * with the proxy code out of `NodeSmtpTransport` (into `NodeSmtpProxy`).
+ * 2026-12-01: +0.6 KB for the sendBatch review fixes (one envelope in flight, the write queue,
+ * input failure after the taken messages), so +1 KB on each ceiling.
  */
 const budgets = [
-  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 119 * KB },
-  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 162 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 194 * KB }
+  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 120 * KB },
+  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 163 * KB },
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 195 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */
