@@ -505,20 +505,27 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
             }
           }
         })
-        /** The next item for the batch, without waiting: none when the queue is empty or it cannot be batched. */
-        const pollBatchable = (carry: Carry) =>
-          Effect.flatMap(Queue.poll(input), (polled) => {
-            if (polled._tag === "None") return Effect.fail(Option.none())
-            const taken = polled.value
-            if (taken === undefined || !batchable(taken[0])) {
-              carry.item = taken
-              return Effect.fail(Option.none())
-            }
-            return Effect.succeed(taken as readonly [BulkEnvelope<never, never>, number])
-          })
+        /**
+         * The next item for the batch, without waiting: none when the queue is empty, when it cannot
+         * be batched, or when the batch holds a transient refusal (it ends, and that item is retried
+         * without waiting for the queue to empty).
+         */
+        const pollBatchable = (carry: Carry, holding: () => boolean) =>
+          Effect.suspend(() =>
+            holding() ? Effect.fail(Option.none()) : Effect.flatMap(Queue.poll(input), (polled) => {
+              if (polled._tag === "None") return Effect.fail(Option.none())
+              const taken = polled.value
+              if (taken === undefined || !batchable(taken[0])) {
+                carry.item = taken
+                return Effect.fail(Option.none())
+              }
+              return Effect.succeed(taken as readonly [BulkEnvelope<never, never>, number])
+            })
+          )
         /**
          * Sends `first` and the items that wait behind it on one pooled connection with
-         * `sendBatch`; emits their outcomes and returns those to try again one by one.
+         * `sendBatch`; emits their outcomes and returns those to try again one by one, each with
+         * the failure of its first attempt (none: a fresh attempt).
          */
         const sendBatchOn = (
           first: readonly [BulkEnvelope<never, never>, number],
@@ -528,25 +535,39 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           Effect.uninterruptibleMask((restore) =>
             Effect.gen(function*() {
               const retry: Array<readonly [BulkEnvelope<never, never>, number, SmtpError | undefined]> = []
-              const entry = yield* openConnection(restore)
-              const indexes: Array<readonly [BulkEnvelope<never, never>, number]> = []
-              const items = Stream.concat(Stream.make(first), Stream.repeatEffectOption(pollBatchable(carry))).pipe(
-                Stream.map((taken) => {
-                  indexes.push(taken)
-                  const item = taken[0]
-                  return {
-                    from: item.from,
-                    to: item.to,
-                    message: item.message as string | Uint8Array,
-                    options: item.options
-                  }
-                })
+              const opened = yield* Effect.either(openConnection(restore))
+              // no connection: the item's first attempt failed, the single-send path goes on from there
+              if (Either.isLeft(opened)) return [[first[0], first[1], opened.left] as const]
+              const entry = opened.right
+              /** The items taken and not reported, by their position in the batch (`first` is 0). */
+              const owed = new Map<number, readonly [BulkEnvelope<never, never>, number]>([[0, first]])
+              let taken = 1
+              const toBatchItem = ([item]: readonly [BulkEnvelope<never, never>, number]) => ({
+                from: item.from,
+                to: item.to,
+                message: item.message as string | Uint8Array,
+                options: item.options
+              })
+              const items = Stream.concat(
+                Stream.make(toBatchItem(first)),
+                Stream.repeatEffectOption(pollBatchable(carry, () => retry.length > 0)).pipe(
+                  Stream.map((next) => {
+                    owed.set(taken++, next)
+                    return toBatchItem(next)
+                  })
+                )
               )
+              /** What the batch took and did not report goes one by one. */
+              const retryOwed = (failure: SmtpError | undefined) =>
+                Effect.sync(() => {
+                  for (const [item, index] of owed.values()) retry.push([item, index, failure])
+                  owed.clear()
+                })
               const run = entry.value.sendBatch(items).pipe(
                 Stream.runForEach((outcome) => {
-                  const taken = indexes[outcome.index]
-                  indexes[outcome.index] = undefined as never // released as it goes
-                  const index = taken[1]
+                  const item = owed.get(outcome.index)!
+                  owed.delete(outcome.index)
+                  const index = item[1]
                   switch (outcome._tag) {
                     case "Sent":
                       return Effect.zipRight(
@@ -567,7 +588,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                     default: {
                       const kind = disposition(outcome.error)
                       if (kind === "transient" && schedule !== undefined) {
-                        retry.push([taken[0], taken[1], outcome.error])
+                        retry.push([item[0], index, outcome.error])
                         return Effect.void
                       }
                       return Effect.zipRight(
@@ -577,18 +598,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                     }
                   }
                 }),
-                // the batch itself failed (the session could not greet): every item it took goes one by one
-                Effect.catchAll(() =>
-                  Effect.sync(() => {
-                    for (const taken of indexes) if (taken !== undefined) retry.push([taken[0], taken[1], undefined])
-                  })
-                )
+                // the batch itself failed (the session could not greet): that was the items' first attempt
+                Effect.catchAll(retryOwed)
               )
               const exit = yield* Effect.exit(restore(run))
               // a defect in the batch: the items it took and did not report go one by one
-              if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
-                for (const taken of indexes) if (taken !== undefined) retry.push([taken[0], taken[1], undefined])
-              }
+              if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) yield* retryOwed(undefined)
               yield* pool.release(entry, !(yield* entry.value.isClosed))
               return retry
             })

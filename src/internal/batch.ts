@@ -71,6 +71,11 @@ const BDAT_GROUP_BYTES = 60 * 1024
 /** Outcomes decided and not yet taken by the consumer: beyond this, no new message is written. */
 const AHEAD = 64
 /**
+ * Items taken whose outcome the consumer has not taken (in flight, decided behind one in flight, or
+ * ready) at most: invalid items decided at once wait behind the messages in flight within it.
+ */
+const HELD = AHEAD + BDAT_WINDOW
+/**
  * While replies are still owed, the consumer is woken once this many outcomes are decided (a wake
  * per message cost a third of the CPU of a DATA batch): outcomes come in chunks of up to this many.
  */
@@ -244,8 +249,8 @@ export const run = <E, R>(
 
     /** The next item that can be sent; those that cannot are decided at once (their slots keep the order). */
     const take = (pull = true): Entry | undefined => {
-      // (at most AHEAD invalid items at a time: the consumer takes their outcomes first)
-      for (let invalid = 0; invalid < AHEAD; invalid++) {
+      // (invalid items are decided at once, up to HELD items held: the consumer takes their outcomes first)
+      while (ready.length + slots.length - slotsAt < HELD) {
         const item = nextItem(pull)
         if (item === undefined) return undefined
         let prepared: Either.Either<Prepared, SmtpError>
@@ -492,8 +497,10 @@ export const run = <E, R>(
           carried = undefined
           if (entry === undefined) break
           const size = entry.prepared.bytes.length
+          // (a message alone in the window always goes: it is at most ONE_FLIGHT_LIMIT)
           if (
-            entries.length > 0 && (bytes + size > BDAT_GROUP_BYTES || windowBytes + bytes + size > BDAT_WINDOW_BYTES)
+            (entries.length > 0 && bytes + size > BDAT_GROUP_BYTES) ||
+            (windowBytes + bytes > 0 && windowBytes + bytes + size > BDAT_WINDOW_BYTES)
           ) {
             carried = entry
             break

@@ -560,9 +560,17 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       }
     }
 
+    /** A batch item's message: a string or bytes (a JavaScript caller may give anything). */
+    const batchMessage = (item: SmtpConnection.BatchItem): Either.Either<string | Uint8Array, SmtpInvalidInput> =>
+      typeof item.message === "string" || item.message instanceof Uint8Array ?
+        Either.right(item.message) :
+        Either.left(new SmtpInvalidInput({ reason: "A message of a batch must be a string or bytes" }))
+
     /** One message of a batch on its own (no PIPELINING, or LMTP), as an outcome. */
-    const sendOne = (item: SmtpConnection.BatchItem, index: number): Effect.Effect<SmtpConnection.BatchOutcome> =>
-      transact<SmtpConnection.BatchOutcome, never, never>(
+    const sendOne = (item: SmtpConnection.BatchItem, index: number): Effect.Effect<SmtpConnection.BatchOutcome> => {
+      const message = batchMessage(item)
+      if (Either.isLeft(message)) return Effect.succeed({ _tag: "NotSent", index, error: message.left })
+      return transact<SmtpConnection.BatchOutcome, never, never>(
         item.from,
         item.to,
         item.message,
@@ -580,22 +588,32 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           )
         )
       )
+    }
 
     const sendBatch = <E, R>(
       items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
-    ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> => {
-      const input = (): Stream.Stream<SmtpConnection.BatchItem, E, R> =>
-        Stream.StreamTypeId in items ?
-          items as Stream.Stream<SmtpConnection.BatchItem, E, R> :
-          Streams.fromIterable(items as Iterable<SmtpConnection.BatchItem>)
-      return Streams.unwrapScoped(Effect.gen(function*() {
+    ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> =>
+      Streams.unwrapScoped(Effect.gen(function*() {
         // the session is held for the whole batch
         // waiting for the session stays interruptible (a Stream's scoped set-up is not, by default)
         yield* Effect.interruptible(lock.scoped)
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {
-          return Streams.mapEffectSequential(Stream.zipWithIndex(input()), ([item, index]) => sendOne(item, index))
+          if (Stream.StreamTypeId in items) {
+            return Streams.mapEffectSequential(
+              Stream.zipWithIndex(items as Stream.Stream<SmtpConnection.BatchItem, E, R>),
+              ([item, index]) => sendOne(item, index)
+            )
+          }
+          // an iterable is read one item at a time, as it is sent (an iterator that throws ends the
+          // stream with its defect after the outcomes of the items before)
+          const iterator = (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
+          let index = 0
+          return Stream.repeatEffectOption(Effect.suspend(() => {
+            const next = iterator.next()
+            return next.done === true ? Effect.fail(Option.none()) : sendOne(next.value, index++)
+          }))
         }
         return Batch.run({
           engine,
@@ -603,9 +621,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           greet: ehloOrHeloIfNeeded,
           prepare: (item) =>
             Either.flatMap(
-              typeof item.message === "string" || item.message instanceof Uint8Array ?
-                Either.right(item.message) :
-                Either.left(new SmtpInvalidInput({ reason: "A message of a batch must be a string or bytes" })),
+              batchMessage(item),
               (message) => {
                 const recipients = typeof item.to === "string" ? [item.to] : item.to
                 if (recipients.length === 0) {
@@ -636,7 +652,6 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           )
         )
       )
-    }
 
     const service: SmtpConnection.Service = {
       tls: Effect.sync(() => Option.fromNullable(engine.tlsDetails())),
