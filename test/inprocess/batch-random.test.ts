@@ -9,14 +9,7 @@ import { SmtpClient, type SmtpConnection, SmtpTransport } from "../../src/index.
 import { TestTransport } from "../../src/testing/index.js"
 import type * as TestServer from "../../src/testing/TestServer.js"
 import { withinRealTime } from "../session/support.js"
-
-const mulberry32 = (a: number) => () => {
-  a |= 0
-  a = (a + 0x6D2B79F5) | 0
-  let t = Math.imul(a ^ (a >>> 15), 1 | a)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+import { failingSeeds, mulberry32, pick } from "../support/random.js"
 
 const decoder = new TextDecoder()
 
@@ -30,8 +23,6 @@ interface Plan {
   readonly size: number
   readonly qRefuse: boolean
 }
-
-const pick = <A>(rnd: () => number, xs: ReadonlyArray<A>): A => xs[Math.floor(rnd() * xs.length)]
 
 export const runOne = (seed: number, opts: { readonly bigProb?: number } = {}) =>
   Effect.gen(function*() {
@@ -294,16 +285,6 @@ export const runOne = (seed: number, opts: { readonly bigProb?: number } = {}) =
 describe("sendBatch randomized", () => {
   it.live("invariants hold over many random runs", () =>
     Effect.gen(function*() {
-      const start = Number(process.env.SEED ?? 1)
-      const runs = Number(process.env.RUNS ?? 300)
-      const failures: Array<string> = []
-      for (let seed = start; seed < start + runs; seed++) {
-        const r = yield* runOne(seed)
-        if (r.problems.length > 0) {
-          failures.push(`seed ${seed} ${JSON.stringify(r.config)}: ${r.problems.slice(0, 5).join("; ")}`)
-          if (failures.length >= 10) break
-        }
-      }
-      assert.deepStrictEqual(failures, [])
+      assert.deepStrictEqual(yield* failingSeeds(runOne, { runs: 300, maxFailures: 10, problemsShown: 5 }), [])
     }), 600_000)
 })

@@ -9,15 +9,7 @@ import { Mailer } from "effect-smtp"
 import { TestTransport } from "../../src/testing/index.js"
 import type * as TestServer from "../../src/testing/TestServer.js"
 import { withinRealTime } from "../session/support.js"
-
-const mulberry32 = (a: number) => () => {
-  a |= 0
-  a = (a + 0x6D2B79F5) | 0
-  let t = Math.imul(a ^ (a >>> 15), 1 | a)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
-const pick = <A>(rnd: () => number, xs: ReadonlyArray<A>): A => xs[Math.floor(rnd() * xs.length)]
+import { failingSeeds, mulberry32, pick } from "../support/random.js"
 
 export const runMailer = (seed: number) =>
   Effect.gen(function*() {
@@ -102,16 +94,6 @@ export const runMailer = (seed: number) =>
 describe("Mailer.sendAll randomized", () => {
   it.live("invariants", () =>
     Effect.gen(function*() {
-      const start = Number(process.env.SEED ?? 1)
-      const runs = Number(process.env.RUNS ?? 200)
-      const failures: Array<string> = []
-      for (let seed = start; seed < start + runs; seed++) {
-        const r = yield* runMailer(seed)
-        if (r.problems.length > 0) {
-          failures.push(`seed ${seed} ${JSON.stringify(r.config)}: ${r.problems.slice(0, 4).join("; ")}`)
-          if (failures.length >= 8) break
-        }
-      }
-      assert.deepStrictEqual(failures, [])
+      assert.deepStrictEqual(yield* failingSeeds(runMailer, { runs: 200, maxFailures: 8, problemsShown: 4 }), [])
     }), 900_000)
 })
