@@ -4,16 +4,8 @@ import { Mailer, SmtpError, SmtpReply } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
 import * as EmbeddedServer from "../support/smtpServer.js"
+import { accepted, EHLO, QUIT } from "./steps.js"
 
-const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
-const QUIT = { expect: "QUIT", reply: "221 bye" }
-/** One accepted transaction of `from` → b@x.test with the message "hi". */
-const accepted = (from = "a@x.test") => [
-  { expect: `MAIL FROM:<${from}>`, reply: "250 ok" },
-  { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: "hi\r\n.\r\n", reply: "250 queued" }
-]
 const noDelay = Schedule.recurs(3)
 const options = { host: "mx.test", security: "none", retry: noDelay } as const
 

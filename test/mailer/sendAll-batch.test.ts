@@ -7,15 +7,8 @@ import { Chunk, Effect, Either, type Layer, Schedule, Stream } from "effect"
 import { Mailer, type SmtpTransport } from "effect-smtp"
 import { TestTransport } from "../../src/testing/index.js"
 import { makeServer, withinRealTime } from "../session/support.js"
+import { accepted, EHLO, QUIT } from "./steps.js"
 
-const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
-const QUIT = { expect: "QUIT", reply: "221 bye" }
-const accepted = (from = "a@x.test") => [
-  { expect: `MAIL FROM:<${from}>`, reply: "250 ok" },
-  { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: "hi\r\n.\r\n", reply: "250 queued" }
-]
 const refused = { strict: false, refuse: true, steps: [] }
 const options = { host: "mx.test", security: "none", retry: Schedule.recurs(1), maxConnections: 1 } as const
 const item = (from = "a@x.test"): Mailer.BulkItem => ({ from, to: "b@x.test", message: "hi" })

@@ -5,15 +5,8 @@ import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
 import { makeServer } from "../session/support.js"
 import * as EmbeddedServer from "../support/smtpServer.js"
+import { accepted, EHLO, QUIT } from "./steps.js"
 
-const EHLO = { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" }
-const QUIT = { expect: "QUIT", reply: "221 bye" }
-const accepted = (from = "a@x.test") => [
-  { expect: `MAIL FROM:<${from}>`, reply: "250 ok" },
-  { expect: "RCPT TO:<b@x.test>", reply: "250 ok" },
-  { expect: "DATA", reply: "354 go" },
-  { expect: "hi\r\n.\r\n", reply: "250 queued" }
-]
 /** MAIL refused with `code`; the pipelined RCPT and DATA answered 503, then RSET. */
 const mailRefused = (code: number, from = "a@x.test") => [
   { expect: `MAIL FROM:<${from}>`, reply: `${code} no` },
