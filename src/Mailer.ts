@@ -507,8 +507,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         })
         /**
          * The next item for the batch, without waiting: none when the queue is empty, when it cannot
-         * be batched, or when the batch holds a transient refusal (it ends, and that item is retried
-         * without waiting for the queue to empty).
+         * be batched, or when the batch must end (`holding`: it holds a transient refusal, whose
+         * retry must not wait for the queue to empty, or it has had its share of the connection
+         * while another send waits for one).
          */
         const pollBatchable = (carry: Carry, holding: () => boolean) =>
           Effect.suspend(() =>
@@ -525,7 +526,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         /**
          * Sends `first` and the items that wait behind it on one pooled connection with
          * `sendBatch`; emits their outcomes and returns those to try again one by one, each with
-         * the failure of its first attempt (none: a fresh attempt).
+         * the failure of its first attempt (undefined after a defect: a fresh attempt).
          */
         const sendBatchOn = (
           first: readonly [BulkEnvelope<never, never>, number],
@@ -550,7 +551,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
               })
               const items = Stream.concat(
                 Stream.make(toBatchItem(first)),
-                Stream.repeatEffectOption(pollBatchable(carry, () => retry.length > 0)).pipe(
+                Stream.repeatEffectOption(
+                  pollBatchable(carry, () => retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0))
+                ).pipe(
                   Stream.map((next) => {
                     owed.set(taken++, next)
                     return toBatchItem(next)
@@ -642,6 +645,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 
 /** The largest message a batch on a shared connection takes (`sendBatch` with BDAT: 1 MiB). */
 const BATCH_LIMIT = 1024 * 1024
+/** Items a batch takes before it gives its connection up to another send that waits for one. */
+const FAIR_SHARE = 64
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)
 
