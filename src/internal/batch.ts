@@ -678,7 +678,10 @@ export const run = <E, R>(
       return Effect.dieMessage("sendBatch: the batch stalled (a bug of effect-smtp)")
     })
 
-    /** After a failure of the connection: the input is NotSent, `AHEAD` items at a time. */
+    /**
+     * After a failure of the connection: the input is NotSent, `AHEAD` items at a time, each with
+     * the connection's failure, or with its own when it is invalid (sending it again would not do).
+     */
     const drainDead = () => {
       for (const entry of [carried, lookahead]) {
         if (entry !== undefined) entry.slot.outcome = notSent(entry.index, dead!)
@@ -688,8 +691,17 @@ export const run = <E, R>(
       for (let n = 0; n < AHEAD; n++) {
         const item = nextItem()
         if (item === undefined) break
+        let prepared: Either.Either<Prepared, SmtpError>
+        try {
+          prepared = ctx.prepare(item)
+        } catch (defect) {
+          // as in `take`: a defect after the outcomes of what came before
+          inputDefect = { defect }
+          inputDone = true
+          break
+        }
         const slot = new Slot()
-        slot.outcome = notSent(index++, dead!)
+        slot.outcome = notSent(index++, Either.isLeft(prepared) ? prepared.left : dead!)
         slots.push(slot)
       }
       flush()
