@@ -33,6 +33,7 @@ import * as Stream from "effect/Stream"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import { replyFields, SmtpDataError, type SmtpError, SmtpInvalidInput } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
+import * as Arrays from "./arrays.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
@@ -387,7 +388,7 @@ export const run = <E, R>(
       }
       const entry = takeAhead()
       if (entry !== undefined) {
-        const commands: Array<Codec.Command> = Array.of()
+        const commands: Array<Codec.Command> = Arrays.objectArray()
         pushEnvelope(commands, entry)
         commands.push(DATA)
         writeFlight(new Flight(undefined, undefined, 0, entry, false), commands)
@@ -409,7 +410,7 @@ export const run = <E, R>(
         at++
       }
       const entry = f.opening
-      const commands: Array<Codec.Command> = Array.of()
+      const commands: Array<Codec.Command> = Arrays.objectArray()
       let ending: Entry | undefined
       let refused: Record<string, SmtpReply> | undefined
       let skip = 0
@@ -488,9 +489,9 @@ export const run = <E, R>(
         !mustQueue() && !stopped && dead === undefined && ready.length < AHEAD &&
         windowMessages < BDAT_WINDOW && windowBytes < BDAT_WINDOW_BYTES
       ) {
-        const entries: Array<Entry> = Array.of()
-        const rsets: Array<boolean> = Array.of()
-        const commands: Array<Codec.Command> = Array.of()
+        const entries: Array<Entry> = Arrays.objectArray()
+        const rsets: Array<boolean> = Arrays.objectArray()
+        const commands: Array<Codec.Command> = Arrays.objectArray()
         let bytes = 0
         while (entries.length < BDAT_GROUP && windowMessages + entries.length < BDAT_WINDOW) {
           const entry = carried ?? take()

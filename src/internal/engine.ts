@@ -35,6 +35,7 @@ import {
 } from "../SmtpError.js"
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
+import * as Arrays from "./arrays.js"
 import { byteLength, type Command, encodeLines, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
 import { concat as concatBytes } from "./slab.js"
@@ -171,7 +172,7 @@ export interface Engine {
  */
 class Group implements Batch, Pending {
   // not a literal: V8 pretenured it (see `AcceptedEnvelope` in transaction.ts)
-  readonly replies: Array<SmtpReply.SmtpReply> = Array.of()
+  readonly replies: Array<SmtpReply.SmtpReply> = Arrays.objectArray()
   error: SmtpError | undefined = undefined
   done = false
   resume: ((exit: Exit.Exit<Batch>) => void) | undefined = undefined

@@ -23,6 +23,7 @@ import {
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
+import * as Arrays from "./arrays.js"
 import * as Auth from "./auth.js"
 import * as Batch from "./batch.js"
 import * as Codec from "./command.js"
@@ -345,7 +346,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       const utf8 = mailOptions.length > 0 && mailOptions.some(isSmtpUtf8)
       const mail = mailCommand(from, mailOptions)
       if (Either.isLeft(mail)) return Either.left(mail.left)
-      const rcpts: Array<Codec.Command> = Array.of()
+      const rcpts: Array<Codec.Command> = Arrays.objectArray()
       const rcptOptions = sendOptions?.rcptOptions ?? []
       for (const r of recipients) {
         const extraRcpt = typed?.rcpt(r)
