@@ -248,22 +248,28 @@ export const run = <E, R>(
       return undefined
     }
 
+    /**
+     * An item validated and encoded; undefined when it threw (an item that is not a BatchItem, from
+     * a JavaScript caller): a defect, as for sendmail, after the outcomes of what came before it.
+     */
+    const prepareItem = (item: SmtpConnection.BatchItem): Either.Either<Prepared, SmtpError> | undefined => {
+      try {
+        return ctx.prepare(item)
+      } catch (defect) {
+        inputDefect = { defect }
+        inputDone = true
+        return undefined
+      }
+    }
+
     /** The next item that can be sent; those that cannot are decided at once (their slots keep the order). */
     const take = (pull = true): Entry | undefined => {
       // (invalid items are decided at once, up to HELD items held: the consumer takes their outcomes first)
       while (ready.length + slots.length - slotsAt < HELD) {
         const item = nextItem(pull)
         if (item === undefined) return undefined
-        let prepared: Either.Either<Prepared, SmtpError>
-        try {
-          prepared = ctx.prepare(item)
-        } catch (defect) {
-          // an item that is not a BatchItem (a JavaScript caller): a defect, as for sendmail, after
-          // the outcomes of what was taken before it
-          inputDefect = { defect }
-          inputDone = true
-          return undefined
-        }
+        const prepared = prepareItem(item)
+        if (prepared === undefined) return undefined
         const slot = new Slot()
         slots.push(slot)
         const i = index++
@@ -692,15 +698,8 @@ export const run = <E, R>(
       for (let n = 0; n < AHEAD; n++) {
         const item = nextItem()
         if (item === undefined) break
-        let prepared: Either.Either<Prepared, SmtpError>
-        try {
-          prepared = ctx.prepare(item)
-        } catch (defect) {
-          // as in `take`: a defect after the outcomes of what came before
-          inputDefect = { defect }
-          inputDone = true
-          break
-        }
+        const prepared = prepareItem(item)
+        if (prepared === undefined) break
         const slot = new Slot()
         slot.outcome = notSent(index++, Either.isLeft(prepared) ? prepared.left : dead!)
         slots.push(slot)
