@@ -118,8 +118,9 @@ export interface Engine {
    */
   readonly allowEarlyReplies: (count: number) => void
   /**
-   * How many writes that carry an end of data (the final dot, `BDAT ... LAST`) have been handed
-   * to the socket: once one has, the server may have accepted the message.
+   * How many ends of message data (the final dot, `BDAT ... LAST`) have been handed to the socket,
+   * in writing order (a write that holds several counts each): once one has, the server may have
+   * accepted its message.
    */
   readonly endsWritten: () => number
   /**
@@ -552,12 +553,13 @@ export const make = (
 
     const pending = (g: Group): Pending => g
 
-    const rawWrite = (bytes: Uint8Array, what: What, endsData: boolean): Effect.Effect<void, SmtpError> => {
+    /** One write; `ends`: the ends of message data it holds (counted by `endsWritten`). */
+    const rawWrite = (bytes: Uint8Array, what: What, ends: number): Effect.Effect<void, SmtpError> => {
       if (closedWith !== undefined || broken !== undefined || write === undefined) {
         return Effect.fail(markWriteFailure((closedWith ?? broken ?? disconnected())(describe(what))))
       }
       // from here the bytes may reach the server, whatever the write's outcome
-      if (endsData) endsWritten++
+      endsWritten += ends
       const seq = ++writeSeq
       writingSince = clock.unsafeCurrentTimeMillis()
       writingWhat = what
@@ -599,63 +601,67 @@ export const make = (
 
     /**
      * Writes segments in as few writes as possible: small ones are joined (one flush for a batch
-     * of commands), a large one (a BDAT chunk) is written as it is, never copied. The write that
-     * holds segment `endSegment` is counted as an end of data.
+     * of commands), a large one (a BDAT chunk) is written as it is, never copied. Each write counts
+     * the ends of message data it holds (`ends`: the indexes of the segments that end one, in order),
+     * so that a batch knows which of its messages' ends went out when a write fails.
      */
     const writeSegments = (
       segments: ReadonlyArray<Uint8Array>,
       what: What,
-      endSegment: number
+      ends: ReadonlyArray<number>
     ): Effect.Effect<void, SmtpError> => {
-      if (segments.length === 1) return rawWrite(segments[0], what, endSegment === 0)
+      if (segments.length === 1) return rawWrite(segments[0], what, ends.length)
       let total = 0
       for (const segment of segments) total += segment.length
       // the common case: a flight of commands (and a small message) in one write
-      if (total < COALESCE_LIMIT) return rawWrite(concatBytes(segments), what, endSegment !== -1)
+      if (total < COALESCE_LIMIT) return rawWrite(concatBytes(segments), what, ends.length)
       const writes: Array<Uint8Array> = []
-      let endWrite = -1
+      const endsOf: Array<number> = []
+      let next = 0
       let small: Array<Uint8Array> = []
       let smallBytes = 0
-      let smallEnds = false
+      let smallEnds = 0
       const flush = () => {
         if (small.length > 0) {
-          if (smallEnds) endWrite = writes.length
           writes.push(small.length === 1 ? small[0] : concatBytes(small))
+          endsOf.push(smallEnds)
         }
         small = []
         smallBytes = 0
-        smallEnds = false
+        smallEnds = 0
       }
       for (let i = 0; i < segments.length; i++) {
         const segment = segments[i]
-        if (segment.length === 0 && i !== endSegment) continue
+        const isEnd = next < ends.length && ends[next] === i
+        if (isEnd) next++
+        if (segment.length === 0 && !isEnd) continue
         if (segment.length >= COALESCE_LIMIT) {
           flush()
-          if (i === endSegment) endWrite = writes.length
           writes.push(segment)
+          endsOf.push(isEnd ? 1 : 0)
         } else {
           small.push(segment)
           smallBytes += segment.length
-          if (i === endSegment) smallEnds = true
+          if (isEnd) smallEnds++
           if (smallBytes >= COALESCE_LIMIT) flush()
         }
       }
       flush()
       return writes.length === 1 ?
-        rawWrite(writes[0], what, endWrite === 0) :
-        Effect.forEach(writes, (w, i) => rawWrite(w, what, i === endWrite), { discard: true })
+        rawWrite(writes[0], what, endsOf[0]) :
+        Effect.forEach(writes, (w, i) => rawWrite(w, what, endsOf[i]), { discard: true })
     }
 
-    /** The segments of commands, and the index of the last one that ends message data (-1: none). */
+    /** The segments of commands, and the indexes of those that end message data, in order. */
     const commandSegments = (commands: ReadonlyArray<Command>) => {
       const segments: Array<Uint8Array> = []
-      let endSegment = -1
+      const ends: Array<number> = []
       for (const c of commands) {
         segments.push(c.bytes)
         if (c.payload !== undefined) { for (const p of c.payload) segments.push(p) }
-        if (c.endsData === true) endSegment = segments.length - 1
+        if (c.endsData === true) ends.push(segments.length - 1)
       }
-      return { segments, endSegment }
+      return { segments, ends }
     }
 
     const transcriptCommands = (commands: ReadonlyArray<Command>) =>
@@ -713,9 +719,9 @@ export const make = (
     /** Writes a flight of commands: command lines alone and small, encoded in one array. */
     const writeCommandsOf = (commands: ReadonlyArray<Command>): Effect.Effect<void, SmtpError> => {
       const lines = encodeLines(commands)
-      if (lines !== undefined && lines.length < COALESCE_LIMIT) return rawWrite(lines, commands, false)
-      const { endSegment, segments } = commandSegments(commands)
-      return writeSegments(segments, commands, endSegment)
+      if (lines !== undefined && lines.length < COALESCE_LIMIT) return rawWrite(lines, commands, 0)
+      const { ends, segments } = commandSegments(commands)
+      return writeSegments(segments, commands, ends)
     }
     const sendNow = (commands: ReadonlyArray<Command>): Sent | SmtpError | undefined => {
       if (options.debug !== 0 || connection.write === undefined || severalWrites(commands)) return undefined
@@ -822,14 +828,14 @@ export const make = (
           }
           if (small.length > 0) writes.push(small.length === 1 ? small[0] : concatBytes(small))
           return writes.length === 1 ?
-            rawWrite(writes[0], what, false) :
-            Effect.forEach(writes, (w) => rawWrite(w, what, false), { discard: true })
+            rawWrite(writes[0], what, 0) :
+            Effect.forEach(writes, (w) => rawWrite(w, what, 0), { discard: true })
         }).pipe(
           // the end of data in a write of its own: from here the server may accept the message
           Effect.zipRight(Effect.suspend(() => {
             const end = opts.end()
             bytes += end.length
-            return rawWrite(end, what, true)
+            return rawWrite(end, what, 1)
           })),
           // the connection is closed: stop pulling the message; an early reply is still in the
           // group, else it holds the disconnection
@@ -863,8 +869,8 @@ export const make = (
             const g = makeGroup([c], c.verb, 1)
             register(g)
             registered.push(pending(g))
-            const { endSegment, segments } = commandSegments([c])
-            const written = Effect.map(writeSegments(segments, `writing ${label}`, endSegment), () => arm(g))
+            const { ends, segments } = commandSegments([c])
+            const written = Effect.map(writeSegments(segments, `writing ${label}`, ends), () => arm(g))
             return options.debug === 0 ? written : Effect.zipRight(transcriptCommands([c]), written)
           })).pipe(Effect.catchIf(isWriteFailure, () => Effect.void), closeOnFailure, Effect.as(registered))
       })
