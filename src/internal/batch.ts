@@ -691,8 +691,14 @@ export const run = <E, R>(
         if (lastRefused && dead === undefined) {
           // the next operation on this connection must find no transaction open (a MAIL after a
           // refused BDAT LAST is a 503 "nested MAIL" on most servers), as after a refused sendmail
-          lastRefused = false
-          return Effect.zipRight(ctx.rset, step)
+          // (cleared once it is over: stopped before, the finalizer leaves it to the next operation)
+          return Effect.zipRight(
+            ctx.rset,
+            Effect.suspend(() => {
+              lastRefused = false
+              return step
+            })
+          )
         }
         // the input failed (or threw): what was taken before has its outcome, then the failure
         if (inputDefect !== undefined) return Effect.die(inputDefect.defect)
