@@ -5,39 +5,12 @@
  */
 import { Socket } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Fiber, Layer, Stream, TestClock } from "effect"
-import { SmtpClient, SmtpTransport } from "../../src/index.js"
-import { CHUNKING, connectOptions } from "../scripted/batchSupport.js"
+import { Chunk, Effect, Fiber, Stream, TestClock } from "effect"
+import { SmtpClient } from "../../src/index.js"
 import { makeServerWith } from "../session/support.js"
+import { CHUNKING, connectOptions, withSocketWriter } from "./batchSupport.js"
 
 const big = `Subject: big\r\n\r\n${"x".repeat(100 * 1024)}\r\n`
-
-const withWriter = (
-  layer: Layer.Layer<SmtpTransport.SmtpTransport>,
-  f: (
-    text: string,
-    w: (c: Uint8Array) => Effect.Effect<void, Socket.SocketError>,
-    chunk: Uint8Array
-  ) => Effect.Effect<void, Socket.SocketError>
-) =>
-  Layer.effect(
-    SmtpTransport.SmtpTransport,
-    Effect.map(SmtpTransport.SmtpTransport, (t) => ({
-      ...t,
-      connect: (o: Parameters<typeof t.connect>[0]) =>
-        Effect.map(t.connect(o), (c) => ({
-          ...c,
-          socket: Socket.Socket.of({
-            ...c.socket,
-            writer: Effect.map(
-              c.socket.writer,
-              (w) => (chunk: any) =>
-                chunk instanceof Uint8Array ? f(new TextDecoder().decode(chunk), w as any, chunk) : w(chunk)
-            )
-          } as any)
-        }))
-    }))
-  ).pipe(Layer.provide(layer))
 
 describe("BDAT batch: a large message whose payload write never happened", () => {
   it.effect("the write of its commands fails: NotSent (its end of data never went out)", () =>
@@ -47,7 +20,7 @@ describe("BDAT batch: a large message whose payload write never happened", () =>
         steps: [{ expect: "EHLO client.test", reply: CHUNKING }]
       })
       let payloadWrites = 0
-      const layer = withWriter(server.layer, (text, w, chunk) => {
+      const layer = withSocketWriter(server.layer, (text, chunk, w) => {
         if (text.startsWith("MAIL FROM")) {
           return Effect.fail(new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE") }))
         }
@@ -77,7 +50,7 @@ describe("BDAT batch: a large message whose payload write never happened", () =>
       })
       // each large message is a write group of its own: commands, then payload; the second
       // group's commands start with RSET
-      const layer = withWriter(server.layer, (text, w, chunk) =>
+      const layer = withSocketWriter(server.layer, (text, chunk, w) =>
         text.startsWith("RSET") ?
           Effect.fail(new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE") })) :
           w(chunk))
@@ -104,7 +77,7 @@ describe("BDAT batch: a large message whose payload write never happened", () =>
       })
       let payloadWrites = 0
       const gate = yield* Effect.makeLatch(false)
-      const layer = withWriter(server.layer, (text, w, chunk) => {
+      const layer = withSocketWriter(server.layer, (text, chunk, w) => {
         // a congested socket: the write of the commands does not complete; when the socket is
         // destroyed (the timeout), the pending write fails
         if (text.startsWith("MAIL FROM")) {

@@ -3,12 +3,11 @@
  * the first flight is being written: the write completes, its 354 may come, so the connection is
  * closed; nothing (no RSET) is written into the open DATA.
  */
-import { Socket } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer, Stream, TestClock } from "effect"
-import { SmtpClient, SmtpTransport } from "../../src/index.js"
+import { Effect, Fiber, Stream, TestClock } from "effect"
+import { SmtpClient } from "../../src/index.js"
 import { eventually, guard, makeServerWith } from "../session/support.js"
-import { body, connectOptions, PIPELINING } from "./batchSupport.js"
+import { body, connectOptions, PIPELINING, withSocketWriter } from "./batchSupport.js"
 
 describe("DATA with the Socket writer, interrupted while the first flight is being written", () => {
   it.effect("the 354 may come after the stop: the connection is closed, nothing written into the open DATA", () =>
@@ -26,29 +25,15 @@ describe("DATA with the Socket writer, interrupted while the first flight is bei
         const gate = yield* Effect.makeLatch(false)
         let writing = false
         // a socket whose write of the first envelope takes a while (a full buffer)
-        const layer = Layer.effect(
-          SmtpTransport.SmtpTransport,
-          Effect.map(SmtpTransport.SmtpTransport, (t) => ({
-            ...t,
-            connect: (o: Parameters<typeof t.connect>[0]) =>
-              Effect.map(t.connect(o), (c) => ({
-                ...c,
-                socket: Socket.Socket.of({
-                  ...c.socket,
-                  writer: Effect.map(c.socket.writer, (w) => (chunk: any) =>
-                    typeof chunk !== "string" && chunk instanceof Uint8Array &&
-                      new TextDecoder().decode(chunk).includes("RCPT TO:<r1@x.test>") ?
-                      Effect.zipRight(
-                        Effect.sync(() => {
-                          writing = true
-                        }),
-                        Effect.zipRight(gate.await, w(chunk))
-                      ) :
-                      w(chunk))
-                } as any)
-              }))
-          }))
-        ).pipe(Layer.provide(server.layer))
+        const layer = withSocketWriter(server.layer, (text, chunk, write) =>
+          text.includes("RCPT TO:<r1@x.test>") ?
+            Effect.zipRight(
+              Effect.sync(() => {
+                writing = true
+              }),
+              Effect.zipRight(gate.await, write(chunk))
+            ) :
+            write(chunk))
         const result = yield* Effect.scoped(Effect.gen(function*() {
           const smtp = yield* SmtpClient.connect({ ...connectOptions, timeout: "10 seconds" })
           const batch = yield* Effect.fork(Stream.runDrain(smtp.sendBatch([

@@ -3,6 +3,7 @@
  * scripted steps one message draws with DATA or with BDAT (each BDAT message after the first
  * preceded by RSET), and a real-time sleep.
  */
+import { Socket } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import type { SmtpConnection } from "effect-smtp"
 import { SmtpTransport } from "../../src/index.js"
@@ -36,6 +37,19 @@ export const bdatSteps = (i: number, message: (i: number) => string = body) => [
 
 export const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
+/** The transport of `layer` with each connection it opens changed by `f`. */
+const mapConnections = (
+  layer: Layer.Layer<SmtpTransport.SmtpTransport>,
+  f: (connection: SmtpTransport.Connection) => SmtpTransport.Connection
+): Layer.Layer<SmtpTransport.SmtpTransport> =>
+  Layer.effect(
+    SmtpTransport.SmtpTransport,
+    Effect.map(SmtpTransport.SmtpTransport, (transport) => ({
+      ...transport,
+      connect: (options: Parameters<typeof transport.connect>[0]) => Effect.map(transport.connect(options), f)
+    }))
+  ).pipe(Layer.provide(layer))
+
 /**
  * The transport of `layer` with each connection's synchronous write replaced: `write(bytes, write)`
  * gets the original (a socket whose buffer is full: the bytes handed over, the Effect waiting).
@@ -47,14 +61,31 @@ export const withWrite = (
     original: NonNullable<SmtpTransport.Connection["write"]>
   ) => ReturnType<NonNullable<SmtpTransport.Connection["write"]>>
 ): Layer.Layer<SmtpTransport.SmtpTransport> =>
-  Layer.effect(
-    SmtpTransport.SmtpTransport,
-    Effect.map(SmtpTransport.SmtpTransport, (transport) => ({
-      ...transport,
-      connect: (options: Parameters<typeof transport.connect>[0]) =>
-        Effect.map(transport.connect(options), (connection) => ({
-          ...connection,
-          write: (bytes: Uint8Array) => write(bytes, connection.write!)
-        }))
-    }))
-  ).pipe(Layer.provide(layer))
+  mapConnections(layer, (connection) => ({
+    ...connection,
+    write: (bytes: Uint8Array) => write(bytes, connection.write!)
+  }))
+
+/**
+ * The transport of `layer` with each connection's Socket writer wrapped: `write(text, chunk, write)`
+ * sees every byte chunk (and its text) and gets the original writer (a failure, a delay, a gate).
+ */
+export const withSocketWriter = (
+  layer: Layer.Layer<SmtpTransport.SmtpTransport>,
+  write: (
+    text: string,
+    chunk: Uint8Array,
+    original: (chunk: Uint8Array) => Effect.Effect<void, Socket.SocketError>
+  ) => Effect.Effect<void, Socket.SocketError>
+): Layer.Layer<SmtpTransport.SmtpTransport> =>
+  mapConnections(layer, (connection) => ({
+    ...connection,
+    socket: Socket.Socket.of({
+      ...connection.socket,
+      writer: Effect.map(
+        connection.socket.writer,
+        (original) => (chunk: Uint8Array | string | Socket.CloseEvent) =>
+          chunk instanceof Uint8Array ? write(new TextDecoder().decode(chunk), chunk, original) : original(chunk)
+      )
+    })
+  }))
