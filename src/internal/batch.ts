@@ -123,8 +123,6 @@ const pushEnvelope = (commands: Array<Codec.Command>, entry: Entry) => {
 /** A BDAT write: its messages, in order, and what it holds of the window. */
 class Group {
   pending: Pending | undefined = undefined
-  /** `engine.endsWritten()` before its write: its message `i` ended went out if it grew by more than `i`. */
-  endsBefore = 0
   constructor(
     readonly entries: ReadonlyArray<Entry>,
     /** Whether each message is preceded by RSET. */
@@ -136,8 +134,6 @@ class Group {
 /** A DATA flight: its replies are [final of `ending`] [`skip`: abandon, RSET] [envelope of `opening`, DATA]. */
 class Flight {
   pending: Pending | undefined = undefined
-  /** `engine.endsWritten()` before its write: `ending`'s end of data went out if it grew. */
-  endsBefore = 0
   constructor(
     /** The message whose end of data leads the flight. */
     readonly ending: Entry | undefined,
@@ -154,7 +150,7 @@ class Flight {
 /** A write the consuming fiber must make (the transport's write is an Effect, or several writes). */
 interface DeferredWrite {
   readonly commands: ReadonlyArray<Codec.Command>
-  readonly written: (pending: Pending, endsBefore: number) => void
+  readonly written: (pending: Pending) => void
   readonly failed: (error: SmtpError) => void
   /** It answers a 354 (a message's data, or the "." that abandons it): stopping before it leaves only closing. */
   readonly dataOpen: boolean
@@ -329,16 +325,14 @@ export const run = <E, R>(
 
     /**
      * Writes commands: at once when the transport allows (then `written` runs now), else through
-     * the consuming fiber, in order. `written` is told how many ends of data had been written
-     * before (a failed write leaves the ends after it unwritten: those messages were not sent).
+     * the consuming fiber, in order.
      */
     const write = (
       commands: ReadonlyArray<Codec.Command>,
       flags: { readonly dataOpen: boolean; readonly opens: boolean },
-      written: (pending: Pending, endsBefore: number) => void,
+      written: (pending: Pending) => void,
       failed: (error: SmtpError) => void
     ): void => {
-      const endsBefore = engine.endsWritten()
       const sent = mustQueue() ? undefined : engine.sendNow(commands)
       if (sent === undefined) {
         deferred.push({ commands, written, failed, dataOpen: flags.dataOpen, opens: flags.opens })
@@ -348,7 +342,7 @@ export const run = <E, R>(
       // the socket did not take the bytes at once: the wait for it ends the write's timeout; it
       // runs on its own (it ends when the socket drains or closes), so that no consumer has to
       if (sent.written !== Effect.void) Effect.runFork(sent.written)
-      written(sent.pending, endsBefore)
+      written(sent.pending)
     }
 
     // ---------------------------------------------------------------------------------------- DATA
@@ -360,9 +354,8 @@ export const run = <E, R>(
     const writeFlight = (f: Flight, commands: ReadonlyArray<Codec.Command>) => {
       flights.push(f)
       if (f.opening !== undefined) opened = f
-      write(commands, { dataOpen: f.ending !== undefined || f.abandons, opens: f.opening !== undefined }, (p, ends) => {
+      write(commands, { dataOpen: f.ending !== undefined || f.abandons, opens: f.opening !== undefined }, (p) => {
         f.pending = p
-        f.endsBefore = ends
         engine.onSettled(p, (batch) => settleFlight(f, batch))
       }, (error) => {
         // nothing could be written: the message's data did not go out either
@@ -420,7 +413,7 @@ export const run = <E, R>(
         // without its final reply: unknown once its end of data went out, else not sent (the
         // write of its data failed before it)
         f.ending.slot.outcome = final === undefined ?
-          (engine.endsWritten() > f.endsBefore ? unknown : notSent)(f.ending.index, batch.error!) :
+          (engine.endsWritten() > f.pending!.endsBefore ? unknown : notSent)(f.ending.index, batch.error!) :
           finalOutcome(f.ending, f.refused!, final, "<end of data>")
         at++
       }
@@ -541,9 +534,8 @@ export const run = <E, R>(
         groups.push(group)
         windowMessages += entries.length
         windowBytes += bytes
-        write(commands, { dataOpen: false, opens: false }, (p, ends) => {
+        write(commands, { dataOpen: false, opens: false }, (p) => {
           group.pending = p
-          group.endsBefore = ends
           engine.onSettled(p, (batch) => settleGroup(group, batch))
         }, (error) => {
           // nothing could be written
@@ -562,8 +554,8 @@ export const run = <E, R>(
       windowMessages -= group.entries.length
       windowBytes -= group.bytes
       if (stopped) return
-      // (a write that failed stopped the writes after it: the ends counted are this group's first ones)
-      const ended = engine.endsWritten() - group.endsBefore
+      // how many of its messages' BDAT LAST went out (see `Pending.endsBefore`)
+      const ended = engine.endsWritten() - group.pending!.endsBefore
       let at = 0
       for (let i = 0; i < group.entries.length; i++) {
         const entry = group.entries[i]
@@ -642,11 +634,10 @@ export const run = <E, R>(
       if (deferred.length > 0) {
         const d = deferred.shift()!
         writing = d
-        const endsBefore = engine.endsWritten()
         return Effect.flatMap(Effect.either(engine.send(d.commands)), (sent) => {
           writing = undefined
           if (Either.isLeft(sent)) d.failed(sent.left)
-          else d.written(sent.right, endsBefore)
+          else d.written(sent.right)
           flush()
           pump()
           return step

@@ -64,6 +64,12 @@ export interface Pending {
   /** Whether every reply came (or the connection failed). */
   readonly settled: () => boolean
   readonly batch: Batch
+  /**
+   * `endsWritten()` when its commands were registered, just before their writes: a failed write
+   * stops the writes after it, so `endsWritten()` minus this is how many of its own ends of data
+   * went out (or more, once later batches were written after all of it).
+   */
+  readonly endsBefore: number
 }
 
 /** What `sendNow` did. */
@@ -183,6 +189,8 @@ class Group implements Batch, Pending {
   armed = false
   /** When the next reply is late (-1: not waiting yet). */
   deadline = -1
+  /** See `Pending.endsBefore`. */
+  endsBefore = 0
   constructor(
     /** The commands that draw the replies (for names), or undefined: they all have `verb`. */
     readonly commands: ReadonlyArray<Command> | undefined,
@@ -496,6 +504,7 @@ export const make = (
 
     /** Registers a group (its wait begins once armed); takes replies that came early. */
     const register = (g: Group): void => {
+      g.endsBefore = endsWritten
       while (unsolicited.length > 0 && g.replies.length < g.need) g.replies.push(unsolicited.shift()!)
       if (unsolicited.length === 0) unsolicitedBytes = 0
       if (g.replies.length >= g.need) {
