@@ -266,8 +266,9 @@ export interface Service {
    * while replies are owed, outcomes come in chunks of up to 16. An iterable is read as messages
    * are written; a Stream is pulled chunk by chunk. One message's refusal never affects another's
    * outcome. Without PIPELINING the messages go one at a time. The session is held for the whole
-   * batch: another operation on this connection from the Stream's consumer waits for the batch to
-   * end, which waits for the consumer (a deadlock); use another connection for it.
+   * batch: another fiber's operation on this connection waits for the batch to end; one from the
+   * fiber consuming the outcomes (which the batch waits for) fails at once with `SmtpInvalidInput`
+   * (use another connection for it).
    */
   readonly sendBatch: <E = never, R = never>(
     items: Iterable<BatchItem> | Stream.Stream<BatchItem, E, R>

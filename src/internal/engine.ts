@@ -288,7 +288,10 @@ export const make = (
     let writerScope: Scope.CloseableScope | undefined
     let write: ((chunk: Uint8Array) => Effect.Effect<void, Socket.SocketError>) | undefined
     let stopping = false
-    const timeoutMillis = (verb: string) => Duration.toMillis(options.replyTimeout(verb))
+    /** The reply timeouts of the common verbs, in ms, worked out once (every wait reads one). */
+    const timedMillis = new Map(timedVerbs.map((verb) => [verb, Duration.toMillis(options.replyTimeout(verb))]))
+    const timeoutMillis = (verb: string): number =>
+      timedMillis.get(verb) ?? Duration.toMillis(options.replyTimeout(verb))
     const writeMillis = Duration.toMillis(options.writeTimeout)
 
     // asked for, the transcript is shown even where the minimum log level hides Debug
@@ -356,7 +359,7 @@ export const make = (
     // its commands are written; a write's wait begins when it is handed to the socket. The
     // watchdog sleeps `period` at most, the shortest timeout, so a deadline set later is never
     // earlier than its wake-up and needs no poke (nothing per message); a shorter one pokes it.
-    const period = Math.max(MIN_PERIOD, Math.min(writeMillis, ...timedVerbs.map(timeoutMillis)))
+    const period = Math.max(MIN_PERIOD, Math.min(writeMillis, ...timedMillis.values()))
     let writingSince = -1
     let writingWhat: What = ""
     let writeSeq = 0
@@ -771,8 +774,10 @@ export const make = (
       })
 
     const command = (c: Command): Effect.Effect<SmtpReply.SmtpReply, SmtpError> =>
-      Effect.flatMap(exchange([c]), (batch) =>
-        batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error))
+      Effect.flatMap(
+        exchange([c]),
+        (batch) => batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error)
+      )
 
     const expect = (verb: string, count: number): Pending => {
       const g = makeGroup(undefined, verb, count)
@@ -798,8 +803,7 @@ export const make = (
     const closeOnFailure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
       Effect.onExit(
         effect,
-        (exit) =>
-          Exit.isFailure(exit) ? Effect.sync(() => terminate(disconnected(exit.cause))) : Effect.void
+        (exit) => Exit.isFailure(exit) ? Effect.sync(() => terminate(disconnected(exit.cause))) : Effect.void
       )
 
     const writeData = <E, R>(

@@ -9,6 +9,7 @@
  * @internal
  */
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 
@@ -23,9 +24,13 @@ export const withSpan = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) => tracer === defaultTracer ? effect : Effect.withSpan(effect, name, options))
 
-export interface Lock {
-  /** Runs `effect` holding the lock; waiting for it is interruptible, holding it is released on exit. */
-  readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+export interface Lock<X> {
+  /**
+   * Runs `effect` holding the lock; waiting for it is interruptible, holding it is released on
+   * exit. Fails with the lock's `reentered` error, at once, when the fiber that holds the lock for
+   * a Scope (`scoped`) asks for it again: it would wait for itself forever.
+   */
+  readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | X, R>
   /** Takes the lock for the Scope (released when it closes). */
   readonly scoped: Effect.Effect<void, never, Scope.Scope>
 }
@@ -35,10 +40,14 @@ interface Waiter {
   readonly resume: (effect: Effect.Effect<void>) => void
 }
 
-export const makeLock = (): Lock => {
+/** `reentered`: the error for a fiber that asks for the lock it holds for a Scope. */
+export const makeLock = <X>(reentered: () => X): Lock<X> => {
   let busy = false
+  /** The fiber holding the lock for a Scope (`scoped`), while it does. */
+  let scopedBy: Fiber.RuntimeFiber<unknown, unknown> | undefined
   const waiters: Array<Waiter> = []
   const unsafeRelease = () => {
+    scopedBy = undefined
     const next = waiters.shift()
     if (next === undefined) busy = false
     else {
@@ -63,9 +72,9 @@ export const makeLock = (): Lock => {
     })
   })
   return {
-    withLock: (effect) =>
+    withLock: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | X, R> =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
+        Effect.withFiberRuntime<A, E | X, R>((fiber) => {
           // released in the same step as the effect ends, however it ends
           const run = Effect.matchCauseEffect(restore(effect), {
             onFailure: (cause) => {
@@ -77,7 +86,10 @@ export const makeLock = (): Lock => {
               return Effect.succeed(value)
             }
           })
-          if (busy) return Effect.zipRight(restore(acquire), run)
+          if (busy) {
+            if (scopedBy === fiber) return Effect.fail(reentered())
+            return Effect.zipRight(restore(acquire), run)
+          }
           busy = true
           return run
         })
@@ -90,7 +102,11 @@ export const makeLock = (): Lock => {
           busy = true
           return Effect.void
         }),
-        () => Effect.addFinalizer(() => release)
+        () =>
+          Effect.withFiberRuntime((fiber) => {
+            scopedBy = fiber
+            return Effect.addFinalizer(() => release)
+          })
       )
     )
   }

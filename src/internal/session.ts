@@ -117,7 +117,15 @@ const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
 
 export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
   Effect.gen(function*() {
-    const lock = Operation.makeLock()
+    // an operation from the fiber that holds the session for a batch (the consumer of its
+    // outcomes) would wait for the batch, which waits for the consumer: refused instead
+    const lock = Operation.makeLock(() =>
+      new SmtpInvalidInput({
+        reason: "This connection is held by a sendBatch whose outcomes this fiber is consuming: " +
+          "an operation on it from there would wait for the batch to end, which waits for the consumer " +
+          "(use another connection)"
+      })
+    )
     const state: SessionState = {
       features: new Map(),
       doesEsmtp: false,

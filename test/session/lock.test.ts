@@ -3,13 +3,13 @@
  * ends, and an interrupted waiter never keeps it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber } from "effect"
+import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import * as Operation from "../../src/internal/operation.js"
 
 describe("the session lock", () => {
   it.effect("holders take turns in order; a failure or an interruption releases it", () =>
     Effect.gen(function*() {
-      const lock = Operation.makeLock()
+      const lock = Operation.makeLock(() => "reentered" as const)
       const order: Array<string> = []
       const gate = yield* Deferred.make<void>()
       const first = yield* Effect.fork(
@@ -38,7 +38,7 @@ describe("the session lock", () => {
 
   it.effect("an interrupted waiter does not keep the lock, even when it was just handed over", () =>
     Effect.gen(function*() {
-      const lock = Operation.makeLock()
+      const lock = Operation.makeLock(() => "reentered" as const)
       const gate = yield* Deferred.make<void>()
       const holder = yield* Effect.fork(lock.withLock(Deferred.await(gate)))
       yield* Effect.yieldNow()
@@ -49,5 +49,34 @@ describe("the session lock", () => {
       yield* Fiber.interrupt(waiter)
       yield* Fiber.join(holder)
       assert.strictEqual(yield* lock.withLock(Effect.succeed("free")), "free")
+    }))
+
+  it.effect("the fiber holding it for a Scope is refused at once; other fibers wait their turn", () =>
+    Effect.gen(function*() {
+      const lock = Operation.makeLock(() => "reentered" as const)
+      const scope = yield* Scope.make()
+      yield* Scope.extend(lock.scoped, scope)
+      // the holder itself: it would wait for its own Scope to close
+      assert.strictEqual(yield* Effect.flip(lock.withLock(Effect.succeed(1))), "reentered")
+      // another fiber waits, and gets it once the Scope closes
+      const other = yield* Effect.fork(lock.withLock(Effect.succeed(2)))
+      yield* Effect.yieldNow()
+      assert.isNull(other.unsafePoll())
+      yield* Scope.close(scope, Exit.void)
+      assert.strictEqual(yield* Fiber.join(other), 2)
+      // released: the former holder takes it like anyone
+      assert.strictEqual(yield* lock.withLock(Effect.succeed(3)), 3)
+      // a Scope hold handed over to a waiter is that waiter's
+      const first = yield* Scope.make()
+      yield* Scope.extend(lock.scoped, first)
+      const second = yield* Scope.make()
+      const waiter = yield* Effect.fork(
+        Effect.zipRight(Scope.extend(lock.scoped, second), Effect.flip(lock.withLock(Effect.succeed(4))))
+      )
+      yield* Effect.yieldNow()
+      yield* Scope.close(first, Exit.void)
+      assert.strictEqual(yield* Fiber.join(waiter), "reentered")
+      assert.isNull((yield* Effect.fork(lock.withLock(Effect.void))).unsafePoll())
+      yield* Scope.close(second, Exit.void)
     }))
 })
