@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Engine from "./internal/engine.js"
+import * as Operation from "./internal/operation.js"
 import * as Session from "./internal/session.js"
 import * as LmtpConnection from "./LmtpConnection.js"
 import type * as SmtpAuth from "./SmtpAuth.js"
@@ -221,10 +222,11 @@ const open = (options: Options | LmtpOptions) =>
       sourceAddress: options.sourceAddress,
       tls: resolved.security === "tls" ? tls : undefined
     }).pipe(
-      Effect.withSpan("SmtpClient.connect", {
-        kind: "client",
-        attributes: { "server.address": resolved.path ?? resolved.host, "server.port": resolved.port }
-      })
+      (dial) =>
+        Operation.withSpan(dial, "SmtpClient.connect", {
+          kind: "client",
+          attributes: { "server.address": resolved.path ?? resolved.host, "server.port": resolved.port }
+        })
     )
     const engine = yield* Engine.make(connection, {
       debug: options.debug ?? 0,
