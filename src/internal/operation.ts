@@ -27,12 +27,18 @@ export const withSpan = <A, E, R>(
 export interface Lock<X> {
   /**
    * Runs `effect` holding the lock; waiting for it is interruptible, holding it is released on
-   * exit. Fails with the lock's `reentered` error, at once, when the fiber that holds the lock for
-   * a Scope (`scoped`) asks for it again: it would wait for itself forever.
+   * exit. Fails with the lock's `reentered` error, at once, when asked for by the fiber that the
+   * Scope's hold (`scoped`) waits for (it would wait for itself forever): the fiber that took it,
+   * or the one named since by `heldFor`.
    */
   readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | X, R>
   /** Takes the lock for the Scope (released when it closes). */
   readonly scoped: Effect.Effect<void, never, Scope.Scope>
+  /**
+   * While the lock is held for a Scope: the current fiber is now the one whose progress the hold
+   * waits for (a Stream's consumer, which may not be the fiber that took it).
+   */
+  readonly heldFor: Effect.Effect<void>
 }
 
 interface Waiter {
@@ -43,7 +49,7 @@ interface Waiter {
 /** `reentered`: the error for a fiber that asks for the lock it holds for a Scope. */
 export const makeLock = <X>(reentered: () => X): Lock<X> => {
   let busy = false
-  /** The fiber holding the lock for a Scope (`scoped`), while it does. */
+  /** While the lock is held for a Scope (`scoped`): the fiber the hold waits for. */
   let scopedBy: Fiber.RuntimeFiber<unknown, unknown> | undefined
   const waiters: Array<Waiter> = []
   const unsafeRelease = () => {
@@ -94,6 +100,10 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
           return run
         })
       ),
+    heldFor: Effect.withFiberRuntime((fiber) => {
+      if (scopedBy !== undefined) scopedBy = fiber
+      return Effect.void
+    }),
     // waiting for the lock stays interruptible (acquireRelease would make it uninterruptible)
     scoped: Effect.uninterruptibleMask((restore) =>
       Effect.flatMap(

@@ -650,16 +650,19 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           },
           rset: quietRset
         }, items)
-      })).pipe((stream) =>
-        Streams.unwrap(
-          Effect.tracerWith((tracer) =>
-            Effect.succeed(
-              tracer === Operation.defaultTracer
-                ? stream
-                : Stream.withSpan(stream, "SmtpConnection.sendBatch", spanFor("sendBatch"))
+      })).pipe(
+        // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
+        (stream) => Stream.mapChunksEffect(stream, (chunk) => Effect.as(lock.heldFor, chunk)),
+        (stream) =>
+          Streams.unwrap(
+            Effect.tracerWith((tracer) =>
+              Effect.succeed(
+                tracer === Operation.defaultTracer
+                  ? stream
+                  : Stream.withSpan(stream, "SmtpConnection.sendBatch", spanFor("sendBatch"))
+              )
             )
           )
-        )
       )
 
     const service: SmtpConnection.Service = {

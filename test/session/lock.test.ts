@@ -79,4 +79,21 @@ describe("the session lock", () => {
       assert.isNull((yield* Effect.fork(lock.withLock(Effect.void))).unsafePoll())
       yield* Scope.close(second, Exit.void)
     }))
+
+  it.effect("heldFor: the fiber a Scope's hold waits for moves to the one that names itself", () =>
+    Effect.gen(function*() {
+      const lock = Operation.makeLock(() => "reentered" as const)
+      // not held for a Scope: naming oneself changes nothing
+      yield* lock.heldFor
+      assert.strictEqual(yield* lock.withLock(Effect.succeed(0)), 0)
+      const scope = yield* Scope.make()
+      yield* Scope.extend(lock.scoped, scope)
+      // another fiber (a Stream's consumer) names itself: it is refused, the taker now waits
+      const consumer = yield* Effect.fork(Effect.zipRight(lock.heldFor, Effect.flip(lock.withLock(Effect.void))))
+      assert.strictEqual(yield* Fiber.join(consumer), "reentered")
+      // the fiber that took it now waits like any other, until the Scope closes
+      const closer = yield* Effect.fork(Effect.zipRight(Effect.yieldNow(), Scope.close(scope, Exit.void)))
+      assert.strictEqual(yield* lock.withLock(Effect.succeed(1)), 1)
+      yield* Fiber.join(closer)
+    }))
 })
