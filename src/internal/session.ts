@@ -115,6 +115,13 @@ const refusedOf = (outcome: Transaction.Outcome) => outcome.refused
 
 const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
 
+/** A transaction's recipients as a list; undefined when there are none (it cannot be sent). */
+const recipientList = (to: string | ReadonlyArray<string>): ReadonlyArray<string> | undefined => {
+  const recipients = typeof to === "string" ? [to] : to
+  return recipients.length === 0 ? undefined : recipients
+}
+const noRecipient = () => new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" })
+
 export const make = (engine: Engine, greeting: SmtpReply, options: SessionOptions) =>
   Effect.gen(function*() {
     // an operation from the fiber that holds the session for a batch (the consumer of its
@@ -305,10 +312,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions: SmtpConnection.SendmailOptions | undefined
     ): Effect.Effect<Prepared<E, R>, SmtpError> => {
-      const recipients = typeof to === "string" ? [to] : to
-      if (recipients.length === 0) {
-        return Either.left(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
-      }
+      const recipients = recipientList(to)
+      if (recipients === undefined) return Either.left(noRecipient())
       // validated (a bad message writes nothing), then EHLO when needed, then the commands
       const body = messageStream(message)
       if (Either.isLeft(body)) return Either.left(body.left)
@@ -632,10 +637,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             Either.flatMap(
               batchMessage(item),
               (message) => {
-                const recipients = typeof item.to === "string" ? [item.to] : item.to
-                if (recipients.length === 0) {
-                  return Either.left(new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" }))
-                }
+                const recipients = recipientList(item.to)
+                if (recipients === undefined) return Either.left(noRecipient())
                 return Either.flatMap(messageStream(message), (body) =>
                   Either.map(prepareCommands(item.from, recipients, body, item.options), (prepared) => ({
                     recipients,

@@ -3,12 +3,11 @@
  * write and its payload in a second. When the first write fails (or times out), the second one,
  * the whole message and its end of data, is never written: the outcome is NotSent, not Unknown.
  */
-import { Socket } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream, TestClock } from "effect"
 import { SmtpClient } from "../../src/index.js"
 import { makeServerWith } from "../session/support.js"
-import { CHUNKING, connectOptions, withSocketWriter } from "./batchSupport.js"
+import { CHUNKING, connectOptions, withSocketWriter, writeFailure } from "./batchSupport.js"
 
 const big = `Subject: big\r\n\r\n${"x".repeat(100 * 1024)}\r\n`
 
@@ -22,7 +21,7 @@ describe("BDAT batch: a large message whose payload write never happened", () =>
       let payloadWrites = 0
       const layer = withSocketWriter(server.layer, (text, chunk, w) => {
         if (text.startsWith("MAIL FROM")) {
-          return Effect.fail(new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE") }))
+          return writeFailure("EPIPE")
         }
         if (text.startsWith("Subject: big")) payloadWrites++
         return w(chunk)
@@ -52,7 +51,7 @@ describe("BDAT batch: a large message whose payload write never happened", () =>
       // group's commands start with RSET
       const layer = withSocketWriter(server.layer, (text, chunk, w) =>
         text.startsWith("RSET") ?
-          Effect.fail(new Socket.SocketGenericError({ reason: "Write", cause: new Error("EPIPE") })) :
+          writeFailure("EPIPE") :
           w(chunk))
       const outcomes = yield* Effect.scoped(Effect.gen(function*() {
         const smtp = yield* SmtpClient.connect(connectOptions)
@@ -83,7 +82,7 @@ describe("BDAT batch: a large message whose payload write never happened", () =>
         if (text.startsWith("MAIL FROM")) {
           return Effect.zipRight(
             gate.await,
-            Effect.fail(new Socket.SocketGenericError({ reason: "Write", cause: new Error("destroyed") }))
+            writeFailure("destroyed")
           )
         }
         if (text.startsWith("Subject: big")) payloadWrites++

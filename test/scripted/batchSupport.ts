@@ -35,6 +35,10 @@ export const bdatSteps = (i: number, message: (i: number) => string = body) => [
   { expect: `BDAT ${message(i).length} LAST\r\n${message(i)}`, reply: `250 queued ${i}` }
 ]
 
+/** A failed write of the Socket, as Node's (an EPIPE, a destroyed socket). */
+export const writeFailure = (message: string) =>
+  Effect.fail(new Socket.SocketGenericError({ reason: "Write", cause: new Error(message) }))
+
 export const realSleep = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
 
 /** The transport of `layer` with each connection it opens changed by `f`. */
