@@ -29,6 +29,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import { replyFields, SmtpDataError, type SmtpError, SmtpInvalidInput } from "../SmtpError.js"
@@ -37,7 +38,6 @@ import * as Arrays from "./arrays.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
-import * as Streams from "./stream.js"
 import * as Transaction from "./transaction.js"
 
 /** A message of a batch, validated and encoded. */
@@ -159,15 +159,17 @@ interface DeferredWrite {
 }
 
 /**
- * The batch as a Stream of outcomes, pulled on demand: nothing new is written while the consumer
- * leaves `AHEAD` outcomes untaken, beyond one flight (DATA) or one window (BDAT), so memory stays
- * bounded.
+ * The batch as a pull of outcomes (`Stream.repeatEffectChunkOption` makes it the Stream), in the
+ * caller's Scope: nothing new is written while the consumer leaves `AHEAD` outcomes untaken,
+ * beyond one flight (DATA) or one window (BDAT), so memory stays bounded. Closing the Scope stops
+ * the batch. The caller's Stream is one scoped layer over this pull (`SmtpConnection.sendBatch`):
+ * each further layer adds to what every batch pays when it ends.
  */
-export const run = <E, R>(
+export const make = <E, R>(
   ctx: BatchContext,
   items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
-): Stream.Stream<Outcome, E | SmtpError, R> =>
-  Streams.unwrapScoped(Effect.gen(function*() {
+): Effect.Effect<Effect.Effect<Chunk.Chunk<Outcome>, Option.Option<E | SmtpError>, R>, SmtpError, R | Scope.Scope> =>
+  Effect.gen(function*() {
     const { engine } = ctx
     // the input: an iterable is read synchronously (from the reply callbacks too), a Stream pulled
     const iterator = Stream.StreamTypeId in items ?
@@ -723,5 +725,5 @@ export const run = <E, R>(
       flush()
     }
 
-    return Stream.repeatEffectChunkOption(step)
-  }))
+    return step
+  })

@@ -5,7 +5,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import type * as LmtpConnection from "../LmtpConnection.js"
@@ -604,32 +606,56 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       )
     }
 
+    /**
+     * One scoped Stream over the batch's pull: the span (when a tracer is installed), the session's
+     * hold and the batch live in its one Scope, and the consuming fiber is noted (`heldFor`) as each
+     * chunk goes out. Ending a Stream costs every layer it has (about 1 ms of CPU for four layers,
+     * 3 ms in a cold process, measured): this has one.
+     */
     const sendBatch = <E, R>(
       items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
     ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> =>
-      Streams.unwrapScoped(Effect.gen(function*() {
+      Streams.unwrapScoped(Effect.flatMap(Effect.tracer, (tracer) => {
+        if (tracer === Operation.defaultTracer) return batchStream(items, identity)
+        return Effect.flatMap(
+          Effect.makeSpanScoped("SmtpConnection.sendBatch", spanFor("sendBatch")),
+          (span) => {
+            const inSpan = <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.withParentSpan(effect, span)
+            return inSpan(batchStream(items, inSpan))
+          }
+        )
+      }))
+
+    /** `sendBatch`'s Stream, set up in its Scope; `inSpan` puts an effect under the batch's span. */
+    const batchStream = <E, R>(
+      items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>,
+      inSpan: <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.Effect<A, E1, R1>
+    ): Effect.Effect<Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R>, SmtpError, R | Scope.Scope> =>
+      Effect.gen(function*() {
         // the session is held for the whole batch
         // waiting for the session stays interruptible (a Stream's scoped set-up is not, by default)
         yield* Effect.interruptible(lock.scoped)
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
+        // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
+        const held = <A, E1, R1>(pull: Effect.Effect<A, E1, R1>) => inSpan(Effect.zipLeft(pull, lock.heldFor))
         if (!hasExtn("pipelining")) {
           if (Stream.StreamTypeId in items) {
             return Streams.mapEffectSequential(
               Stream.zipWithIndex(items as Stream.Stream<SmtpConnection.BatchItem, E, R>),
-              ([item, index]) => sendOne(item, index)
+              ([item, index]) => held(sendOne(item, index))
             )
           }
           // an iterable is read one item at a time, as it is sent (an iterator that throws ends the
           // stream with its defect after the outcomes of the items before)
           const iterator = (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
           let index = 0
-          return Stream.repeatEffectOption(Effect.suspend(() => {
+          return Stream.repeatEffectOption(held(Effect.suspend(() => {
             const next = iterator.next()
             return next.done === true ? Effect.fail(Option.none()) : sendOne(next.value, index++)
-          }))
+          })))
         }
-        return Batch.run({
+        const step = yield* Batch.make({
           engine,
           chunking: options.chunking && hasExtn("chunking"),
           greet: ehloOrHeloIfNeeded,
@@ -653,20 +679,8 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           },
           rset: quietRset
         }, items)
-      })).pipe(
-        // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
-        (stream) => Stream.mapChunksEffect(stream, (chunk) => Effect.as(lock.heldFor, chunk)),
-        (stream) =>
-          Streams.unwrap(
-            Effect.tracerWith((tracer) =>
-              Effect.succeed(
-                tracer === Operation.defaultTracer
-                  ? stream
-                  : Stream.withSpan(stream, "SmtpConnection.sendBatch", spanFor("sendBatch"))
-              )
-            )
-          )
-      )
+        return Stream.repeatEffectChunkOption(held(step))
+      })
 
     const service: SmtpConnection.Service = {
       tls: Effect.sync(() => Option.fromNullable(engine.tlsDetails())),

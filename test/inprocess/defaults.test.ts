@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Tracer } from "effect"
+import { Chunk, Effect, Exit, Option, Stream, Tracer } from "effect"
 import { SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Os from "node:os"
@@ -23,12 +23,25 @@ describe("defaults", () => {
 
   it.live("spans: SmtpClient.connect and one SmtpConnection.<operation> per operation, with the OpenTelemetry server attributes", () =>
     Effect.gen(function*() {
-      const spans: Array<{ name: string; attributes: Map<string, unknown>; kind: string }> = []
+      const spans: Array<{
+        name: string
+        attributes: Map<string, unknown>
+        kind: string
+        parent: string | undefined
+        exit: Exit.Exit<unknown, unknown> | undefined
+      }> = []
       let ids = 0
       const tracer = Tracer.make({
         span: (name, parent, context, links, startTime, kind) => {
           const attributes = new Map<string, unknown>()
-          spans.push({ name, attributes, kind })
+          const recorded = {
+            name,
+            attributes,
+            kind,
+            parent: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined,
+            exit: undefined as Exit.Exit<unknown, unknown> | undefined
+          }
+          spans.push(recorded)
           let status: Tracer.SpanStatus = { _tag: "Started", startTime }
           return {
             _tag: "Span",
@@ -46,6 +59,7 @@ describe("defaults", () => {
             kind,
             end(endTime, exit) {
               status = { _tag: "Ended", startTime, endTime, exit }
+              recorded.exit = exit
             },
             attribute(key, value) {
               attributes.set(key, value)
@@ -61,6 +75,14 @@ describe("defaults", () => {
         const smtp = yield* SmtpClient.connect({ host: server.host, port: server.port, security: "none" })
         yield* smtp.noop
         yield* smtp.sendmail("a@example.test", "b@example.test", "Subject: x\r\n\r\ny\r\n")
+        // the batch's span covers its Stream, under the caller's span, and ends when it ends
+        const item = { from: "a@example.test", to: "b@example.test", message: "Subject: x\r\n\r\ny\r\n" }
+        const outcomes = yield* Stream.runCollect(smtp.sendBatch([item, item])).pipe(Effect.withSpan("app"))
+        assert.deepStrictEqual(Chunk.toReadonlyArray(outcomes).map((o) => o._tag), ["Sent", "Sent"])
+        const batch = spans.find((s) => s.name === "SmtpConnection.sendBatch")
+        assert.isDefined(batch)
+        assert.strictEqual(batch!.parent, "app")
+        assert.isTrue(batch!.exit !== undefined && Exit.isSuccess(batch!.exit))
       })).pipe(Effect.withTracer(tracer))
       const connect = spans.find((s) => s.name === "SmtpClient.connect")
       assert.isDefined(connect)
@@ -71,10 +93,12 @@ describe("defaults", () => {
       assert.deepStrictEqual(ofSession.map((s) => s.name), [
         "SmtpConnection.noop",
         "SmtpConnection.sendmail",
+        "SmtpConnection.sendBatch",
         "SmtpConnection.quit"
       ])
       const operations = ofSession.map((s) => s.attributes.get("smtp.operation"))
-      assert.deepStrictEqual(operations, ["noop", "sendmail", "quit"])
+      assert.deepStrictEqual(operations, ["noop", "sendmail", "sendBatch", "quit"])
+      for (const s of ofSession) assert.strictEqual(s.kind, "client")
       for (const s of ofSession) {
         assert.strictEqual(s.attributes.get("server.port"), server.port)
       }
