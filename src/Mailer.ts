@@ -40,7 +40,14 @@ import type * as Message from "./Message.js"
 import * as SmtpAuth from "./SmtpAuth.js"
 import * as SmtpClient from "./SmtpClient.js"
 import type * as SmtpConnection from "./SmtpConnection.js"
-import { classify, type Disposition, isSmtpError, type SmtpError, SmtpInvalidInput } from "./SmtpError.js"
+import {
+  classify,
+  type Disposition,
+  isSmtpError,
+  SmtpDeliveryUnknown,
+  type SmtpError,
+  SmtpInvalidInput
+} from "./SmtpError.js"
 import type { SmtpReply } from "./SmtpReply.js"
 import { SmtpTransport } from "./SmtpTransport.js"
 
@@ -526,7 +533,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         /**
          * Sends `first` and the items that wait behind it on one pooled connection with
          * `sendBatch`; emits their outcomes and returns those to try again one by one, each with
-         * the failure of its first attempt (undefined after a defect: a fresh attempt).
+         * the failure of its first attempt.
          */
         const sendBatchOn = (
           first: readonly [BulkEnvelope<never, never>, number],
@@ -605,8 +612,20 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                 Effect.catchAll(retryOwed)
               )
               const exit = yield* Effect.exit(restore(run))
-              // a defect in the batch: the items it took and did not report go one by one
-              if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) yield* retryOwed(undefined)
+              // a defect in the batch (a bug: of a transport, say): the items it took and did not
+              // report may have been written, up to their end of data, and sent again could be
+              // delivered twice; each is Unknown (the defect as its cause)
+              if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+                const error = new SmtpDeliveryUnknown({
+                  during: "in a sendBatch that stopped with a defect",
+                  cause: Cause.squash(exit.cause)
+                })
+                for (const [, index] of owed.values()) {
+                  yield* Metric.increment(messagesFailed)
+                  yield* emitOutcome({ _tag: "Failed", index, error, disposition: "unknown" })
+                }
+                owed.clear()
+              }
               yield* pool.release(entry, !(yield* entry.value.isClosed))
               return retry
             })

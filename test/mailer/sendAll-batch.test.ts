@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Either, type Layer, Schedule, Stream } from "effect"
 import { Mailer, type SmtpTransport } from "effect-smtp"
 import { TestTransport } from "../../src/testing/index.js"
+import { withSocketWriter } from "../scripted/batchSupport.js"
 import { makeServer, withinRealTime } from "../session/support.js"
 import { accepted, EHLO, QUIT } from "./steps.js"
 
@@ -94,5 +95,49 @@ describe("Mailer.sendAll through sendBatch", () => {
       if (result._tag === "Some") assert.strictEqual(Chunk.toReadonlyArray(result.value).length, 1)
       // bounded read-ahead before the first outcome
       assert.isAtMost(read, 200, `items read before the first outcome: ${read}`)
+    }))
+
+  it.live("a defect in the batch after an end of data went out: the items it took are Unknown, none sent again", () =>
+    Effect.gen(function*() {
+      const server = yield* makeServer(
+        { strict: false, steps: [EHLO, ...accepted("i0@x.test"), ...accepted("i1@x.test"), QUIT] },
+        { strict: false, steps: [EHLO, ...accepted("i2@x.test"), QUIT] }
+      )
+      // the write with message 0's end of data (and the next envelope) goes out, then the
+      // transport's writer dies (a bug of a transport): message 0 may have been taken
+      let died = false
+      const layer = withSocketWriter(server.layer, (text, chunk, write) => {
+        if (died || !text.startsWith("hi\r\n.\r\n")) return write(chunk)
+        died = true
+        return Effect.zipRight(write(chunk), Effect.dieMessage("transport bug"))
+      })
+      const items = [item("i0@x.test"), item("i1@x.test"), item("i2@x.test")]
+      const result = yield* withinRealTime(
+        Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make(options)
+          return yield* Stream.runCollect(mailer.sendAll(items, { concurrency: 1 }))
+        })).pipe(Effect.provide(layer)),
+        5000
+      )
+      assert.isTrue(died)
+      assert.isTrue(result._tag === "Some", "hung")
+      if (result._tag !== "Some") return
+      const byIndex = new Map(Chunk.toReadonlyArray(result.value).map((o) => [o.index, o]))
+      assert.strictEqual(byIndex.size, 3)
+      // the batch had taken messages 0 and 1: which of them went out the Mailer cannot know after
+      // a defect (0 did, up to its end of data), and sent again one could be delivered twice
+      for (const i of [0, 1]) {
+        const outcome = byIndex.get(i)!
+        assert.strictEqual(outcome._tag, "Failed")
+        if (outcome._tag === "Failed") {
+          assert.strictEqual(outcome.disposition, "unknown")
+          assert.strictEqual(outcome.error._tag, "SmtpDeliveryUnknown")
+        }
+      }
+      assert.include(server.written(0), "MAIL FROM:<i0@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nhi\r\n.\r\n")
+      // message 2, not taken yet, goes on a new connection; 0 and 1 are not sent again
+      assert.strictEqual(byIndex.get(2)!._tag, "Sent")
+      assert.notInclude(server.written(1), "MAIL FROM:<i0@x.test>")
+      assert.notInclude(server.written(1), "MAIL FROM:<i1@x.test>")
     }))
 })
