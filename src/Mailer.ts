@@ -614,19 +614,25 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
               const exit = yield* Effect.exit(restore(run))
               // a defect in the batch (a bug: of a transport, say): the items it took and did not
               // report may have been written, up to their end of data, and sent again could be
-              // delivered twice; each is Unknown (the defect as its cause)
-              if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+              // delivered twice; each is Unknown (the defect as its cause). Its connection is in
+              // an unknown state too: it is not reused.
+              const defect = Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? exit.cause : undefined
+              const unreported = defect === undefined ? [] : [...owed.values()]
+              owed.clear()
+              yield* pool.release(entry, defect === undefined && !(yield* entry.value.isClosed))
+              if (defect !== undefined) {
+                yield* Effect.logError("Mailer.sendAll: a sendBatch stopped with a defect", defect)
                 const error = new SmtpDeliveryUnknown({
                   during: "in a sendBatch that stopped with a defect",
-                  cause: Cause.squash(exit.cause)
+                  cause: Cause.squash(defect)
                 })
-                for (const [, index] of owed.values()) {
-                  yield* Metric.increment(messagesFailed)
-                  yield* emitOutcome({ _tag: "Failed", index, error, disposition: "unknown" })
-                }
-                owed.clear()
+                // (the consumer may have stopped reading: interruptible)
+                yield* restore(Effect.forEach(unreported, ([, index]) =>
+                  Effect.zipRight(
+                    Metric.increment(messagesFailed),
+                    emitOutcome({ _tag: "Failed", index, error, disposition: "unknown" })
+                  ), { discard: true }))
               }
-              yield* pool.release(entry, !(yield* entry.value.isClosed))
               return retry
             })
           )
