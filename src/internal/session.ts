@@ -3,6 +3,7 @@
  *
  * @internal
  */
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { identity } from "effect/Function"
@@ -640,16 +641,24 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
         const held = <A, E1, R1>(pull: Effect.Effect<A, E1, R1>) => inSpan(Effect.zipLeft(pull, lock.heldFor))
         if (!hasExtn("pipelining")) {
-          if (Stream.StreamTypeId in items) {
-            return Streams.mapEffectSequential(
-              Stream.zipWithIndex(items as Stream.Stream<SmtpConnection.BatchItem, E, R>),
-              ([item, index]) => held(sendOne(item, index))
-            )
-          }
-          // an iterable is read one item at a time, as it is sent (an iterator that throws ends the
-          // stream with its defect after the outcomes of the items before)
-          const iterator = (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
+          // one message at a time, each read as it is sent, under the batch's span as the pipelined
+          // batch's pulls are (an input that fails or dies ends the stream with it after the
+          // outcomes of the items before)
           let index = 0
+          if (Stream.StreamTypeId in items) {
+            const pull = yield* Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>)
+            let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
+            let at = 0
+            const next: Effect.Effect<SmtpConnection.BatchItem, Option.Option<E>, R> = Effect.suspend(() =>
+              at < pulled.length ? Effect.succeed(pulled[at++]) : Effect.flatMap(pull, (chunk) => {
+                pulled = Chunk.toReadonlyArray(chunk)
+                at = 0
+                return next
+              })
+            )
+            return Stream.repeatEffectOption(held(Effect.flatMap(next, (item) => sendOne(item, index++))))
+          }
+          const iterator = (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
           return Stream.repeatEffectOption(held(Effect.suspend(() => {
             const next = iterator.next()
             return next.done === true ? Effect.fail(Option.none()) : sendOne(next.value, index++)

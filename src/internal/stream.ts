@@ -1,6 +1,6 @@
 /**
  * The few Stream combinators the send path needs, written on `Channel`. Effect's own `unwrap`,
- * `unwrapScoped`, `concat`, `fromIterable` and `mapEffect` are built on the concurrent `flatMap`
+ * `unwrapScoped`, `concat` and `fromIterable` are built on the concurrent `flatMap`
  * or `zipRight` (they take concurrency options), which bundles Effect's Queue and Schedule
  * machinery: ~28 KB minified in every program that sends mail, whether or not it streams. These
  * are sequential, which is all the session asks of them.
@@ -51,25 +51,3 @@ export const fromIterable = <A>(items: Iterable<A>): Stream.Stream<A> =>
     })
     return loop
   }))
-
-/** `Stream.mapEffect` without concurrency: one element at a time, each result emitted before the next runs. */
-export const mapEffectSequential = <A, B, E, R, E2, R2>(
-  self: Stream.Stream<A, E, R>,
-  f: (a: A) => Effect.Effect<B, E2, R2>
-): Stream.Stream<B, E | E2, R | R2> => {
-  const loop: Channel.Channel<Chunk.Chunk<B>, Chunk.Chunk<A>, E | E2, E, unknown, unknown, R2> = Channel
-    .readWithCause({
-      onInput: (chunk: Chunk.Chunk<A>) => each(Chunk.toReadonlyArray(chunk), 0),
-      onFailure: Channel.failCause,
-      onDone: Channel.succeed
-    })
-  const each = (
-    items: ReadonlyArray<A>,
-    i: number
-  ): Channel.Channel<Chunk.Chunk<B>, Chunk.Chunk<A>, E | E2, E, unknown, unknown, R2> =>
-    i === items.length ? loop : Channel.flatMap(
-      Channel.fromEffect(f(items[i])),
-      (b) => Channel.flatMap(Channel.write(Chunk.of(b)), () => each(items, i + 1))
-    )
-  return Stream.fromChannel(Channel.pipeTo(Stream.toChannel(self), loop))
-}

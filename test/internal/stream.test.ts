@@ -20,24 +20,6 @@ describe("internal/stream: the sequential combinators of the send path", () => {
       assert.deepStrictEqual(Chunk.toReadonlyArray(yield* Stream.runCollect(Streams.fromIterable([]))), [])
     }))
 
-  it.effect("mapEffectSequential runs one element at a time and emits each result before the next runs", () =>
-    Effect.gen(function*() {
-      const log: Array<string> = []
-      const stream = Streams.mapEffectSequential(
-        Stream.fromIterable([1, 2, 3, 4]),
-        (n) => Effect.sync(() => (log.push(`run ${n}`), n * 10))
-      )
-      const taken = yield* Stream.runCollect(
-        Stream.take(Stream.tap(stream, (n) => Effect.sync(() => log.push(`got ${n}`))), 2)
-      )
-      assert.deepStrictEqual(Chunk.toReadonlyArray(taken), [10, 20])
-      assert.deepStrictEqual(log, ["run 1", "got 10", "run 2", "got 20"])
-      const failed = yield* Stream.runCollect(
-        Streams.mapEffectSequential(Stream.make(1, 2, 3), (n) => n === 2 ? Effect.fail("two") : Effect.succeed(n))
-      ).pipe(Effect.exit)
-      assert.deepStrictEqual(failed, Exit.fail("two"))
-    }))
-
   it.effect("concat runs the second stream after the first, lazily", () =>
     Effect.gen(function*() {
       let tail = 0
