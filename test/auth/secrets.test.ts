@@ -6,23 +6,12 @@
  * any AUTH payload the client wrote.
  */
 import { assert, describe, it } from "@effect/vitest"
-import {
-  Cause,
-  Effect,
-  Either,
-  Exit,
-  Inspectable,
-  Logger,
-  LogLevel,
-  Option,
-  Redacted,
-  type Scope,
-  Tracer
-} from "effect"
+import { Cause, Effect, Either, Exit, Inspectable, Logger, LogLevel, Option, Redacted, type Scope } from "effect"
 import { SmtpClient, type SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import type { ScriptedTransport } from "effect-smtp/testing"
 import * as EmbeddedServer from "../support/smtpServer.js"
+import { recordingTracer } from "../support/tracer.js"
 import {
   b64,
   EHLO,
@@ -57,18 +46,10 @@ const payloads = (lines: ReadonlyArray<string>): Array<string> =>
     return line === "" || line === "*" ? [] : [line]
   })
 
-interface RecordedSpan {
-  readonly name: string
-  readonly attributes: Map<string, unknown>
-  readonly events: Array<unknown>
-  exit: Exit.Exit<unknown, unknown> | undefined
-}
-
 const makeCapture = () => {
   const rendered: Array<string> = []
   const messages: Array<string> = []
   const errors: Array<string> = []
-  const spans: Array<RecordedSpan> = []
   const wirePayloads: Array<string> = []
 
   const logger = Logger.make((options) => {
@@ -83,42 +64,7 @@ const makeCapture = () => {
     )
   })
 
-  let ids = 0
-  const tracer = Tracer.make({
-    span(name, parent, context, links, startTime, kind) {
-      const recorded: RecordedSpan = { name, attributes: new Map(), events: [], exit: undefined }
-      spans.push(recorded)
-      let status: Tracer.SpanStatus = { _tag: "Started", startTime }
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: `span-${++ids}`,
-        traceId: "trace",
-        parent,
-        context,
-        get status() {
-          return status
-        },
-        attributes: recorded.attributes,
-        links,
-        sampled: true,
-        kind,
-        end(endTime, exit) {
-          status = { _tag: "Ended", startTime, endTime, exit }
-          recorded.exit = exit
-        },
-        attribute(key, value) {
-          recorded.attributes.set(key, value)
-        },
-        event(eventName, _startTime, attributes) {
-          recorded.events.push({ eventName, attributes })
-        },
-        addLinks() {}
-      }
-      return span
-    },
-    context: (f) => f()
-  })
+  const { spans, tracer } = recordingTracer()
 
   const recordError = (error: unknown) => {
     const message = typeof error === "object" && error !== null && "message" in error ? String(error.message) : ""

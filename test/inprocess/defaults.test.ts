@@ -1,9 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Option, Stream, Tracer } from "effect"
+import { Chunk, Effect, Exit, Stream } from "effect"
 import { SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as Os from "node:os"
 import * as EmbeddedServer from "../support/smtpServer.js"
+import { recordingTracer } from "../support/tracer.js"
 
 describe("defaults", () => {
   it.live("the EHLO name defaults to the host's FQDN, else an address literal (smtplib)", () =>
@@ -23,53 +24,7 @@ describe("defaults", () => {
 
   it.live("spans: SmtpClient.connect and one SmtpConnection.<operation> per operation, with the OpenTelemetry server attributes", () =>
     Effect.gen(function*() {
-      const spans: Array<{
-        name: string
-        attributes: Map<string, unknown>
-        kind: string
-        parent: string | undefined
-        exit: Exit.Exit<unknown, unknown> | undefined
-      }> = []
-      let ids = 0
-      const tracer = Tracer.make({
-        span: (name, parent, context, links, startTime, kind) => {
-          const attributes = new Map<string, unknown>()
-          const recorded = {
-            name,
-            attributes,
-            kind,
-            parent: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined,
-            exit: undefined as Exit.Exit<unknown, unknown> | undefined
-          }
-          spans.push(recorded)
-          let status: Tracer.SpanStatus = { _tag: "Started", startTime }
-          return {
-            _tag: "Span",
-            name,
-            spanId: `span-${++ids}`,
-            traceId: "trace",
-            parent,
-            context,
-            get status() {
-              return status
-            },
-            attributes,
-            links,
-            sampled: true,
-            kind,
-            end(endTime, exit) {
-              status = { _tag: "Ended", startTime, endTime, exit }
-              recorded.exit = exit
-            },
-            attribute(key, value) {
-              attributes.set(key, value)
-            },
-            event() {},
-            addLinks() {}
-          }
-        },
-        context: (f) => f()
-      })
+      const { spans, tracer } = recordingTracer()
       const server = yield* EmbeddedServer.make()
       yield* Effect.scoped(Effect.gen(function*() {
         const smtp = yield* SmtpClient.connect({ host: server.host, port: server.port, security: "none" })
