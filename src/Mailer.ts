@@ -218,7 +218,8 @@ export interface BulkSent {
  * The message was not sent, after the retries, or its fate is unknown: see `disposition`
  * (`SmtpError.classify`): `"transient"` not accepted, worth another try later; `"permanent"` not
  * accepted and would fail again (so is an error of the message itself, such as a failing Stream);
- * `"unknown"` the end of the data was sent and no final reply came: it may have been delivered.
+ * `"unknown"` the end of the data was (or may have been) sent and no final reply came: it may have
+ * been delivered.
  *
  * @since 0.2.0
  * @category bulk
@@ -623,8 +624,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
               if (defect !== undefined) {
                 yield* Effect.logError("Mailer.sendAll: a sendBatch stopped with a defect", defect)
                 const error = new SmtpDeliveryUnknown({
-                  during: "in a sendBatch that stopped with a defect",
-                  cause: Cause.squash(defect)
+                  during: "in a sendBatch that died with a defect",
+                  cause: Cause.squash(defect),
+                  endOfData: "unknown"
                 })
                 // (the consumer may have stopped reading: interruptible)
                 yield* restore(Effect.forEach(unreported, ([, index]) =>

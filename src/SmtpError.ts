@@ -468,7 +468,13 @@ export class SmtpDeliveryUnknown
   extends Schema.TaggedError<SmtpDeliveryUnknown>("effect-smtp/SmtpDeliveryUnknown")("SmtpDeliveryUnknown", {
     /** What the session was waiting for: `"waiting for the reply to BDAT"`. */
     during: Schema.String,
-    cause: Schema.optional(Schema.Defect)
+    cause: Schema.optional(Schema.Defect),
+    /**
+     * Whether the end of the data is known to have been handed to the network: `"sent"` (the
+     * default when absent), or `"unknown"` when the send stopped where that could not be told
+     * (`Mailer.sendAll` after a defect in a batch). Either way the message may have been delivered.
+     */
+    endOfData: Schema.optional(Schema.Literal("sent", "unknown"))
   })
 {
   /**
@@ -480,8 +486,10 @@ export class SmtpDeliveryUnknown
    */
   override get message(): string {
     const why = isSmtpError(this.cause) ? `: ${this.cause.message}` : ""
-    return `Delivery unknown: the end of the data was sent, then the session failed ${this.during}${why}; ` +
-      "the server may have accepted the message (a retry could deliver it twice)"
+    const what = this.endOfData === "unknown" ?
+      `the session stopped ${this.during}${why}, perhaps after the end of the data was sent` :
+      `the end of the data was sent, then the session failed ${this.during}${why}`
+    return `Delivery unknown: ${what}; the server may have accepted the message (a retry could deliver it twice)`
   }
 }
 

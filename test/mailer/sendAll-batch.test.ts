@@ -139,8 +139,15 @@ describe("Mailer.sendAll through sendBatch", () => {
           assert.strictEqual(outcome.disposition, "unknown")
           assert.strictEqual(outcome.error._tag, "SmtpDeliveryUnknown")
           if (outcome.error._tag === "SmtpDeliveryUnknown") {
-            assert.strictEqual(outcome.error.during, "in a sendBatch that stopped with a defect")
+            assert.strictEqual(outcome.error.during, "in a sendBatch that died with a defect")
             assert.include(String(outcome.error.cause), "transport bug")
+            // message 1 may never have been written: the text does not claim its end of data was
+            assert.strictEqual(outcome.error.endOfData, "unknown")
+            assert.strictEqual(
+              outcome.error.message,
+              "Delivery unknown: the session stopped in a sendBatch that died with a defect, perhaps after " +
+                "the end of the data was sent; the server may have accepted the message (a retry could deliver it twice)"
+            )
           }
         }
       }
