@@ -36,6 +36,7 @@ import {
 import * as SmtpReply from "../SmtpReply.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
 import * as Arrays from "./arrays.js"
+import * as Async from "./async.js"
 import { byteLength, type Command, encodeLines, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
 import { concat as concatBytes } from "./slab.js"
@@ -486,7 +487,7 @@ export const make = (
     // canceler would cost an interruption handler for every wait (and, measured, makes V8 keep
     // each message's objects past the young generation).
     const awaitGroup = (g: Group): Effect.Effect<Batch> =>
-      g.done ? Effect.succeed(g) : Effect.async<Batch>((resume) => {
+      g.done ? Effect.succeed(g) : Async.once<Batch, never>((resume) => {
         if (g.done) return resume(Effect.succeed(g))
         g.resume = resume
       })

@@ -30,6 +30,7 @@ import {
   SmtpSenderRefused
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
+import * as Async from "./async.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
 import * as MessageData from "./messageData.js"
@@ -388,7 +389,7 @@ const oneFlightBdat = (
     // no canceler (see `pipelinedData`): when the fiber was interrupted while it waited, the
     // callback does nothing, and the RSET registered above reads what is owed
     return Effect.withFiberRuntime<Outcome, SmtpError>((fiber, status) =>
-      Effect.async<Outcome, SmtpError>((resume) => {
+      Async.once<Outcome, SmtpError>((resume) => {
         const cancellable = RuntimeFlags.interruptible(status.runtimeFlags) && !interrupted(fiber)
         const sent = engine.sendNow(commands)
         if (sent === undefined) return resume(slow)
@@ -512,7 +513,7 @@ const pipelinedData = (
     // the same race as with a canceler, which would run later: the data may go out, and `end`
     // tells the recovery.
     return Effect.withFiberRuntime<Outcome, SmtpError>((fiber, status) =>
-      Effect.async<Outcome, SmtpError>((resume) => {
+      Async.once<Outcome, SmtpError>((resume) => {
         const cancellable = RuntimeFlags.interruptible(status.runtimeFlags) && !interrupted(fiber)
         const first = engine.sendNow(commands)
         if (first === undefined) return resume(slow)
