@@ -1,13 +1,13 @@
 /**
- * Bytes allocated per message by `sendmail` (1 KB message, 1 recipient, pipelined DATA, or BDAT with
+ * Bytes allocated per message by `sendmail` (or `sendBatch` with `--batch`) (1 KB message, 1 recipient, pipelined DATA, or BDAT with
  * `--chunking`) and, with `--ops`, where: V8's sampling heap profiler with collected objects
  * included, against the project's sink in a child process, after a warm-up.
  *
- *   node --import tsx bench/allocations.ts [N=5000] [--chunking] [--top 25] [--stack "Map :0"] [--promoted]
+ *   [WARMUP=500] node --import tsx bench/allocations.ts [N=5000] [--chunking] [--batch] [--top 25] [--stack "Map :0"] [--promoted]
  *
  * Prints bytes/message and the functions that allocate most (per message).
  */
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import { Session } from "node:inspector/promises"
 import { SmtpClient } from "../src/index.js"
 import { NodeSmtpTransport } from "../src/node.js"
@@ -16,11 +16,15 @@ import { startSinkProcess } from "./sinkProcess.js"
 const args = process.argv.slice(2)
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 5000)
 const chunking = args.includes("--chunking")
+/** One `sendBatch` of N messages instead of N `sendmail`. */
+const batch = args.includes("--batch")
 const topIndex = args.indexOf("--top")
 const TOP = topIndex === -1 ? 25 : Number(args[topIndex + 1])
 const promoted = args.includes("--promoted")
 const stackIndex = args.indexOf("--stack")
 const STACK = stackIndex === -1 ? undefined : args[stackIndex + 1]
+/** Messages sent before the measurement (`WARMUP=0`: from the first message of a cold process). */
+const WARMUP = Number(process.env.WARMUP ?? 500)
 
 const HEADER = "From: <sender@example.com>\r\nTo: <rcpt1@example.com>\r\nSubject: bench\r\n\r\n"
 const LINE = "The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuv\r\n"
@@ -46,7 +50,14 @@ await Effect.runPromise(
       localHostname: "bench.local",
       chunking
     })
-    for (let i = 0; i < 500; i++) yield* smtp.sendmail("sender@example.com", ["rcpt1@example.com"], body)
+    const item = { from: "sender@example.com", to: ["rcpt1@example.com"], message: body }
+    const send = (n: number) =>
+      batch ?
+        Stream.runDrain(smtp.sendBatch(Array.from({ length: n }, () => item))) :
+        Effect.gen(function*() {
+          for (let i = 0; i < n; i++) yield* smtp.sendmail("sender@example.com", ["rcpt1@example.com"], body)
+        })
+    yield* send(WARMUP)
     yield* Effect.promise(() =>
       inspector.post("HeapProfiler.startSampling", {
         samplingInterval: 512,
@@ -56,7 +67,7 @@ await Effect.runPromise(
         includeObjectsCollectedByMinorGC: !promoted
       })
     )
-    for (let i = 0; i < N; i++) yield* smtp.sendmail("sender@example.com", ["rcpt1@example.com"], body)
+    yield* send(N)
     const { profile } = yield* Effect.promise(() => inspector.post("HeapProfiler.stopSampling"))
     const sizes = new Map<string, number>()
     let total = 0
