@@ -210,6 +210,14 @@ class Group implements Batch, Pending {
   }
 }
 
+/** Made when it happens, not per connection (an error's constructor validates its fields). */
+const injection = (): SmtpTlsError =>
+  new SmtpTlsError({
+    reason: "injection",
+    detail: "the server sent data after its reply to STARTTLS, before the handshake " +
+      "(STARTTLS command injection, CVE-2011-0411); the connection was closed"
+  })
+
 /** The verb of the command that draws reply `index` of a group. */
 const verbAt = (g: Group, index: number): string => {
   if (g.commands === undefined) return g.verb
@@ -304,11 +312,6 @@ export const make = (
         LogLevel.Debug
       )
 
-    const injection = new SmtpTlsError({
-      reason: "injection",
-      detail: "the server sent data after its reply to STARTTLS, before the handshake " +
-        "(STARTTLS command injection, CVE-2011-0411); the connection was closed"
-    })
     const disconnected = (cause?: unknown) => (during: string) =>
       new SmtpServerDisconnected(cause === undefined ? { during } : { during, cause })
 
@@ -398,7 +401,8 @@ export const make = (
       } else if (reply.code === 421) {
         // the one reply a server may send unasked (RFC 5321 §3.8): handled below
       } else if (lastVerb === "STARTTLS" && lastCode === 220) {
-        return terminate(() => injection)
+        const error = injection()
+        return terminate(() => error)
       } else {
         desynchronised = true
         // a reply no command asked for: every later reply would be matched to the wrong command
@@ -895,8 +899,9 @@ export const make = (
       Effect.gen(function*() {
         if (closedWith !== undefined) return yield* Effect.fail(closedWith("starting TLS"))
         if (owed.length > 0 || unsolicited.length > 0 || decoder.buffered() > 0) {
-          terminate(() => injection)
-          return yield* Effect.fail(injection)
+          const error = injection()
+          terminate(() => error)
+          return yield* Effect.fail(error)
         }
         stopping = true
         if (reader !== undefined) yield* Fiber.interrupt(reader)
