@@ -8,6 +8,7 @@ import * as Equal from "effect/Equal"
 import * as Hash from "effect/Hash"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Arrays from "./internal/arrays.js"
 
 /**
  * A decoded, validated SMTP reply. `lines` holds the text of each line without the code and
@@ -226,7 +227,8 @@ const outside = (raw: ReadonlyArray<string>): string => `reply code ${raw[0].sli
 const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): SmtpReply | string => {
   if (raw.length === 0) return "a reply has at least one line"
   let code = -1
-  const lines: Array<string> = []
+  // one line (the common case): an array of exactly one, made at the end
+  const lines: Array<string> | undefined = raw.length === 1 ? undefined : Arrays.objectArray<string>()
   for (let i = 0; i < raw.length; i++) {
     const line = raw[i]
     const last = i === raw.length - 1
@@ -250,13 +252,12 @@ const parseLines = (raw: ReadonlyArray<string>, bytes: Uint8Array | undefined): 
     while (from < to && isBlank(line.charCodeAt(from))) from++
     while (to > from && isBlank(line.charCodeAt(to - 1))) to--
     const text = from === 4 && to === line.length ? (line.length === 4 ? "" : line.slice(4)) : line.slice(from, to)
-    // one line (the common case): an array of exactly one, not a grown one
-    // (`Array.of`, not a literal: V8 pretenured the literal's arrays on the reply path)
-    if (raw.length === 1) return code < 100 || code > 599 ? outside(raw) : unsafeReply(code, Array.of(text), bytes)
+    // (not a literal: V8 pretenured the literal's arrays on the reply path)
+    if (lines === undefined) return code < 100 || code > 599 ? outside(raw) : unsafeReply(code, Arrays.one(text), bytes)
     lines.push(text)
   }
   if (code < 100 || code > 599) return outside(raw)
-  return unsafeReply(code, lines, bytes)
+  return unsafeReply(code, lines!, bytes)
 }
 
 /**

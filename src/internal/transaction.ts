@@ -30,6 +30,7 @@ import {
   SmtpSenderRefused
 } from "../SmtpError.js"
 import type { SmtpReply } from "../SmtpReply.js"
+import * as Arrays from "./arrays.js"
 import * as Async from "./async.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
@@ -168,7 +169,7 @@ const finalsOf = (
   owed: number,
   unknown: (error: SmtpError) => SmtpError
 ): Array<Either.Either<SmtpReply, SmtpError>> => {
-  const finals: Array<Either.Either<SmtpReply, SmtpError>> = []
+  const finals: Array<Either.Either<SmtpReply, SmtpError>> = Arrays.objectArray()
   for (let i = 0; i < owed; i++) {
     const reply = batch.replies[i]
     finals.push(reply !== undefined ? Either.right(reply) : Either.left(unknown(batch.error!)))
@@ -273,9 +274,9 @@ export const decideEnvelope = (
       rset: mail.code !== 421
     }
   }
-  // per-message objects made with `new` and `Array.of`, not literals (see `perMessage`)
+  // per-message objects made with `new` and `Arrays`, not literals (see `perMessage`)
   const refused: Record<string, SmtpReply> = new Object() as Record<string, SmtpReply>
-  const accepted: Array<number> = Array.of()
+  const accepted: Array<number> = Arrays.objectArray()
   for (let i = 0; i < recipients.length; i++) {
     const reply = replies[i + 1]
     if (reply === undefined) {
@@ -295,7 +296,7 @@ export const decideEnvelope = (
 
 /**
  * Per-message objects (the accepted envelope, the transaction's command list, ...) are made with
- * `new` or `Array.of` rather than literals: V8 may decide to allocate a literal's objects in the
+ * `new` or `Arrays` (`internal/arrays.ts`) rather than literals: V8 may decide to allocate a literal's objects in the
  * old generation (allocation-site pretenuring, measured on this path), and an old object keeps the
  * young ones it points to alive at every scavenge until the next full collection, so a message's
  * whole object graph outlived the young generation. See bench/README.md ("Where the CPU still goes").
@@ -327,7 +328,7 @@ const flight = (
   rcpts: ReadonlyArray<Codec.Command>,
   last: Codec.Command
 ): Array<Codec.Command> => {
-  const commands: Array<Codec.Command> = Array.of(mail)
+  const commands: Array<Codec.Command> = Arrays.one(mail)
   for (const r of rcpts) commands.push(r)
   commands.push(last)
   return commands
@@ -380,7 +381,7 @@ const oneFlightBdat = (
       // a refused final reply: the caller's RSET withdraws the recovery
       if (!refusedFinal(batch, recipients.length + 1)) done()
       const final = batch.replies[recipients.length + 1]
-      const finals: Array<Either.Either<SmtpReply, SmtpError>> = Array.of(
+      const finals: Array<Either.Either<SmtpReply, SmtpError>> = Arrays.one(
         final !== undefined ? Either.right(final) : Either.left(unknown(batch.error!))
       )
       return trusted(engine, unknown, new TransactionOutcome(decided.refused, decided.accepted, finals, "BDAT"))
