@@ -8,6 +8,7 @@
  *
  * @internal
  */
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
@@ -26,12 +27,13 @@ export const withSpan = <A, E, R>(
 
 export interface Lock<X> {
   /**
-   * Runs `effect` holding the lock; waiting for it is interruptible, holding it is released on
-   * exit. Fails with the lock's `reentered` error, at once, when asked for by the fiber that the
+   * Runs the effect `effect()` makes, holding the lock (made once the lock is held, so that it
+   * sees the state the previous holder left); waiting for it is interruptible, holding it is
+   * released on exit. Fails with the lock's `reentered` error, at once, when asked for by the fiber that the
    * Scope's hold (`scoped`) waits for (it would wait for itself forever): the fiber that took it,
    * or the one named since by `heldFor`.
    */
-  readonly withLock: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | X, R>
+  readonly withLock: <A, E, R>(effect: () => Effect.Effect<A, E, R>) => Effect.Effect<A, E | X, R>
   /** Takes the lock for the Scope (released when it closes). */
   readonly scoped: Effect.Effect<void, never, Scope.Scope>
   /**
@@ -77,29 +79,35 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
       else if (waiter.handed) unsafeRelease()
     })
   })
+  // released in the same step as the effect ends, however it ends (one pair per lock, not per use)
+  const releasing = {
+    onFailure: (cause: Cause.Cause<unknown>): Effect.Effect<never, unknown> => {
+      unsafeRelease()
+      return Effect.failCause(cause)
+    },
+    onSuccess: (value: unknown): Effect.Effect<unknown> => {
+      unsafeRelease()
+      return Effect.succeed(value)
+    }
+  }
+  const holding = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.matchCauseEffect(effect, releasing) as Effect.Effect<A, E, R>
   return {
-    withLock: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | X, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.withFiberRuntime<A, E | X, R>((fiber) => {
-          // released in the same step as the effect ends, however it ends
-          const run = Effect.matchCauseEffect(restore(effect), {
-            onFailure: (cause) => {
-              unsafeRelease()
-              return Effect.failCause(cause)
-            },
-            onSuccess: (value) => {
-              unsafeRelease()
-              return Effect.succeed(value)
-            }
-          })
-          if (busy) {
-            if (scopedBy === fiber) return Effect.fail(reentered())
-            return Effect.zipRight(restore(acquire), run)
-          }
+    // the free lock (the common case) is taken in the mask's own step: no fiber lookup, no
+    // further step (a send pays these per message)
+    withLock: <A, E, R>(effect: () => Effect.Effect<A, E, R>): Effect.Effect<A, E | X, R> =>
+      Effect.uninterruptibleMask((restore) => {
+        if (!busy) {
+          const made = effect()
           busy = true
-          return run
-        })
-      ),
+          return holding(restore(made))
+        }
+        return Effect.withFiberRuntime<A, E | X, R>((fiber) =>
+          scopedBy === fiber ?
+            Effect.fail(reentered()) :
+            Effect.zipRight(restore(acquire), holding(restore(Effect.suspend(effect))))
+        )
+      }),
     heldFor: Effect.withFiberRuntime((fiber) => {
       if (scopedBy !== undefined) scopedBy = fiber
       return Effect.void

@@ -175,7 +175,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     }
     const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
       Operation.withSpan(
-        lock.withLock(Effect.suspend(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect))),
+        lock.withLock(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect)),
         `SmtpConnection.${operation}`,
         spanFor(operation)
       )

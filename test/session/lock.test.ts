@@ -13,12 +13,12 @@ describe("the session lock", () => {
       const order: Array<string> = []
       const gate = yield* Deferred.make<void>()
       const first = yield* Effect.fork(
-        lock.withLock(Effect.zipRight(Deferred.await(gate), Effect.sync(() => order.push("a"))))
+        lock.withLock(() => Effect.zipRight(Deferred.await(gate), Effect.sync(() => order.push("a"))))
       )
       yield* Effect.yieldNow()
-      const second = yield* Effect.fork(lock.withLock(Effect.sync(() => order.push("b"))))
+      const second = yield* Effect.fork(lock.withLock(() => Effect.sync(() => order.push("b"))))
       const third = yield* Effect.fork(
-        lock.withLock(Effect.zipRight(Effect.sync(() => order.push("c")), Effect.fail("boom")))
+        lock.withLock(() => Effect.zipRight(Effect.sync(() => order.push("c")), Effect.fail("boom")))
       )
       yield* Effect.yieldNow()
       assert.deepStrictEqual(order, [])
@@ -28,27 +28,54 @@ describe("the session lock", () => {
       assert.isTrue(Exit.isFailure(yield* Fiber.await(third)))
       assert.deepStrictEqual(order, ["a", "b", "c"])
       // free again after a failure
-      assert.strictEqual(yield* lock.withLock(Effect.succeed(1)), 1)
+      assert.strictEqual(yield* lock.withLock(() => Effect.succeed(1)), 1)
       // an interrupted holder releases it
-      const holder = yield* Effect.fork(lock.withLock(Effect.never))
+      const holder = yield* Effect.fork(lock.withLock(() => Effect.never))
       yield* Effect.yieldNow()
       yield* Fiber.interrupt(holder)
-      assert.strictEqual(yield* lock.withLock(Effect.succeed(2)), 2)
+      assert.strictEqual(yield* lock.withLock(() => Effect.succeed(2)), 2)
+    }))
+
+  it.effect("the holder's effect is made once the lock is held: it sees what the previous holder left", () =>
+    Effect.gen(function*() {
+      const lock = Operation.makeLock(() => "reentered" as const)
+      let state = "before"
+      const gate = yield* Deferred.make<void>()
+      const first = yield* Effect.fork(
+        lock.withLock(() => Effect.zipRight(Deferred.await(gate), Effect.sync(() => (state = "after"))))
+      )
+      yield* Effect.yieldNow()
+      let made = 0
+      const second = yield* Effect.fork(lock.withLock(() => {
+        made++
+        return Effect.succeed(state)
+      }))
+      yield* Effect.yieldNow()
+      assert.strictEqual(made, 0)
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(first)
+      assert.strictEqual(yield* Fiber.join(second), "after")
+      assert.strictEqual(made, 1)
+      // a free lock makes it at once, in the same step, and runs it interruptibly
+      const interruptible = yield* lock.withLock(() =>
+        Effect.checkInterruptible((isInterruptible) => Effect.succeed(isInterruptible))
+      )
+      assert.isTrue(interruptible)
     }))
 
   it.effect("an interrupted waiter does not keep the lock, even when it was just handed over", () =>
     Effect.gen(function*() {
       const lock = Operation.makeLock(() => "reentered" as const)
       const gate = yield* Deferred.make<void>()
-      const holder = yield* Effect.fork(lock.withLock(Deferred.await(gate)))
+      const holder = yield* Effect.fork(lock.withLock(() => Deferred.await(gate)))
       yield* Effect.yieldNow()
-      const waiter = yield* Effect.fork(lock.withLock(Effect.void))
+      const waiter = yield* Effect.fork(lock.withLock(() => Effect.void))
       yield* Effect.yieldNow()
       // release and interrupt the waiter in the same step: the lock is handed to it, then passed on
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.interrupt(waiter)
       yield* Fiber.join(holder)
-      assert.strictEqual(yield* lock.withLock(Effect.succeed("free")), "free")
+      assert.strictEqual(yield* lock.withLock(() => Effect.succeed("free")), "free")
     }))
 
   it.effect("the fiber holding it for a Scope is refused at once; other fibers wait their turn", () =>
@@ -57,26 +84,26 @@ describe("the session lock", () => {
       const scope = yield* Scope.make()
       yield* Scope.extend(lock.scoped, scope)
       // the holder itself: it would wait for its own Scope to close
-      assert.strictEqual(yield* Effect.flip(lock.withLock(Effect.succeed(1))), "reentered")
+      assert.strictEqual(yield* Effect.flip(lock.withLock(() => Effect.succeed(1))), "reentered")
       // another fiber waits, and gets it once the Scope closes
-      const other = yield* Effect.fork(lock.withLock(Effect.succeed(2)))
+      const other = yield* Effect.fork(lock.withLock(() => Effect.succeed(2)))
       yield* Effect.yieldNow()
       assert.isNull(other.unsafePoll())
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(yield* Fiber.join(other), 2)
       // released: the former holder takes it like anyone
-      assert.strictEqual(yield* lock.withLock(Effect.succeed(3)), 3)
+      assert.strictEqual(yield* lock.withLock(() => Effect.succeed(3)), 3)
       // a Scope hold handed over to a waiter is that waiter's
       const first = yield* Scope.make()
       yield* Scope.extend(lock.scoped, first)
       const second = yield* Scope.make()
       const waiter = yield* Effect.fork(
-        Effect.zipRight(Scope.extend(lock.scoped, second), Effect.flip(lock.withLock(Effect.succeed(4))))
+        Effect.zipRight(Scope.extend(lock.scoped, second), Effect.flip(lock.withLock(() => Effect.succeed(4))))
       )
       yield* Effect.yieldNow()
       yield* Scope.close(first, Exit.void)
       assert.strictEqual(yield* Fiber.join(waiter), "reentered")
-      assert.isNull((yield* Effect.fork(lock.withLock(Effect.void))).unsafePoll())
+      assert.isNull((yield* Effect.fork(lock.withLock(() => Effect.void))).unsafePoll())
       yield* Scope.close(second, Exit.void)
     }))
 
@@ -85,15 +112,15 @@ describe("the session lock", () => {
       const lock = Operation.makeLock(() => "reentered" as const)
       // not held for a Scope: naming oneself changes nothing
       yield* lock.heldFor
-      assert.strictEqual(yield* lock.withLock(Effect.succeed(0)), 0)
+      assert.strictEqual(yield* lock.withLock(() => Effect.succeed(0)), 0)
       const scope = yield* Scope.make()
       yield* Scope.extend(lock.scoped, scope)
       // another fiber (a Stream's consumer) names itself: it is refused, the taker now waits
-      const consumer = yield* Effect.fork(Effect.zipRight(lock.heldFor, Effect.flip(lock.withLock(Effect.void))))
+      const consumer = yield* Effect.fork(Effect.zipRight(lock.heldFor, Effect.flip(lock.withLock(() => Effect.void))))
       assert.strictEqual(yield* Fiber.join(consumer), "reentered")
       // the fiber that took it now waits like any other, until the Scope closes
       const closer = yield* Effect.fork(Effect.zipRight(Effect.yieldNow(), Scope.close(scope, Exit.void)))
-      assert.strictEqual(yield* lock.withLock(Effect.succeed(1)), 1)
+      assert.strictEqual(yield* lock.withLock(() => Effect.succeed(1)), 1)
       yield* Fiber.join(closer)
     }))
 })
