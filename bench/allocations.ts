@@ -11,6 +11,7 @@ import { Effect, Stream } from "effect"
 import { Session } from "node:inspector/promises"
 import { SmtpClient } from "../src/index.js"
 import { NodeSmtpTransport } from "../src/node.js"
+import type { ProfileNode } from "./heapProfile.js"
 import { startSinkProcess } from "./sinkProcess.js"
 
 const args = process.argv.slice(2)
@@ -31,12 +32,6 @@ const LINE = "The quick brown fox jumps over the lazy dog 0123456789 abcdefghijk
 const body = Buffer.from(HEADER + LINE.repeat(12))
 
 const sink = await startSinkProcess({ chunking })
-
-interface ProfileNode {
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
-  readonly selfSize: number
-  readonly children: ReadonlyArray<ProfileNode>
-}
 
 const inspector = new Session()
 inspector.connect()

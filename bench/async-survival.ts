@@ -11,6 +11,7 @@
  */
 import { Effect } from "effect"
 import { Session } from "node:inspector/promises"
+import type { ProfileNode } from "./heapProfile.js"
 
 const args = process.argv.slice(2)
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 200000)
@@ -51,12 +52,6 @@ const run = async () => {
     sum += data.i
   }
   return sum
-}
-
-interface ProfileNode {
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
-  readonly selfSize: number
-  readonly children: ReadonlyArray<ProfileNode>
 }
 
 const inspector = new Session()
