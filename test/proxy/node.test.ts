@@ -4,23 +4,12 @@
  * the SMTP server's) and the failures (refusals, authentication, a proxy that closes or stalls).
  */
 import { assert, describe, it } from "@effect/vitest"
-import {
-  Cause,
-  Config,
-  ConfigProvider,
-  Effect,
-  Exit,
-  Layer,
-  Logger,
-  LogLevel,
-  Redacted,
-  type Scope,
-  Tracer
-} from "effect"
+import { Cause, Config, ConfigProvider, Effect, Exit, Layer, Logger, LogLevel, Redacted, type Scope } from "effect"
 import { Mailer, SmtpClient, SmtpError } from "effect-smtp"
 import { NodeSmtpProxy, NodeSmtpTransport } from "effect-smtp/node"
 import { TestSmtpServer } from "effect-smtp/testing/node"
 import * as Net from "node:net"
+import { recordingTracer } from "../support/tracer.js"
 
 // ---------------------------------------------------------------------------------------------------------------
 // the proxies
@@ -565,46 +554,20 @@ describe("proxy options", () => {
 describe("credentials", () => {
   /** Every span (name, attributes, events, exit) and every log line, as text. */
   const recorder = () => {
-    const seen: Array<string> = []
-    const spans: Array<{ name: string; attributes: Map<string, unknown> }> = []
-    const tracer = Tracer.make({
-      span(name, parent, context, links, startTime, kind) {
-        const attributes = new Map<string, unknown>()
-        spans.push({ name, attributes })
-        let status: Tracer.SpanStatus = { _tag: "Started", startTime }
-        return {
-          _tag: "Span",
-          name,
-          spanId: `span-${spans.length}`,
-          traceId: "trace",
-          parent,
-          context,
-          get status() {
-            return status
-          },
-          attributes,
-          links,
-          sampled: true,
-          kind,
-          end(endTime, exit) {
-            status = { _tag: "Ended", startTime, endTime, exit }
-            seen.push(`${name} ${Exit.isFailure(exit) ? Cause.pretty(exit.cause) : "ok"}`)
-          },
-          attribute(key, value) {
-            attributes.set(key, value)
-          },
-          event(eventName, _startTime, eventAttributes) {
-            seen.push(`${eventName} ${JSON.stringify(eventAttributes ?? {})}`)
-          },
-          addLinks() {}
-        }
-      },
-      context: (f) => f()
-    })
+    const { spans, tracer } = recordingTracer()
+    const logged: Array<string> = []
     const logger = Logger.make(({ annotations, message }) => {
-      seen.push(`${JSON.stringify(message)} ${JSON.stringify([...annotations])}`)
+      logged.push(`${JSON.stringify(message)} ${JSON.stringify([...annotations])}`)
     })
-    const text = () => [...seen, ...spans.map((s) => `${s.name} ${JSON.stringify([...s.attributes])}`)].join("\n")
+    const text = () =>
+      [
+        ...logged,
+        ...spans.flatMap((s) => [
+          `${s.name} ${JSON.stringify([...s.attributes])}`,
+          ...s.events.map((e) => `${e.eventName} ${JSON.stringify(e.attributes ?? {})}`),
+          `${s.name} ${s.exit === undefined ? "open" : Exit.isFailure(s.exit) ? Cause.pretty(s.exit.cause) : "ok"}`
+        ])
+      ].join("\n")
     return { spans, text, tracer, logger }
   }
 
