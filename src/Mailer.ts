@@ -622,7 +622,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
               owed.clear()
               yield* pool.release(entry, defect === undefined && !(yield* entry.value.isClosed))
               if (defect !== undefined) {
-                yield* Effect.logError("Mailer.sendAll: a sendBatch stopped with a defect", defect)
+                yield* Effect.logError("Mailer.sendAll: a sendBatch died with a defect", defect)
                 const error = new SmtpDeliveryUnknown({
                   during: "in a sendBatch that died with a defect",
                   cause: Cause.squash(defect),

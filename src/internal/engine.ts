@@ -923,9 +923,12 @@ export const make = (
     yield* Effect.forkIn(watchdog, scope)
 
     return {
-      greeting: Effect.flatMap(
-        traced(greetingGroup),
-        (batch) => batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error)
+      // (made at each run: a group's wait is an `Async.once`)
+      greeting: Effect.suspend(() =>
+        Effect.flatMap(
+          traced(greetingGroup),
+          (batch) => batch.error === undefined ? Effect.succeed(batch.replies[0]) : Effect.fail(batch.error)
+        )
       ),
       send,
       sendNow,

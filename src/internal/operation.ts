@@ -43,8 +43,17 @@ export interface Lock<X> {
   readonly heldFor: Effect.Effect<void>
 }
 
+/**
+ * One wait for the lock: whether it holds the lock now (set when the lock is taken or handed to
+ * it). Its release handler is installed before the wait, so an interruption at any point after a
+ * hand-over (even before the waiter's fiber resumes past the wait) passes the lock on.
+ */
+interface Hold {
+  holds: boolean
+}
+
 interface Waiter {
-  handed: boolean
+  readonly hold: Hold
   readonly resume: (effect: Effect.Effect<void>) => void
 }
 
@@ -59,26 +68,35 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
     const next = waiters.shift()
     if (next === undefined) busy = false
     else {
-      // handed over: the lock stays taken, now by the waiter
-      next.handed = true
+      // handed over: the lock stays taken, now by the waiter (released by its handler)
+      next.hold.holds = true
       next.resume(Effect.void)
     }
   }
-  const release = Effect.sync(unsafeRelease)
-  const acquire = Effect.async<void>((resume) => {
-    if (!busy) {
-      busy = true
-      return resume(Effect.void)
+  /** Releases the lock if `hold` has it (once). */
+  const releaseHold = (hold: Hold) => {
+    if (hold.holds) {
+      hold.holds = false
+      unsafeRelease()
     }
-    const waiter: Waiter = { handed: false, resume }
-    waiters.push(waiter)
-    return Effect.sync(() => {
-      const i = waiters.indexOf(waiter)
-      if (i !== -1) waiters.splice(i, 1)
-      // interrupted as the lock was handed over: pass it on
-      else if (waiter.handed) unsafeRelease()
+  }
+  const release = Effect.sync(unsafeRelease)
+  /** Waits for the lock (interruptibly); the caller has installed `releaseHold(hold)` first. */
+  const acquire = (hold: Hold) =>
+    Effect.async<void>((resume) => {
+      if (!busy) {
+        busy = true
+        hold.holds = true
+        return resume(Effect.void)
+      }
+      const waiter: Waiter = { hold, resume }
+      waiters.push(waiter)
+      return Effect.sync(() => {
+        const i = waiters.indexOf(waiter)
+        if (i !== -1) waiters.splice(i, 1)
+        // handed over as it was interrupted: `hold` has it, and the caller's handler passes it on
+      })
     })
-  })
   // released in the same step as the effect ends, however it ends (one pair per lock, not per use)
   const releasing = {
     onFailure: (cause: Cause.Cause<unknown>): Effect.Effect<never, unknown> => {
@@ -92,6 +110,18 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
   }
   const holding = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.matchCauseEffect(effect, releasing) as Effect.Effect<A, E, R>
+  /** `effect` after a wait for the lock, released whatever happens once `hold` has it. */
+  const waitingThen = <A, E, R>(hold: Hold, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.matchCauseEffect(effect, {
+      onFailure: (cause) => {
+        releaseHold(hold)
+        return Effect.failCause(cause)
+      },
+      onSuccess: (value) => {
+        releaseHold(hold)
+        return Effect.succeed(value)
+      }
+    })
   return {
     // the free lock (the common case) is taken in the mask's own step: no fiber lookup, no
     // further step (a send pays these per message)
@@ -102,30 +132,34 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
           busy = true
           return holding(restore(made))
         }
-        return Effect.withFiberRuntime<A, E | X, R>((fiber) =>
-          scopedBy === fiber ?
-            Effect.fail(reentered()) :
-            Effect.zipRight(restore(acquire), holding(restore(Effect.suspend(effect))))
-        )
+        return Effect.withFiberRuntime<A, E | X, R>((fiber) => {
+          if (scopedBy === fiber) return Effect.fail(reentered())
+          const hold: Hold = { holds: false }
+          return waitingThen(hold, Effect.zipRight(restore(acquire(hold)), restore(Effect.suspend(effect))))
+        })
       }),
     heldFor: Effect.withFiberRuntime((fiber) => {
       if (scopedBy !== undefined) scopedBy = fiber
       return Effect.void
     }),
-    // waiting for the lock stays interruptible (acquireRelease would make it uninterruptible)
+    // waiting for the lock stays interruptible (acquireRelease would make it uninterruptible); the
+    // finalizer is added before the wait, so a hand-over that an interruption cuts short is passed on
     scoped: Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
-        Effect.suspend(() => {
-          if (busy) return restore(acquire)
-          busy = true
+      Effect.suspend(() => {
+        const held = Effect.withFiberRuntime((fiber) => {
+          scopedBy = fiber
           return Effect.void
-        }),
-        () =>
-          Effect.withFiberRuntime((fiber) => {
-            scopedBy = fiber
-            return Effect.addFinalizer(() => release)
-          })
-      )
+        })
+        if (!busy) {
+          busy = true
+          return Effect.zipRight(Effect.addFinalizer(() => release), held)
+        }
+        const hold: Hold = { holds: false }
+        return Effect.zipRight(
+          Effect.addFinalizer(() => Effect.sync(() => releaseHold(hold))),
+          Effect.zipRight(restore(acquire(hold)), held)
+        )
+      })
     )
   }
 }

@@ -3,7 +3,7 @@
  * ends, and an interrupted waiter never keeps it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Scope } from "effect"
+import { Deferred, Effect, Exit, Fiber, type Scheduler, Scope } from "effect"
 import * as Operation from "../../src/internal/operation.js"
 
 describe("the session lock", () => {
@@ -123,4 +123,114 @@ describe("the session lock", () => {
       assert.strictEqual(yield* lock.withLock(() => Effect.succeed(1)), 1)
       yield* Fiber.join(closer)
     }))
+})
+
+/**
+ * A scheduler that holds back the `step`-th yield of one fiber (its task is kept, not run), so that
+ * the fiber can be interrupted at exactly that point, between any two of its operations.
+ */
+const holdingScheduler = () => {
+  let target: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  let step = 0
+  let calls = 0
+  let holdNext = false
+  let held: (() => void) | undefined
+  const scheduler: Scheduler.Scheduler = {
+    shouldYield(fiber) {
+      if (target !== undefined && fiber === target && ++calls === step) {
+        holdNext = true
+        return 0
+      }
+      return false
+    },
+    scheduleTask(task) {
+      if (holdNext) {
+        holdNext = false
+        held = task
+        return
+      }
+      setTimeout(task, 0)
+    }
+  }
+  return {
+    scheduler,
+    /** Holds back `fiber`'s `n`-th yield from now on. */
+    watch: (fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined, n: number) => {
+      target = fiber
+      step = n
+      calls = 0
+    },
+    /** Runs the held task, if one was held; whether there was. */
+    runHeld: () => {
+      const task = held
+      held = undefined
+      target = undefined
+      task?.()
+      return task !== undefined
+    }
+  }
+}
+
+describe("the session lock, interrupted between any two steps", () => {
+  it.live("a waiter interrupted at any step after the lock was handed to it passes the lock on", () => {
+    const control = holdingScheduler()
+    return Effect.gen(function*() {
+      let heldSomewhere = 0
+      for (let step = 1; step <= 40; step++) {
+        const lock = Operation.makeLock(() => "reentered" as const)
+        const gate = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(lock.withLock(() => Deferred.await(gate)))
+        yield* Effect.yieldNow()
+        const waiter = yield* Effect.fork(lock.withLock(() => Effect.void))
+        yield* Effect.yieldNow()
+        control.watch(waiter, step)
+        // the holder ends: the lock is handed to the waiter, whose resumption is held at `step`
+        yield* Deferred.succeed(gate, undefined)
+        yield* Effect.sleep(5)
+        control.watch(undefined, 0)
+        yield* Fiber.interruptFork(waiter)
+        yield* Effect.sleep(1)
+        if (control.runHeld()) heldSomewhere++
+        yield* Fiber.await(waiter)
+        yield* Fiber.join(holder)
+        const free = yield* Effect.timeoutTo(lock.withLock(() => Effect.succeed(true)), {
+          duration: "200 millis",
+          onTimeout: () => false,
+          onSuccess: (value) => value
+        })
+        assert.isTrue(free, `the lock stayed taken when the waiter was interrupted at its step ${step}`)
+      }
+      // the trial did reach the steps after the hand-over
+      assert.isAbove(heldSomewhere, 5)
+    }).pipe(Effect.withScheduler(control.scheduler))
+  })
+
+  it.live("a Scope's hold interrupted at any step after the lock was handed to it passes the lock on", () => {
+    const control = holdingScheduler()
+    return Effect.gen(function*() {
+      for (let step = 1; step <= 40; step++) {
+        const lock = Operation.makeLock(() => "reentered" as const)
+        const gate = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(lock.withLock(() => Deferred.await(gate)))
+        yield* Effect.yieldNow()
+        const waiter = yield* Effect.fork(Effect.scoped(Effect.zipRight(lock.scoped, Effect.void)))
+        yield* Effect.yieldNow()
+        control.watch(waiter, step)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Effect.sleep(5)
+        control.watch(undefined, 0)
+        yield* Fiber.interruptFork(waiter)
+        yield* Effect.sleep(1)
+        control.runHeld()
+        yield* Fiber.await(waiter)
+        yield* Fiber.join(holder)
+        const free = yield* Effect.timeoutTo(lock.withLock(() => Effect.succeed(true)), {
+          duration: "200 millis",
+          onTimeout: () => false,
+          onSuccess: (value) => value
+        })
+        assert.isTrue(free, `the lock stayed taken when the Scope's hold was interrupted at its step ${step}`)
+      }
+    }).pipe(Effect.withScheduler(control.scheduler))
+  })
 })
