@@ -15,7 +15,7 @@ export const objectArray = <A>(): Array<A> => template.slice() as Array<A>
 
 /** An array of one element, made as {@link objectArray} (`Array.of(a)` costs ~100 ns). */
 export const one = <A>(a: A): Array<A> => {
-  const array = template.slice() as Array<A>
+  const array = objectArray<A>()
   array.push(a)
   return array
 }

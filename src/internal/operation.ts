@@ -97,31 +97,29 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
         // handed over as it was interrupted: `hold` has it, and the caller's handler passes it on
       })
     })
-  // released in the same step as the effect ends, however it ends (one pair per lock, not per use)
-  const releasing = {
+  /** Handlers that run `release` in the same step as the effect ends, however it ends. */
+  const releasingWith = (release: () => void) => ({
     onFailure: (cause: Cause.Cause<unknown>): Effect.Effect<never, unknown> => {
-      unsafeRelease()
+      release()
       return Effect.failCause(cause)
     },
     onSuccess: (value: unknown): Effect.Effect<unknown> => {
-      unsafeRelease()
+      release()
       return Effect.succeed(value)
     }
-  }
+  })
+  /** For a holder that took the free lock: one pair per lock, not per use. */
+  const releasing = releasingWith(unsafeRelease)
   const holding = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.matchCauseEffect(effect, releasing) as Effect.Effect<A, E, R>
   /** `effect` after a wait for the lock, released whatever happens once `hold` has it. */
   const waitingThen = <A, E, R>(hold: Hold, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.matchCauseEffect(effect, {
-      onFailure: (cause) => {
-        releaseHold(hold)
-        return Effect.failCause(cause)
-      },
-      onSuccess: (value) => {
-        releaseHold(hold)
-        return Effect.succeed(value)
-      }
-    })
+    Effect.matchCauseEffect(effect, releasingWith(() => releaseHold(hold))) as Effect.Effect<A, E, R>
+  /** The fiber that took the lock for a Scope is the one its hold waits for. */
+  const heldByThisFiber = Effect.withFiberRuntime<void>((fiber) => {
+    scopedBy = fiber
+    return Effect.void
+  })
   return {
     // the free lock (the common case) is taken in the mask's own step: no fiber lookup, no
     // further step (a send pays these per message)
@@ -146,18 +144,14 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
     // finalizer is added before the wait, so a hand-over that an interruption cuts short is passed on
     scoped: Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
-        const held = Effect.withFiberRuntime((fiber) => {
-          scopedBy = fiber
-          return Effect.void
-        })
         if (!busy) {
           busy = true
-          return Effect.zipRight(Effect.addFinalizer(() => release), held)
+          return Effect.zipRight(Effect.addFinalizer(() => release), heldByThisFiber)
         }
         const hold: Hold = { holds: false }
         return Effect.zipRight(
           Effect.addFinalizer(() => Effect.sync(() => releaseHold(hold))),
-          Effect.zipRight(restore(acquire(hold)), held)
+          Effect.zipRight(restore(acquire(hold)), heldByThisFiber)
         )
       })
     )

@@ -171,66 +171,55 @@ const holdingScheduler = () => {
   }
 }
 
+/**
+ * For each of the first 40 steps of the waiter's fiber: a holder keeps the lock, `take` waits for
+ * it, the holder ends (the lock is handed to the waiter), the waiter's resumption is held back at
+ * that step and the waiter interrupted there; then the lock must be free. `what` names the waiter
+ * in the failure. Returns at how many steps a yield was held back.
+ */
+const interruptedAfterHandOver = (
+  take: (lock: Operation.Lock<"reentered">) => Effect.Effect<void, unknown, Scope.Scope>,
+  what: string
+) => {
+  const control = holdingScheduler()
+  return Effect.gen(function*() {
+    let heldSomewhere = 0
+    for (let step = 1; step <= 40; step++) {
+      const lock = Operation.makeLock(() => "reentered" as const)
+      const gate = yield* Deferred.make<void>()
+      const holder = yield* Effect.fork(lock.withLock(() => Deferred.await(gate)))
+      yield* Effect.yieldNow()
+      const waiter = yield* Effect.fork(Effect.scoped(take(lock)))
+      yield* Effect.yieldNow()
+      control.watch(waiter, step)
+      // the holder ends: the lock is handed to the waiter, whose resumption is held at `step`
+      yield* Deferred.succeed(gate, undefined)
+      yield* Effect.sleep(5)
+      control.watch(undefined, 0)
+      yield* Fiber.interruptFork(waiter)
+      yield* Effect.sleep(1)
+      if (control.runHeld()) heldSomewhere++
+      yield* Fiber.await(waiter)
+      yield* Fiber.join(holder)
+      const free = yield* Effect.timeoutTo(lock.withLock(() => Effect.succeed(true)), {
+        duration: "200 millis",
+        onTimeout: () => false,
+        onSuccess: (value) => value
+      })
+      assert.isTrue(free, `the lock stayed taken when ${what} was interrupted at its step ${step}`)
+    }
+    return heldSomewhere
+  }).pipe(Effect.withScheduler(control.scheduler))
+}
+
 describe("the session lock, interrupted between any two steps", () => {
-  it.live("a waiter interrupted at any step after the lock was handed to it passes the lock on", () => {
-    const control = holdingScheduler()
-    return Effect.gen(function*() {
-      let heldSomewhere = 0
-      for (let step = 1; step <= 40; step++) {
-        const lock = Operation.makeLock(() => "reentered" as const)
-        const gate = yield* Deferred.make<void>()
-        const holder = yield* Effect.fork(lock.withLock(() => Deferred.await(gate)))
-        yield* Effect.yieldNow()
-        const waiter = yield* Effect.fork(lock.withLock(() => Effect.void))
-        yield* Effect.yieldNow()
-        control.watch(waiter, step)
-        // the holder ends: the lock is handed to the waiter, whose resumption is held at `step`
-        yield* Deferred.succeed(gate, undefined)
-        yield* Effect.sleep(5)
-        control.watch(undefined, 0)
-        yield* Fiber.interruptFork(waiter)
-        yield* Effect.sleep(1)
-        if (control.runHeld()) heldSomewhere++
-        yield* Fiber.await(waiter)
-        yield* Fiber.join(holder)
-        const free = yield* Effect.timeoutTo(lock.withLock(() => Effect.succeed(true)), {
-          duration: "200 millis",
-          onTimeout: () => false,
-          onSuccess: (value) => value
-        })
-        assert.isTrue(free, `the lock stayed taken when the waiter was interrupted at its step ${step}`)
-      }
+  it.live("a waiter interrupted at any step after the lock was handed to it passes the lock on", () =>
+    Effect.gen(function*() {
+      const heldSomewhere = yield* interruptedAfterHandOver((lock) => lock.withLock(() => Effect.void), "the waiter")
       // the trial did reach the steps after the hand-over
       assert.isAbove(heldSomewhere, 5)
-    }).pipe(Effect.withScheduler(control.scheduler))
-  })
+    }))
 
-  it.live("a Scope's hold interrupted at any step after the lock was handed to it passes the lock on", () => {
-    const control = holdingScheduler()
-    return Effect.gen(function*() {
-      for (let step = 1; step <= 40; step++) {
-        const lock = Operation.makeLock(() => "reentered" as const)
-        const gate = yield* Deferred.make<void>()
-        const holder = yield* Effect.fork(lock.withLock(() => Deferred.await(gate)))
-        yield* Effect.yieldNow()
-        const waiter = yield* Effect.fork(Effect.scoped(Effect.zipRight(lock.scoped, Effect.void)))
-        yield* Effect.yieldNow()
-        control.watch(waiter, step)
-        yield* Deferred.succeed(gate, undefined)
-        yield* Effect.sleep(5)
-        control.watch(undefined, 0)
-        yield* Fiber.interruptFork(waiter)
-        yield* Effect.sleep(1)
-        control.runHeld()
-        yield* Fiber.await(waiter)
-        yield* Fiber.join(holder)
-        const free = yield* Effect.timeoutTo(lock.withLock(() => Effect.succeed(true)), {
-          duration: "200 millis",
-          onTimeout: () => false,
-          onSuccess: (value) => value
-        })
-        assert.isTrue(free, `the lock stayed taken when the Scope's hold was interrupted at its step ${step}`)
-      }
-    }).pipe(Effect.withScheduler(control.scheduler))
-  })
+  it.live("a Scope's hold interrupted at any step after the lock was handed to it passes the lock on", () =>
+    Effect.asVoid(interruptedAfterHandOver((lock) => lock.scoped, "the Scope's hold")))
 })
