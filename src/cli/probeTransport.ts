@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocket from "@effect/platform-node-shared/NodeSocket"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocket from "@effect/platform-node-shared/NodeSocket"
 import * as Socket from "@effect/platform/Socket"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
