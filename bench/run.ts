@@ -164,6 +164,22 @@ const ALL_CONTESTANTS: ReadonlyArray<Contestant> = [
     what: "effect-smtp `sendBatch`, BDAT (CHUNKING sink)"
   },
   {
+    name: "effect-batchall",
+    server: "plain",
+    workloads: ["W1", "W5"],
+    command: effectScript,
+    env: { MODE: "batch-all", CHUNKING: "0" },
+    what: "effect-smtp `sendBatchAll` (the batch as one Effect, no Stream), DATA"
+  },
+  {
+    name: "effect-batchall-bdat",
+    server: "chunking",
+    workloads: ["W1", "W5"],
+    command: effectScript,
+    env: { MODE: "batch-all", CHUNKING: "1" },
+    what: "effect-smtp `sendBatchAll`, BDAT (CHUNKING sink)"
+  },
+  {
     name: "effect-mailer",
     server: "plain",
     workloads: ["W4"],
@@ -459,17 +475,28 @@ const runOne = async (
   }
 }
 
-/** Peak RSS of a Node process that only imports a module (nothing, "effect", or effect-smtp). */
-const IMPORTS: ReadonlyArray<{ readonly name: string; readonly specifier: string | undefined }> = [
-  { name: "node", specifier: undefined },
-  { name: "node + effect", specifier: "effect" },
+/**
+ * Peak RSS of a Node process that only imports modules: nothing, "effect", effect-smtp, and what
+ * the effect-smtp contestant imports (effect's barrel, effect-smtp and effect-smtp/node).
+ */
+const IMPORTS: ReadonlyArray<{ readonly name: string; readonly specifiers: ReadonlyArray<string> }> = [
+  { name: "node", specifiers: [] },
+  { name: "node + effect", specifiers: ["effect"] },
   {
     name: "node + effect-smtp",
-    specifier: TSX ? path.join(ROOT, "src/index.ts") : path.join(DIST, "src/index.js")
+    specifiers: [TSX ? path.join(ROOT, "src/index.ts") : path.join(DIST, "src/index.js")]
+  },
+  {
+    name: "node + the contestant's imports",
+    specifiers: [
+      "effect",
+      TSX ? path.join(ROOT, "src/index.ts") : path.join(DIST, "src/index.js"),
+      TSX ? path.join(ROOT, "src/node.ts") : path.join(DIST, "src/node.js")
+    ]
   }
 ]
-const importRss = async (specifier: string | undefined) => {
-  const script = `${specifier === undefined ? "" : `await import(${JSON.stringify(specifier)});`}` +
+const importRss = async (specifiers: ReadonlyArray<string>) => {
+  const script = specifiers.map((specifier) => `await import(${JSON.stringify(specifier)});`).join("") +
     "process.stdout.write(`RSS ${process.resourceUsage().maxRSS}\\n`)"
   const child = spawnPinned("client", process.execPath, [
     ...(TSX ? ["--import", "tsx"] : []),
@@ -595,7 +622,7 @@ const main = async () => {
   const baseline = new Map<string, Array<number>>()
   if (workloads.some((w) => w.name === "W1") && contestants.some((c) => c.name.startsWith("effect-"))) {
     for (let rep = 1; rep <= REPS; rep++) {
-      for (const i of IMPORTS) baseline.set(i.name, [...(baseline.get(i.name) ?? []), await importRss(i.specifier)])
+      for (const i of IMPORTS) baseline.set(i.name, [...(baseline.get(i.name) ?? []), await importRss(i.specifiers)])
     }
     log(
       `import baseline (peak RSS, median of ${REPS}): ${
@@ -749,6 +776,19 @@ const summarize = (
         [...baseline.entries()].map(([name, xs]) => `${name} ${fmt(median(xs) / 1024, 1)} MB`).join(", ")
       }.`
     )
+    // what the run itself adds: W1's peak over a process that imports what the contestant imports
+    const own = median(baseline.get("node + the contestant's imports") ?? [])
+    const effect = median(baseline.get("node + effect") ?? [])
+    const w1 = (c: string) => median(of("W1", c).map((r) => r.rssKb))
+    if (Number.isFinite(own) && of("W1", "effect-single").length > 0) {
+      lines.push(
+        `W1 peak RSS over the process's own imports: effect-single ${fmt((w1("effect-single") - own) / 1024, 1)} MB` +
+          (of("W1", "effect-lean").length > 0 ?
+            `, effect-lean ${fmt((w1("effect-lean") - effect) / 1024, 1)} MB (over node + effect)` :
+            "") +
+          "."
+      )
+    }
     lines.push("")
   }
 
@@ -788,6 +828,23 @@ const summarize = (
   check(
     "W1 batch BDAT (CHUNKING sink): msgs/s ÷ nm-conn (same sink)",
     ratio("W1", "effect-batch-bdat", "nm-conn-ch", rate),
+    ">=",
+    10,
+    "×"
+  )
+  // the batch operation as one Effect (`sendBatchAll`): the same batch without running a Stream
+  check("W5 batch DATA, sendBatchAll: RTT/msg", med("W5", "effect-batchall", rttPerMsg), "<=", 1.15)
+  check("W5 batch BDAT, sendBatchAll: RTT/msg", med("W5", "effect-batchall-bdat", rttPerMsg), "<=", 0.1)
+  check(
+    "W1 batch DATA, sendBatchAll: msgs/s ÷ smtplib",
+    ratio("W1", "effect-batchall", "smtplib", rate),
+    ">=",
+    1.0,
+    "×"
+  )
+  check(
+    "W1 batch BDAT, sendBatchAll: msgs/s ÷ nm-conn (same sink)",
+    ratio("W1", "effect-batchall-bdat", "nm-conn-ch", rate),
     ">=",
     10,
     "×"

@@ -27,3 +27,12 @@ export const sendNewsletter = (subscribers: Stream.Stream<string>) =>
       })
     )
   })).pipe(Effect.provide(NodeSmtpTransport.layer))
+
+// a list known in advance: every outcome at once, in an array (no Stream to run)
+export const sendInvitations = (guests: ReadonlyArray<string>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const smtp = yield* SmtpClient.connect({ host: "smtp.example.com", port: 587, security: "starttls" })
+    const outcomes = yield* smtp.sendBatchAll(guests.map(newsletter))
+    // the guests whose invitation may be sent again on another connection
+    return outcomes.filter((o) => o._tag === "NotSent").map((o) => guests[o.index])
+  })).pipe(Effect.provide(NodeSmtpTransport.layer))

@@ -54,7 +54,9 @@ export interface Delivery {
  * @since 0.1.0
  * @category models
  */
-export interface Service extends Omit<SmtpConnection.Service, "sendmail" | "sendMessage" | "sendBatch" | "send"> {
+export interface Service
+  extends Omit<SmtpConnection.Service, "sendmail" | "sendMessage" | "sendBatch" | "sendBatchAll" | "send">
+{
   /**
    * MAIL, RCPT for each recipient, DATA (or BDAT) and the message, then one reply per accepted
    * recipient. Fails with `SmtpSenderRefused`, `SmtpDataError` (DATA refused), or

@@ -274,6 +274,19 @@ export interface Service {
     items: Iterable<BatchItem> | Stream.Stream<BatchItem, E, R>
   ) => Stream.Stream<BatchOutcome, SmtpError | E, R>
   /**
+   * `sendBatch` as one Effect: the messages of an iterable, pipelined across messages as
+   * `sendBatch` sends them, and every outcome, in input order, in one array. It fails (an
+   * `SmtpError`) only when nothing was written: the session could not be greeted. Cheaper than
+   * running `sendBatch`'s Stream (no Stream runs: a Stream costs several ms of CPU the first time a
+   * process runs one, about 1 ms a batch after that), at the cost of holding every outcome until
+   * the last message's: for an input of unbounded length, or to act on outcomes as they come, use
+   * `sendBatch`. If the iterable throws, the Effect dies with it (the outcomes of the messages
+   * before are lost with the Effect, as with any defect: `sendBatch` emits them first).
+   *
+   * @since 0.2.0
+   */
+  readonly sendBatchAll: (items: Iterable<BatchItem>) => Effect.Effect<ReadonlyArray<BatchOutcome>, SmtpError>
+  /**
    * smtplib's `starttls`: EHLO if needed; `SmtpNotSupportedError` when the server does not
    * advertise STARTTLS; `SmtpResponseException` unless it answers 220; then the TLS handshake
    * (`SmtpTlsError` on failure, and the connection is closed). Afterwards all session knowledge

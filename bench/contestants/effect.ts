@@ -8,6 +8,7 @@
  *   MODE=single  (default) a `sendmail` loop per connection; a message of 1 MiB or more is a
  *                Stream of 64 KiB chunks
  *   MODE=batch   one `sendBatch` per connection (all its messages; in-memory bytes only)
+ *   MODE=batch-all  the same with `sendBatchAll` (one Effect, every outcome in an array: no Stream)
  *   MODE=mailer  `Mailer.make({ maxConnections: CONNS, retry: false })`, N `sendmail` calls run
  *                CONNS at a time
  *   CHUNKING=0   `chunking: false` (DATA even where the server offers CHUNKING)
@@ -81,12 +82,17 @@ const batch = (n: number) =>
         for (let i = 0; i < n; i++) yield item
       }
     }
-    const sent = yield* smtp.sendBatch(items).pipe(
-      Stream.runFold(0, (count, outcome) => {
+    const sent = MODE === "batch-all" ?
+      (yield* smtp.sendBatchAll(items)).reduce((count, outcome) => {
         if (outcome._tag !== "Sent") throw new Error(`message ${outcome.index}: ${outcome._tag}`)
         return count + 1
-      })
-    )
+      }, 0) :
+      yield* smtp.sendBatch(items).pipe(
+        Stream.runFold(0, (count, outcome) => {
+          if (outcome._tag !== "Sent") throw new Error(`message ${outcome.index}: ${outcome._tag}`)
+          return count + 1
+        })
+      )
     done()
     return sent
   }))
@@ -105,7 +111,7 @@ const mailer = Effect.scoped(Effect.gen(function*() {
 const program = Effect.gen(function*() {
   const t0 = performance.now()
   const counts = MODE === "mailer" ? yield* mailer : yield* Effect.all(
-    shares.map(MODE === "batch" ? batch : single),
+    shares.map(MODE === "batch" || MODE === "batch-all" ? batch : single),
     { concurrency: "unbounded" }
   )
   return { sent: counts.reduce((a, b) => a + b, 0), t0 }

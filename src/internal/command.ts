@@ -175,12 +175,18 @@ export const checkAddress = (what: string, address: string): Either.Either<strin
     Either.left(new SmtpInvalidInput({ reason: `The ${what} address contains CR, LF or NUL (nothing was sent)` })) :
     Either.right(address)
 
+const isBlank = (c: number) => c === 32 || c === 9
+/** Spaces and tabs off both ends; blanks only: a CR or LF must stay, for the encoder to refuse it. */
+const trimBlanks = (s: string): string =>
+  s.length === 0 || (!isBlank(s.charCodeAt(0)) && !isBlank(s.charCodeAt(s.length - 1))) ?
+    s :
+    s.replace(/^[ \t]+|[ \t]+$/g, "")
+
 /**
  * smtplib's `quoteaddr`: `<>` stays; `"Name <a@b>"` becomes `<a@b>`; a bare address is wrapped.
  */
 export const quoteAddress = (address: string): string => {
-  // blanks only: a CR or LF must stay, for the encoder to refuse it
-  const trimmed = address.replace(/^[ \t]+|[ \t]+$/g, "")
+  const trimmed = trimBlanks(address)
   if (trimmed === "<>" || trimmed === "") return "<>"
   return `<${addressOnly(trimmed)}>`
 }
@@ -189,7 +195,7 @@ export const quoteAddress = (address: string): string => {
  * smtplib's `_addr_only`: the address inside angle brackets when there are any, else the string.
  */
 export const addressOnly = (address: string): string => {
-  const trimmed = address.replace(/^[ \t]+|[ \t]+$/g, "")
+  const trimmed = trimBlanks(address)
   if (trimmed === "<>") return trimmed
   const open = trimmed.lastIndexOf("<")
   const close = trimmed.lastIndexOf(">")

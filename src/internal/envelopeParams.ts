@@ -62,7 +62,10 @@ export interface Params {
   readonly rcpt: (recipient: string) => ReadonlyArray<string>
 }
 
-const noRcptParams = () => []
+const noRcptParams = (): ReadonlyArray<string> => none
+const none: ReadonlyArray<string> = []
+/** No REQUIRETLS and no DSN: nothing to add (the common case, made once). */
+const noneChecked: Either.Either<Params, never> = Either.right({ mail: none, rcpt: noRcptParams })
 
 /**
  * The DSN and REQUIRETLS parameters of a transaction, and the SIZE check: a failure (nothing
@@ -77,6 +80,8 @@ export const params = (
   if (size !== undefined && server.sizeLimit !== undefined && server.sizeLimit > 0 && size > server.sizeLimit) {
     return Either.left(new SmtpMessageTooLarge({ size, limit: server.sizeLimit }))
   }
+  const dsn = options?.dsn
+  if (dsn === undefined && options?.requireTls !== true) return noneChecked
   const mail: Array<string> = []
   if (options?.requireTls === true) {
     if (!server.secure) {
@@ -91,7 +96,6 @@ export const params = (
     }
     mail.push("REQUIRETLS")
   }
-  const dsn = options?.dsn
   if (dsn === undefined) return Either.right({ mail, rcpt: noRcptParams })
   if (!server.has("dsn")) {
     if (dsn.ifUnsupported === "drop") return Either.right({ mail, rcpt: noRcptParams })

@@ -1,0 +1,236 @@
+/**
+ * sendBatchAll: `sendBatch` as one Effect. Its flights and outcomes are those of sendBatch (the
+ * scripted tests of `batch.test.ts` run over both); here what is its own: it fails only when
+ * nothing was written, dies when the iterable throws, holds the session until it ends (and lets it
+ * go when interrupted), has its own span, and LMTP connections do not have it.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Fiber, Option } from "effect"
+import { type LmtpConnection, SmtpClient } from "effect-smtp"
+import { eventually, guard, makeServerWith } from "../session/support.js"
+import { recordingTracer } from "../support/tracer.js"
+import { bdatSteps, body, CHUNKING, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
+
+const cases = [
+  { name: "with PIPELINING (DATA)", ehlo: PIPELINING, steps: dataSteps },
+  { name: "with CHUNKING (BDAT)", ehlo: CHUNKING, steps: bdatSteps },
+  { name: "without PIPELINING (one at a time)", ehlo: "250 mx.test", steps: dataSteps }
+] as const
+
+for (const c of cases) {
+  describe(`sendBatchAll ${c.name}`, () => {
+    it.effect("every outcome in input order, in one array; the wire as sendBatch's", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite: true }, {
+            steps: [
+              { expect: "EHLO client.test", reply: c.ehlo },
+              ...c.steps(1),
+              ...c.steps(2),
+              ...c.steps(3),
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+            const smtp = yield* SmtpClient.connect(connectOptions)
+            return yield* smtp.sendBatchAll([item(1), item(2), item(3)])
+          })).pipe(Effect.provide(server.layer))
+          assert.deepStrictEqual(
+            outcomes.map((o) => `${o.index} ${o._tag} ${o._tag === "Sent" ? o.reply.text : ""}`),
+            ["0 Sent queued 1", "1 Sent queued 2", "2 Sent queued 3"]
+          )
+          assert.deepStrictEqual(server.connection(0).mismatches(), [])
+        }),
+        `sendBatchAll ${c.name}`
+      ))
+
+    it.effect("an empty iterable: no outcome, nothing but EHLO written", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite: true }, {
+            steps: [{ expect: "EHLO client.test", reply: c.ehlo }, { expect: "QUIT", reply: "221 bye" }]
+          })
+          const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+            const smtp = yield* SmtpClient.connect(connectOptions)
+            return yield* smtp.sendBatchAll([])
+          })).pipe(Effect.provide(server.layer))
+          assert.deepStrictEqual(outcomes, [])
+          assert.deepStrictEqual(server.flights(), ["EHLO client.test\r\n", "QUIT\r\n"])
+        }),
+        "an empty sendBatchAll"
+      ))
+
+    it.effect("the iterable throws: the Effect dies with it; nothing after it is sent", () =>
+      guard(
+        Effect.gen(function*() {
+          const server = yield* makeServerWith({ syncWrite: true }, {
+            strict: false,
+            steps: [
+              { expect: "EHLO client.test", reply: c.ehlo },
+              ...c.steps(1),
+              ...c.steps(2),
+              { expect: "RSET", reply: "250 reset" },
+              { expect: "QUIT", reply: "221 bye" }
+            ]
+          })
+          const boom = new Error("the iterable broke")
+          const items = {
+            *[Symbol.iterator]() {
+              yield item(1)
+              yield item(2)
+              throw boom
+            }
+          }
+          const exit = yield* Effect.scoped(Effect.gen(function*() {
+            const smtp = yield* SmtpClient.connect(connectOptions)
+            return yield* Effect.exit(smtp.sendBatchAll(items))
+          })).pipe(Effect.provide(server.layer))
+          assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+          assert.strictEqual(Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined, boom)
+          assert.notInclude(server.written(), "r3@x.test")
+        }),
+        "a throwing iterable"
+      ))
+  })
+}
+
+describe("sendBatchAll fails only when nothing was written", () => {
+  it.effect("EHLO and HELO refused: SmtpHeloError, no message written", () =>
+    guard(
+      Effect.gen(function*() {
+        const server = yield* makeServerWith({ syncWrite: true }, {
+          strict: false,
+          steps: [
+            { expect: "EHLO client.test", reply: "502 no" },
+            { expect: "HELO client.test", reply: "550 go away" },
+            { expect: "QUIT", reply: "221 bye" }
+          ]
+        })
+        const exit = yield* Effect.scoped(Effect.gen(function*() {
+          const smtp = yield* SmtpClient.connect(connectOptions)
+          return yield* Effect.exit(smtp.sendBatchAll([item(1), item(2)]))
+        })).pipe(Effect.provide(server.layer))
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+        assert.strictEqual(Option.getOrUndefined(Option.map(error, (e) => e._tag)), "SmtpHeloError")
+        assert.notInclude(server.written(), "MAIL FROM")
+      }),
+      "a refused greeting"
+    ))
+
+  it.effect("the connection dies after the first message's data: Unknown for it, NotSent after, no failure", () =>
+    guard(
+      Effect.gen(function*() {
+        const server = yield* makeServerWith({ syncWrite: true }, {
+          strict: false,
+          steps: [
+            { expect: "EHLO client.test", reply: PIPELINING },
+            { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
+            { expect: "RCPT TO:<r1@x.test>", reply: "250 ok" },
+            { expect: "DATA", reply: "354 go" },
+            { expect: `${body(1)}.\r\n`, close: true }
+          ]
+        })
+        const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+          const smtp = yield* SmtpClient.connect(connectOptions)
+          return yield* smtp.sendBatchAll([item(1), item(2), item(3)])
+        })).pipe(Effect.provide(server.layer))
+        assert.deepStrictEqual(outcomes.map((o) => `${o.index} ${o._tag}`), ["0 Unknown", "1 NotSent", "2 NotSent"])
+      }),
+      "a connection closed after the data"
+    ))
+})
+
+describe("sendBatchAll holds the session", () => {
+  it.effect("another fiber's operation waits for the batch to end", () =>
+    guard(
+      Effect.gen(function*() {
+        const server = yield* makeServerWith({ syncWrite: false }, {
+          steps: [
+            { expect: "EHLO client.test", reply: PIPELINING },
+            ...dataSteps(1),
+            ...dataSteps(2),
+            { expect: "NOOP", reply: "250 noop" },
+            { expect: "QUIT", reply: "221 bye" }
+          ]
+        })
+        yield* Effect.scoped(Effect.gen(function*() {
+          const smtp = yield* SmtpClient.connect(connectOptions)
+          const batch = yield* Effect.fork(smtp.sendBatchAll([item(1), item(2)]))
+          yield* eventually(() => server.written().includes("RCPT TO:<r1@x.test>"), "the batch started")
+          const noop = yield* Effect.fork(smtp.noop)
+          const outcomes = yield* Fiber.join(batch)
+          assert.deepStrictEqual(outcomes.map((o) => o._tag), ["Sent", "Sent"])
+          assert.strictEqual((yield* Fiber.join(noop)).code, 250)
+        })).pipe(Effect.provide(server.layer))
+        assert.deepStrictEqual(server.connection(0).mismatches(), [])
+      }),
+      "an operation behind a batch"
+    ))
+
+  it.effect("interrupted: the session is let go; the next operation runs", () =>
+    guard(
+      Effect.gen(function*() {
+        const server = yield* makeServerWith({ syncWrite: true }, {
+          strict: false,
+          steps: [
+            { expect: "EHLO client.test", reply: PIPELINING },
+            { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
+            { expect: "RCPT TO:<r1@x.test>", reply: "250 ok" },
+            // DATA goes unanswered: the batch waits until it is interrupted
+            { expect: "DATA" }
+          ]
+        })
+        const exit = yield* Effect.scoped(Effect.gen(function*() {
+          const smtp = yield* SmtpClient.connect(connectOptions)
+          const batch = yield* Effect.fork(smtp.sendBatchAll([item(1), item(2)]))
+          yield* eventually(() => server.written().includes("DATA"), "the first envelope was written")
+          yield* Fiber.interrupt(batch)
+          // the session is free again: this operation is not left waiting (the connection is
+          // closed, since the DATA may have been accepted, so it fails at once)
+          return yield* Effect.exit(smtp.noop)
+        })).pipe(Effect.provide(server.layer))
+        assert.isTrue(Exit.isFailure(exit))
+        assert.notInclude(server.written(), body(1))
+      }),
+      "an interrupted sendBatchAll",
+      5000
+    ))
+})
+
+describe("sendBatchAll's span", () => {
+  it.effect("one SmtpConnection.sendBatchAll span under the caller's", () =>
+    Effect.gen(function*() {
+      const server = yield* makeServerWith({ syncWrite: true }, {
+        steps: [
+          { expect: "EHLO client.test", reply: PIPELINING },
+          ...dataSteps(1),
+          { expect: "QUIT", reply: "221 bye" }
+        ]
+      })
+      const { spans, tracer } = recordingTracer()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect(connectOptions)
+        return yield* smtp.sendBatchAll([item(1)]).pipe(Effect.withSpan("app"))
+      })).pipe(Effect.withTracer(tracer), Effect.provide(server.layer))
+      const batch = spans.filter((s) => s.name === "SmtpConnection.sendBatchAll")
+      assert.strictEqual(batch.length, 1)
+      assert.strictEqual(batch[0].parent, "app")
+      assert.isTrue(batch[0].exit !== undefined && Exit.isSuccess(batch[0].exit))
+    }))
+})
+
+describe("LMTP", () => {
+  it.effect("an LMTP connection has no sendBatchAll (nor sendBatch: LMTP answers the data per recipient)", () =>
+    Effect.gen(function*() {
+      const server = yield* makeServerWith({ syncWrite: true }, {
+        steps: [{ expect: "QUIT", reply: "221 bye" }]
+      })
+      const lmtp = yield* Effect.scoped(Effect.map(
+        SmtpClient.connect({ protocol: "lmtp", host: "mx.test", security: "none" }),
+        (connection): LmtpConnection.Service => connection
+      )).pipe(Effect.provide(server.layer))
+      assert.isFalse("sendBatchAll" in lmtp)
+      assert.isFalse("sendBatch" in lmtp)
+    }))
+})
