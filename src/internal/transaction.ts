@@ -386,14 +386,15 @@ const oneFlightBdat = (
       )
       return trusted(engine, unknown, new TransactionOutcome(decided.refused, decided.accepted, finals, "BDAT"))
     }
-    const slow = Effect.flatMap(engine.send(commands), (p) => Effect.flatMap(p.await, outcome))
+    /** Through the Socket writer (a transport without a synchronous write): made only then. */
+    const slow = () => Effect.flatMap(engine.send(commands), (p) => Effect.flatMap(p.await, outcome))
     // no canceler (see `pipelinedData`): when the fiber was interrupted while it waited, the
     // callback does nothing, and the RSET registered above reads what is owed
     return Effect.withFiberRuntime<Outcome, SmtpError>((fiber, status) =>
       Async.once<Outcome, SmtpError>((resume) => {
         const cancellable = RuntimeFlags.interruptible(status.runtimeFlags) && !interrupted(fiber)
         const sent = engine.sendNow(commands)
-        if (sent === undefined) return resume(slow)
+        if (sent === undefined) return resume(slow())
         if (!("pending" in sent)) {
           ctx.onInterrupted(undefined)
           return resume(Effect.fail(sent))
@@ -502,10 +503,12 @@ const pipelinedData = (
       return Effect.isEffect(next) ? next : writeEnd(next)
     }
 
-    const slow = Effect.flatMap(engine.send(commands), (p) => {
-      envelope = p
-      return Effect.flatMap(p.await, afterEnvelope)
-    })
+    /** Through the Socket writer (a transport without a synchronous write): made only then. */
+    const slow = () =>
+      Effect.flatMap(engine.send(commands), (p) => {
+        envelope = p
+        return Effect.flatMap(p.await, afterEnvelope)
+      })
     // No canceler: an `Effect.async` that returns one is wrapped in an interruption handler for
     // every message (and, measured, makes V8 keep each message's objects past the young
     // generation). The callbacks check instead whether the fiber was interrupted while it waited
@@ -517,7 +520,7 @@ const pipelinedData = (
       Async.once<Outcome, SmtpError>((resume) => {
         const cancellable = RuntimeFlags.interruptible(status.runtimeFlags) && !interrupted(fiber)
         const first = engine.sendNow(commands)
-        if (first === undefined) return resume(slow)
+        if (first === undefined) return resume(slow())
         if (!("pending" in first)) {
           done()
           return resume(Effect.fail(first))
