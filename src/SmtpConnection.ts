@@ -276,12 +276,15 @@ export interface Service {
   /**
    * `sendBatch` as one Effect: the messages of an iterable, pipelined across messages as
    * `sendBatch` sends them, and every outcome, in input order, in one array. It fails (an
-   * `SmtpError`) only when nothing was written: the session could not be greeted. Cheaper than
+   * `SmtpError`) only when no message was written: the session could not be greeted (EHLO may
+   * have gone out), or the input is not an iterable (a Stream: use `sendBatch`). Cheaper than
    * running `sendBatch`'s Stream (no Stream runs: a Stream costs several ms of CPU the first time a
-   * process runs one, about 1 ms a batch after that), at the cost of holding every outcome until
+   * process runs one, and 0.2–1 ms a batch after that), at the cost of holding every outcome until
    * the last message's: for an input of unbounded length, or to act on outcomes as they come, use
-   * `sendBatch`. If the iterable throws, the Effect dies with it (the outcomes of the messages
-   * before are lost with the Effect, as with any defect: `sendBatch` emits them first).
+   * `sendBatch`. If the iterable throws, or yields something that is not a `BatchItem`, the Effect
+   * dies (the outcomes of the messages before are lost with it, as with any defect: `sendBatch`
+   * emits them first). Called from the fiber consuming a `sendBatch` of the same connection, it
+   * fails at once with `SmtpInvalidInput`, as every operation does there.
    *
    * @since 0.2.0
    */

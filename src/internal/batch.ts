@@ -162,8 +162,8 @@ interface DeferredWrite {
  * The batch as a pull of outcomes (`Stream.repeatEffectChunkOption` makes it the Stream), in the
  * caller's Scope: nothing new is written while the consumer leaves `AHEAD` outcomes untaken,
  * beyond one flight (DATA) or one window (BDAT), so memory stays bounded. Closing the Scope stops
- * the batch. The caller's Stream is one scoped layer over this pull (`SmtpConnection.sendBatch`):
- * each further layer adds to what every batch pays when it ends.
+ * the batch. `SmtpConnection.sendBatch` makes it one scoped Stream layer (each further layer adds
+ * to what every batch pays when it ends); `sendBatchAll` pulls it in a loop, with no Stream.
  */
 export const make = <E, R>(
   ctx: BatchContext,

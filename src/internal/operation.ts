@@ -34,8 +34,11 @@ export interface Lock<X> {
    * or the one named since by `heldFor`.
    */
   readonly withLock: <A, E, R>(effect: () => Effect.Effect<A, E, R>) => Effect.Effect<A, E | X, R>
-  /** Takes the lock for the Scope (released when it closes). */
-  readonly scoped: Effect.Effect<void, never, Scope.Scope>
+  /**
+   * Takes the lock for the Scope (released when it closes). Fails with `reentered`, at once, as
+   * `withLock` does, when asked for by the fiber the lock's Scope hold waits for.
+   */
+  readonly scoped: Effect.Effect<void, X, Scope.Scope>
   /**
    * While the lock is held for a Scope: the current fiber is now the one whose progress the hold
    * waits for (a Stream's consumer, which may not be the fiber that took it).
@@ -143,11 +146,12 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
     // waiting for the lock stays interruptible (acquireRelease would make it uninterruptible); the
     // finalizer is added before the wait, so a hand-over that an interruption cuts short is passed on
     scoped: Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
+      Effect.withFiberRuntime<void, X, Scope.Scope>((fiber) => {
         if (!busy) {
           busy = true
           return Effect.zipRight(Effect.addFinalizer(() => release), heldByThisFiber)
         }
+        if (scopedBy === fiber) return Effect.fail(reentered())
         const hold: Hold = { holds: false }
         return Effect.zipRight(
           Effect.addFinalizer(() => Effect.sync(() => releaseHold(hold))),

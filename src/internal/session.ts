@@ -634,14 +634,14 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       Streams.unwrapScoped(Effect.flatMap(Effect.tracer, (tracer) => {
         // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
         if (tracer === Operation.defaultTracer) {
-          return Effect.map(batchPull(items), (pull) =>
+          return Effect.map(batchPull(items, true), (pull) =>
             Stream.repeatEffectChunkOption(Effect.zipLeft(pull, lock.heldFor)))
         }
         return Effect.flatMap(
           Effect.makeSpanScoped("SmtpConnection.sendBatch", spanFor("sendBatch")),
           (span) =>
             Effect.withParentSpan(
-              Effect.map(batchPull(items), (pull) =>
+              Effect.map(batchPull(items, true), (pull) =>
                 Stream.repeatEffectChunkOption(Effect.withParentSpan(Effect.zipLeft(pull, lock.heldFor), span))),
               span
             )
@@ -650,13 +650,19 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     /**
      * `sendBatch` as one Effect: every outcome, in an array. No Stream runs (in a cold process
-     * running a Stream costs several ms of CPU, and about 1 ms a batch after that: measured).
+     * running a Stream costs several ms of CPU, and a few tenths of a ms a batch after that).
      */
     const sendBatchAll = (
       items: Iterable<SmtpConnection.BatchItem>
     ): Effect.Effect<ReadonlyArray<SmtpConnection.BatchOutcome>, SmtpError> =>
       Operation.withSpan(
-        Effect.scoped(Effect.flatMap(batchPull<never, never>(items), collectOutcomes)),
+        Stream.StreamTypeId in items ?
+          Effect.fail(
+            new SmtpInvalidInput({
+              reason: "sendBatchAll takes an iterable of messages (for a Stream of them, use sendBatch)"
+            })
+          ) :
+          Effect.scoped(Effect.flatMap(batchPull<never, never>(items, false), collectOutcomes)),
         "SmtpConnection.sendBatchAll",
         spanFor("sendBatchAll")
       )
@@ -679,10 +685,13 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     /**
      * The batch's pull of outcomes, in the caller's Scope, which holds the session until it closes:
-     * one chunk of outcomes per pull, `None` once every item has one.
+     * one chunk of outcomes per pull, `None` once every item has one. `interruptibleWait`: waiting
+     * for the session is interruptible even where the caller's region is not (a Stream's scoped
+     * set-up is not, by default); else it is as the caller's.
      */
     const batchPull = <E, R>(
-      items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
+      items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>,
+      interruptibleWait: boolean
     ): Effect.Effect<
       Effect.Effect<Chunk.Chunk<SmtpConnection.BatchOutcome>, Option.Option<SmtpError | E>, R>,
       SmtpError,
@@ -690,13 +699,12 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     > =>
       Effect.gen(function*() {
         // the session is held for the whole batch
-        // waiting for the session stays interruptible (a Stream's scoped set-up is not, by default)
-        yield* Effect.interruptible(lock.scoped)
+        yield* interruptibleWait ? Effect.interruptible(lock.scoped) : lock.scoped
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {
           // one message at a time, each read as it is sent, under the batch's span as the pipelined
-          // batch's pulls are (an input that fails or dies ends the stream with it after the
+          // batch's pulls are (an input that fails or dies ends the pull with it after the
           // outcomes of the items before)
           let index = 0
           if (Stream.StreamTypeId in items) {
