@@ -5,12 +5,19 @@
  * go when interrupted), has its own span, and LMTP connections do not have it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
-import { type LmtpConnection, SmtpClient, type SmtpConnection } from "effect-smtp"
+import { Cause, Effect, Exit, Fiber, type Layer, Option, Stream } from "effect"
+import { type LmtpConnection, SmtpClient, type SmtpConnection, type SmtpError, type SmtpTransport } from "effect-smtp"
 import { TestTransport } from "effect-smtp/testing"
 import { eventually, guard, makeServerWith } from "../session/support.js"
 import { recordingTracer } from "../support/tracer.js"
 import { bdatSteps, body, CHUNKING, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
+
+/** `f` on a connection to the server of `layer`, in a Scope of its own (QUIT when it ends). */
+const onConnection = <A, E>(
+  layer: Layer.Layer<SmtpTransport.SmtpTransport>,
+  f: (smtp: SmtpConnection.Service) => Effect.Effect<A, E>
+): Effect.Effect<A, E | SmtpError.SmtpError> =>
+  Effect.scoped(Effect.flatMap(SmtpClient.connect(connectOptions), f)).pipe(Effect.provide(layer))
 
 const cases = [
   { name: "with PIPELINING (DATA)", ehlo: PIPELINING, steps: dataSteps },
@@ -32,10 +39,7 @@ for (const c of cases) {
               { expect: "QUIT", reply: "221 bye" }
             ]
           })
-          const outcomes = yield* Effect.scoped(Effect.gen(function*() {
-            const smtp = yield* SmtpClient.connect(connectOptions)
-            return yield* smtp.sendBatchAll([item(1), item(2), item(3)])
-          })).pipe(Effect.provide(server.layer))
+          const outcomes = yield* onConnection(server.layer, (smtp) => smtp.sendBatchAll([item(1), item(2), item(3)]))
           assert.deepStrictEqual(
             outcomes.map((o) => `${o.index} ${o._tag} ${o._tag === "Sent" ? o.reply.text : ""}`),
             ["0 Sent queued 1", "1 Sent queued 2", "2 Sent queued 3"]
@@ -51,10 +55,7 @@ for (const c of cases) {
           const server = yield* makeServerWith({ syncWrite: true }, {
             steps: [{ expect: "EHLO client.test", reply: c.ehlo }, { expect: "QUIT", reply: "221 bye" }]
           })
-          const outcomes = yield* Effect.scoped(Effect.gen(function*() {
-            const smtp = yield* SmtpClient.connect(connectOptions)
-            return yield* smtp.sendBatchAll([])
-          })).pipe(Effect.provide(server.layer))
+          const outcomes = yield* onConnection(server.layer, (smtp) => smtp.sendBatchAll([]))
           assert.deepStrictEqual(outcomes, [])
           assert.deepStrictEqual(server.flights(), ["EHLO client.test\r\n", "QUIT\r\n"])
         }),
@@ -82,10 +83,7 @@ for (const c of cases) {
               throw boom
             }
           }
-          const exit = yield* Effect.scoped(Effect.gen(function*() {
-            const smtp = yield* SmtpClient.connect(connectOptions)
-            return yield* Effect.exit(smtp.sendBatchAll(items))
-          })).pipe(Effect.provide(server.layer))
+          const exit = yield* onConnection(server.layer, (smtp) => Effect.exit(smtp.sendBatchAll(items)))
           assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
           assert.strictEqual(Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined, boom)
           assert.notInclude(server.written(), "r3@x.test")
@@ -107,10 +105,7 @@ describe("sendBatchAll fails only when nothing was written", () => {
             { expect: "QUIT", reply: "221 bye" }
           ]
         })
-        const exit = yield* Effect.scoped(Effect.gen(function*() {
-          const smtp = yield* SmtpClient.connect(connectOptions)
-          return yield* Effect.exit(smtp.sendBatchAll([item(1), item(2)]))
-        })).pipe(Effect.provide(server.layer))
+        const exit = yield* onConnection(server.layer, (smtp) => Effect.exit(smtp.sendBatchAll([item(1), item(2)])))
         assert.isTrue(Exit.isFailure(exit))
         const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
         assert.strictEqual(Option.getOrUndefined(Option.map(error, (e) => e._tag)), "SmtpHeloError")
@@ -132,10 +127,7 @@ describe("sendBatchAll fails only when nothing was written", () => {
             { expect: `${body(1)}.\r\n`, close: true }
           ]
         })
-        const outcomes = yield* Effect.scoped(Effect.gen(function*() {
-          const smtp = yield* SmtpClient.connect(connectOptions)
-          return yield* smtp.sendBatchAll([item(1), item(2), item(3)])
-        })).pipe(Effect.provide(server.layer))
+        const outcomes = yield* onConnection(server.layer, (smtp) => smtp.sendBatchAll([item(1), item(2), item(3)]))
         assert.deepStrictEqual(outcomes.map((o) => `${o.index} ${o._tag}`), ["0 Unknown", "1 NotSent", "2 NotSent"])
       }),
       "a connection closed after the data"
@@ -183,14 +175,13 @@ describe("a batch from the fiber consuming a sendBatch of the same connection", 
     guard(
       Effect.gen(function*() {
         const made = yield* TestTransport.make()
-        const exit = yield* Effect.scoped(Effect.gen(function*() {
-          const smtp = yield* SmtpClient.connect(connectOptions)
-          return yield* Effect.exit(Stream.runForEach(smtp.sendBatch([item(1)]), () => inner(smtp)))
-        })).pipe(Effect.provide(made.layer))
+        const exit = yield* onConnection(made.layer, (smtp) =>
+          Effect.exit(Stream.runForEach(smtp.sendBatch([item(1)]), () => inner(smtp))))
         // it would wait for the batch, which waits for this consumer: refused at once
         const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
         assert.strictEqual(
-          Option.getOrUndefined(Option.map(error, (e) => (e as { _tag: string })._tag)),
+          Option.getOrUndefined(Option.map(error, (e) =>
+            (e as { _tag: string })._tag)),
           "SmtpInvalidInput"
         )
         assert.deepStrictEqual((yield* made.received).map((m) => m.envelope.to.join()), ["r1@x.test"])
