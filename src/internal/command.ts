@@ -169,11 +169,30 @@ export const encode = (
   return Either.right({ verb: verbOf(verb), bytes: encoder.encode(`${line}\r\n`), display: options?.display ?? line })
 }
 
+const addressBreak = /[\r\n\0]/
+const unsafeAddress = (what: string) =>
+  new SmtpInvalidInput({ reason: `The ${what} address contains CR, LF or NUL (nothing was sent)` })
+
 /** Refuses an address with CR, LF or NUL anywhere (before any bracket extraction hides it). */
 export const checkAddress = (what: string, address: string): Either.Either<string, SmtpInvalidInput> =>
-  /[\r\n\0]/.test(address) ?
-    Either.left(new SmtpInvalidInput({ reason: `The ${what} address contains CR, LF or NUL (nothing was sent)` })) :
-    Either.right(address)
+  addressBreak.test(address) ? Either.left(unsafeAddress(what)) : Either.right(address)
+
+const utf8Line = { utf8: true }
+
+/**
+ * `MAIL FROM:<sender>` or `RCPT TO:<recipient>` and its parameters (`params`: empty, or a space
+ * and the parameters), as `checkAddress` then `encode` make it, in one step (two a message and
+ * one per recipient).
+ */
+export const addressCommand = (
+  verb: "MAIL" | "RCPT",
+  address: string,
+  params: string,
+  utf8: boolean
+): Either.Either<Command, SmtpInvalidInput> =>
+  addressBreak.test(address) ?
+    Either.left(unsafeAddress(verb === "MAIL" ? "sender" : "recipient")) :
+    encode(verb, `${verb === "MAIL" ? "FROM:" : "TO:"}${quoteAddress(address)}${params}`, utf8 ? utf8Line : undefined)
 
 const isBlank = (c: number) => c === 32 || c === 9
 /** Spaces and tabs off both ends; blanks only: a CR or LF must stay, for the encoder to refuse it. */

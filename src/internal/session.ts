@@ -257,19 +257,16 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         )
       }
       const list = mailOptions.length > 0 && state.doesEsmtp ? ` ${mailOptions.join(" ")}` : ""
-      return Either.flatMap(
-        Codec.checkAddress("sender", sender),
-        () => Codec.encode("MAIL", `FROM:${Codec.quoteAddress(sender)}${list}`, { utf8 })
-      )
+      return Codec.addressCommand("MAIL", sender, list, utf8)
     }
 
-    const rcptCommand = (recipient: string, rcptOptions: ReadonlyArray<string>, utf8: boolean) => {
-      const list = rcptOptions.length > 0 && state.doesEsmtp ? ` ${rcptOptions.join(" ")}` : ""
-      return Either.flatMap(
-        Codec.checkAddress("recipient", recipient),
-        () => Codec.encode("RCPT", `TO:${Codec.quoteAddress(recipient)}${list}`, { utf8 })
+    const rcptCommand = (recipient: string, rcptOptions: ReadonlyArray<string>, utf8: boolean) =>
+      Codec.addressCommand(
+        "RCPT",
+        recipient,
+        rcptOptions.length > 0 && state.doesEsmtp ? ` ${rcptOptions.join(" ")}` : "",
+        utf8
       )
-    }
 
     /** RSET after a failed transaction; like smtplib's `_rset`, failures are ignored. */
     const quietRset = Effect.ignore(Effect.suspend(() => engine.isClosed() ? Effect.void : cmd("RSET")))
