@@ -172,9 +172,12 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       }
       return span
     }
-    const serialised = <A, E, R>(effect: Effect.Effect<A, E, R>, operation: string) =>
+    const serialised = <A, E, R>(make: () => Effect.Effect<A, E, R>, operation: string) =>
       Operation.withSpan(
-        lock.withLock(() => recover === undefined ? effect : Effect.zipRight(runRecovery, effect)),
+        // the operation's Effect is made once the session is held, from the session as it is
+        // then: one made before (a sendmail made before a STARTTLS) would send what the session
+        // was, and the same Effect run twice is made twice
+        lock.withLock(() => recover === undefined ? make() : Effect.zipRight(runRecovery, Effect.suspend(make))),
         `SmtpConnection.${operation}`,
         spanFor(operation)
       )
@@ -751,55 +754,57 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
 
     const service: SmtpConnection.Service = {
       tls: Effect.sync(() => Option.fromNullable(engine.tlsDetails())),
-      send: (message, sendOptions) => serialised(send(message, sendOptions), "send"),
+      send: (message, sendOptions) => serialised(() => send(message, sendOptions), "send"),
       sendBatch,
       sendBatchAll,
       greeting,
-      helo: (name) => serialised(helo(name), "helo"),
-      ehlo: (name) => serialised(ehlo(name), "ehlo"),
-      ehloOrHeloIfNeeded: serialised(ehloOrHeloIfNeeded, "ehloOrHeloIfNeeded"),
+      helo: (name) => serialised(() => helo(name), "helo"),
+      ehlo: (name) => serialised(() => ehlo(name), "ehlo"),
+      ehloOrHeloIfNeeded: serialised(() => ehloOrHeloIfNeeded, "ehloOrHeloIfNeeded"),
       hasExtn: (name) => Effect.sync(() => hasExtn(name)),
       extnParams: (name) => Effect.sync(() => Option.fromNullable(state.features.get(name.toLowerCase()))),
       esmtpFeatures: Effect.sync(() => new Map(state.features)),
       doesEsmtp: Effect.sync(() => state.doesEsmtp),
       ehloResp: Effect.sync(() => Option.fromNullable(state.ehloResp)),
       heloResp: Effect.sync(() => Option.fromNullable(state.heloResp)),
-      docmd: (command, args) => serialised(cmd(command, args), "docmd"),
-      noop: serialised(cmd("NOOP"), "noop"),
-      rset: serialised(cmd("RSET"), "rset"),
+      docmd: (command, args) => serialised(() => cmd(command, args), "docmd"),
+      noop: serialised(() => cmd("NOOP"), "noop"),
+      rset: serialised(() => cmd("RSET"), "rset"),
       verify: (address) =>
         serialised(
-          Effect.flatMap(Codec.checkAddress("VRFY", address), (a) => cmd("VRFY", Codec.addressOnly(a))),
+          () => Effect.flatMap(Codec.checkAddress("VRFY", address), (a) => cmd("VRFY", Codec.addressOnly(a))),
           "verify"
         ),
       expn: (address) =>
         serialised(
-          Effect.flatMap(Codec.checkAddress("EXPN", address), (a) => cmd("EXPN", Codec.addressOnly(a))),
+          () => Effect.flatMap(Codec.checkAddress("EXPN", address), (a) => cmd("EXPN", Codec.addressOnly(a))),
           "expn"
         ),
-      help: (args) => serialised(cmd("HELP", args), "help"),
+      help: (args) => serialised(() => cmd("HELP", args), "help"),
       mail: (sender, mailOptions = []) =>
         serialised(
-          Effect.flatMap(mailCommand(sender, mailOptions), (command) => {
-            if (mailOptions.some(isSmtpUtf8)) state.utf8 = true
-            return engine.command(command)
-          }),
+          () =>
+            Effect.flatMap(mailCommand(sender, mailOptions), (command) => {
+              if (mailOptions.some(isSmtpUtf8)) state.utf8 = true
+              return engine.command(command)
+            }),
           "mail"
         ),
       rcpt: (recipient, rcptOptions = []) =>
-        serialised(Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command), "rcpt"),
-      data: (message) => serialised(data(message), "data"),
-      sendmail: (from, to, message, sendOptions) => serialised(sendmail(from, to, message, sendOptions), "sendmail"),
-      sendMessage: (message, sendOptions) => serialised(sendMessage(message, sendOptions), "sendMessage"),
-      starttls: (tls) => serialised(starttls(tls), "starttls"),
+        serialised(() => Effect.flatMap(rcptCommand(recipient, rcptOptions, state.utf8), engine.command), "rcpt"),
+      data: (message) => serialised(() => data(message), "data"),
+      sendmail: (from, to, message, sendOptions) =>
+        serialised(() => sendmail(from, to, message, sendOptions), "sendmail"),
+      sendMessage: (message, sendOptions) => serialised(() => sendMessage(message, sendOptions), "sendMessage"),
+      starttls: (tls) => serialised(() => starttls(tls), "starttls"),
       login: (user, password, loginOptions) =>
-        serialised(Auth.login(authContext, user, password, loginOptions), "login"),
+        serialised(() => Auth.login(authContext, user, password, loginOptions), "login"),
       loginOAuth2: (user, token, oauthOptions) =>
-        serialised(Auth.loginOAuth2(authContext, user, token, oauthOptions), "loginOAuth2"),
+        serialised(() => Auth.loginOAuth2(authContext, user, token, oauthOptions), "loginOAuth2"),
       auth: (mechanism, authenticator, authOptions) =>
-        serialised(Auth.auth(authContext, mechanism, authenticator, authOptions), "auth"),
+        serialised(() => Auth.auth(authContext, mechanism, authenticator, authOptions), "auth"),
       isAuthenticated: Effect.sync(() => state.authenticated),
-      quit: serialised(quit, "quit"),
+      quit: serialised(() => quit, "quit"),
       close: engine.close,
       isClosed: Effect.sync(() => engine.isClosed()),
       isSecure: Effect.sync(() => engine.isSecure())
@@ -808,8 +813,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const { send: _send, sendBatch: _smtpOnly, sendBatchAll: _smtpOnlyAll, ...common } = service
     const lmtpService: LmtpConnection.Service = {
       ...common,
-      sendmail: (from, to, message, sendOptions) => serialised(deliver(from, to, message, sendOptions), "sendmail"),
-      sendMessage: (message, sendOptions) => serialised(deliverMessage(message, sendOptions), "sendMessage")
+      sendmail: (from, to, message, sendOptions) =>
+        serialised(() => deliver(from, to, message, sendOptions), "sendmail"),
+      sendMessage: (message, sendOptions) => serialised(() => deliverMessage(message, sendOptions), "sendMessage")
     }
     return { service, lmtpService, state, resetState, lock, ehlo, ehloOrHeloIfNeeded, cmd, hasExtn, starttls }
   })
