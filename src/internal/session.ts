@@ -332,7 +332,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       to: string | ReadonlyArray<string>,
       message: SmtpConnection.MessageInput<E, R>,
       sendOptions: SmtpConnection.SendmailOptions | undefined
-    ): Effect.Effect<Prepared<E, R>, SmtpError> => {
+    ): Either.Either<Prepared<E, R>, SmtpError> | Effect.Effect<Prepared<E, R>, SmtpError> => {
       const recipients = recipientList(to)
       if (recipients === undefined) return Either.left(noRecipient())
       // validated (a bad message writes nothing), then EHLO when needed, then the commands
@@ -406,32 +406,38 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
         reply: SmtpReply,
         prepared: Prepared<E, R>
       ) => A
+    ): Effect.Effect<A, SmtpError | E, R> => {
+      const prepared = prepare(from, to, message, sendOptions)
+      // prepared synchronously (the session greeted): no step for it
+      if (Either.isEither(prepared)) {
+        return Either.isLeft(prepared) ? Effect.fail(prepared.left) : runPrepared(from, prepared.right, result)
+      }
+      return Effect.flatMap(prepared, (p) => runPrepared(from, p, result))
+    }
+
+    /** The transaction of what `prepare` made; its final reply when it is 250, else its failure. */
+    const runPrepared = <A, E, R>(
+      from: string,
+      prepared: Prepared<E, R>,
+      result: (outcome: Transaction.Outcome, reply: SmtpReply, prepared: Prepared<E, R>) => A
     ): Effect.Effect<A, SmtpError | E, R> =>
-      Effect.flatMap(prepare(from, to, message, sendOptions), (prepared) =>
-        Effect.flatMap(
-          Transaction.run(
-            transactionContext(),
-            from,
-            prepared.recipients,
-            prepared.mail,
-            prepared.rcpts,
-            prepared.body
-          ),
-          (outcome) => {
-            const end = outcome.finals[0]
-            if (Either.isLeft(end)) return Effect.fail(end.left)
-            if (end.right.code !== 250) {
-              // (the transaction left its recovery registered until this RSET is over: an
-              // interruption before it leaves the RSET to the next operation)
-              return Transaction.failAfterRset(
-                quietRset,
-                end.right.code,
-                new SmtpDataError(replyFields(end.right, outcome.endCommand))
-              ).pipe(Effect.tapError(() => Effect.sync(() => onInterrupted(undefined))))
-            }
-            return Effect.succeed(result(outcome, end.right, prepared))
+      Effect.flatMap(
+        Transaction.run(transactionContext(), from, prepared.recipients, prepared.mail, prepared.rcpts, prepared.body),
+        (outcome) => {
+          const end = outcome.finals[0]
+          if (Either.isLeft(end)) return Effect.fail(end.left)
+          if (end.right.code !== 250) {
+            // (the transaction left its recovery registered until this RSET is over: an
+            // interruption before it leaves the RSET to the next operation)
+            return Transaction.failAfterRset(
+              quietRset,
+              end.right.code,
+              new SmtpDataError(replyFields(end.right, outcome.endCommand))
+            ).pipe(Effect.tapError(() => Effect.sync(() => onInterrupted(undefined))))
           }
-        ))
+          return Effect.succeed(result(outcome, end.right, prepared))
+        }
+      )
 
     const sendmail = <E, R>(
       from: string,
