@@ -194,12 +194,8 @@ export const addressCommand = (
     Either.left(unsafeAddress(verb === "MAIL" ? "sender" : "recipient")) :
     encode(verb, `${verb === "MAIL" ? "FROM:" : "TO:"}${quoteAddress(address)}${params}`, utf8 ? utf8Line : undefined)
 
-const isBlank = (c: number) => c === 32 || c === 9
 /** Spaces and tabs off both ends; blanks only: a CR or LF must stay, for the encoder to refuse it. */
-const trimBlanks = (s: string): string =>
-  s.length === 0 || (!isBlank(s.charCodeAt(0)) && !isBlank(s.charCodeAt(s.length - 1))) ?
-    s :
-    s.replace(/^[ \t]+|[ \t]+$/g, "")
+const trimBlanks = (s: string): string => s.replace(/^[ \t]+|[ \t]+$/g, "")
 
 /**
  * smtplib's `quoteaddr`: `<>` stays; `"Name <a@b>"` becomes `<a@b>`; a bare address is wrapped.
