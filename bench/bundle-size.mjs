@@ -92,12 +92,15 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * 2026-12-01: +0.6 KB for the sendBatch review fixes (one envelope in flight, the write queue,
  * input failure after the taken messages), so +1 KB on each ceiling; then +0.6 KB more for the
  * fixes of two more reviews (Mailer's fair share of a connection, per-message ends of data, the
- * unpipelined iterable), so +1 KB again.
+ * unpipelined iterable), so +1 KB again. Session 26: +0.8 KB for `sendBatchAll`, the lock's re-entry
+ * check and operations made when they run (Mailer 60 bytes under), then +0.5 KB for a parsed
+ * message's body read again on a retry (a truncated body was delivered): +1 KB on the Message and
+ * Mailer ceilings.
  */
 const budgets = [
   { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 121 * KB },
-  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 164 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 196 * KB }
+  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 165 * KB },
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 197 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */

@@ -65,7 +65,8 @@ export interface Options extends SmtpClient.Options {
   /**
    * When to retry a transient failure (see {@link isRetryable}), on a fresh connection when the
    * old one died. Default: up to 3 retries, exponential from 1 second with jitter. `false` never
-   * retries. A Stream message is run again for each attempt.
+   * retries. A Stream message is run again for each attempt (one from `Message.parseStream` reads
+   * its source again; a source that cannot be read twice makes the retry fail with `SmtpInvalidInput`).
    */
   readonly retry?: Schedule.Schedule<unknown, SmtpError> | false | undefined
   /** At most `limit` messages per `interval` over all connections (a token bucket). */

@@ -49,8 +49,8 @@ export interface Header {
 
 /**
  * A message: its header fields in order, and its body (the bytes after the blank line), held as
- * bytes or streamed. A Stream body from `parseStream` is valid within its Scope and can be run
- * once.
+ * bytes or streamed. A Stream body from `parseStream` is valid within its Scope; run again, it
+ * reads its source again.
  *
  * @since 0.1.0
  * @category models
@@ -339,8 +339,11 @@ export const parse: (
 /**
  * Parses a message from a Stream, pulling the source only until the end of the header section
  * (bounded by `maxHeaderBytes`). The body is a Stream of the rest of the chunk that held the
- * blank line and then of the rest of the source, untouched and never buffered; it is valid
- * within the Scope and can be run once.
+ * blank line and then of the rest of the source, untouched and never buffered, valid within the
+ * Scope. Run again (a `Mailer` retry), the body reads the source again from its start and skips
+ * the header section, which must come back byte for byte: a source that cannot be read twice
+ * (or reads differently) fails that run with `SmtpInvalidInput` before the end of the data, so
+ * nothing shorter or other is ever delivered. (Until 0.2 a second run gave a truncated body.)
  *
  * @since 0.1.0
  * @category constructors
@@ -348,7 +351,7 @@ export const parse: (
 export const parseStream: <E = never, R = never>(
   stream: Stream.Stream<Uint8Array, E, R>,
   options?: ParseOptions
-) => Effect.Effect<Message<E, R>, SmtpInvalidInput | E, R | Scope.Scope> = parser.parseStream
+) => Effect.Effect<Message<E | SmtpInvalidInput, R>, SmtpInvalidInput | E, R | Scope.Scope> = parser.parseStream
 
 /**
  * Composes a MIME message: text/plain, text/html, multipart/alternative for both (with the

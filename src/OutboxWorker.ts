@@ -322,12 +322,16 @@ const makeDestinationHandlers = (options: Options) =>
       )
 
     return Destination.of({
-      Attempt: ({ payload }) => {
-        const key = `${payload.id}/${payload.generation}`
-        const running = inflight.get(key)
-        if (running) return Effect.orDie(Deferred.await(running))
-        return Effect.gen(function*() {
-          const deferred = yield* Deferred.make<AttemptReply, SqlError>()
+      Attempt: ({ payload }) =>
+        Effect.gen(function*() {
+          const key = `${payload.id}/${payload.generation}`
+          const fiberId = yield* Effect.fiberId
+          // the lookup and the registration in one synchronous step, when the handler runs (the
+          // RPC server makes the Effect first and starts it later: two made before either ran
+          // would both have found nothing, and both claimed)
+          const running = inflight.get(key)
+          if (running) return yield* Effect.orDie(Deferred.await(running))
+          const deferred = Deferred.unsafeMake<AttemptReply, SqlError>(fiberId)
           inflight.set(key, deferred)
           // once claimed, an attempt runs to its recorded end: an interruption in the middle
           // would leave it `sending` (read later as unknown)
@@ -336,7 +340,6 @@ const makeDestinationHandlers = (options: Options) =>
           yield* Deferred.done(deferred, exit)
           return yield* Effect.orDie(exit)
         })
-      }
     })
   })
 

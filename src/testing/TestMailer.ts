@@ -249,36 +249,42 @@ export const make = (
       sendAll: <E, R, EI, RI>(
         items: Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> | Iterable<Mailer.BulkItem<E, R>>,
         bulkOptions?: Mailer.BulkOptions
-      ): Stream.Stream<Mailer.BulkOutcome<E>, EI, R | RI> => {
-        if (failures_.length === 0) return real.sendAll(items, bulkOptions)
-        // with failures injected, the items go one by one, each failing or sent as by send
-        const input: Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
-          items as Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> :
-          Stream.fromIterable(items as Iterable<Mailer.BulkItem<E, R>>)
-        return input.pipe(
-          Stream.zipWithIndex,
-          Stream.mapEffect(([item, index]) => {
-            const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = "from" in item ?
-              mailer.send({ from: item.from, to: item.to, message: item.message, options: item.options }) :
-              mailer.send(item.message, item.options)
-            return Effect.match(send, {
-              onSuccess: (result): Mailer.BulkOutcome<E> => ({
-                _tag: "Sent",
-                index,
-                refused: result.refused,
-                reply: result.reply,
-                queueId: result.queueId
-              }),
-              onFailure: (error): Mailer.BulkOutcome<E> => ({
-                _tag: "Failed",
-                index,
-                error,
-                disposition: isSmtpError(error) ? classify(error) : "permanent"
-              })
+      ): Stream.Stream<Mailer.BulkOutcome<E>, EI, R | RI> =>
+        // whether failures are injected is read when the Stream runs, not when it is made
+        Stream.suspend(() => sendAllNow(items, bulkOptions))
+    }
+    const sendAllNow = <E, R, EI, RI>(
+      items: Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> | Iterable<Mailer.BulkItem<E, R>>,
+      bulkOptions?: Mailer.BulkOptions
+    ): Stream.Stream<Mailer.BulkOutcome<E>, EI, R | RI> => {
+      if (failures_.length === 0) return real.sendAll(items, bulkOptions)
+      // with failures injected, the items go one by one, each failing or sent as by send
+      const input: Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
+        items as Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> :
+        Stream.fromIterable(items as Iterable<Mailer.BulkItem<E, R>>)
+      return input.pipe(
+        Stream.zipWithIndex,
+        Stream.mapEffect(([item, index]) => {
+          const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = "from" in item ?
+            mailer.send({ from: item.from, to: item.to, message: item.message, options: item.options }) :
+            mailer.send(item.message, item.options)
+          return Effect.match(send, {
+            onSuccess: (result): Mailer.BulkOutcome<E> => ({
+              _tag: "Sent",
+              index,
+              refused: result.refused,
+              reply: result.reply,
+              queueId: result.queueId
+            }),
+            onFailure: (error): Mailer.BulkOutcome<E> => ({
+              _tag: "Failed",
+              index,
+              error,
+              disposition: isSmtpError(error) ? classify(error) : "permanent"
             })
           })
-        )
-      }
+        })
+      )
     }
     const sent = transport.messages
     const test: Service = {

@@ -8,7 +8,7 @@ const ehlo = (utf8: boolean) => `250-mx.test\r\n250-PIPELINING\r\n${utf8 ? "250-
 const parse = (text: string) => Either.getOrThrow(Message.parse(text))
 
 /** Sends `message` and returns what the client wrote after EHLO, and the result. */
-const run = (message: Message.Message, options: {
+const run = <E>(message: Message.Message<E>, options: {
   readonly recipients: number
   readonly utf8?: boolean
   readonly from?: string

@@ -164,6 +164,19 @@ describe("TestMailer", () => {
       yield* TestMailer.expectCount(2)
     }).pipe(Effect.provide(TestMailer.layer())))
 
+  it.effect("sendAll reads the injected failures when its Stream runs, not when it is made", () =>
+    Effect.gen(function*() {
+      const mailer = yield* Mailer.Mailer
+      const item = { from: "a@example.com", to: "b@example.com", message: "Subject: x\r\n\r\nx\r\n" }
+      const made = mailer.sendAll([item])
+      yield* TestMailer.failWith(new SmtpError.SmtpTimeout({ phase: "reply to RCPT", timeoutMillis: 1000 }))
+      const failed = Chunk.toReadonlyArray(yield* Stream.runCollect(made))
+      assert.deepStrictEqual(failed.map((o) => o._tag), ["Failed"])
+      yield* TestMailer.reset
+      const sent = Chunk.toReadonlyArray(yield* Stream.runCollect(made))
+      assert.deepStrictEqual(sent.map((o) => o._tag), ["Sent"])
+    }).pipe(Effect.provide(TestMailer.layer())))
+
   it.effect("failures through the protocol: a 4xx at the end of data, a hang-up after it (delivery unknown)", () =>
     Effect.gen(function*() {
       const mailer = yield* Mailer.Mailer

@@ -88,15 +88,15 @@ export const parse = (
 
 /**
  * Pulls the source only until the end of the header section. The body Stream yields the rest
- * of the chunk that held the blank line, then pulls the source on: it is valid within the Scope
- * and can be run once.
+ * of the chunk that held the blank line, then pulls the source on (valid within the Scope); run
+ * again (a retry), it reads the source again.
  *
  * @internal
  */
 export const parseStream = <E = never, R = never>(
   source: Stream.Stream<Uint8Array, E, R>,
   options?: ParseOptions
-): Effect.Effect<Message.Message<E, R>, SmtpInvalidInput | E, R | Scope.Scope> =>
+): Effect.Effect<Message.Message<E | SmtpInvalidInput, R>, SmtpInvalidInput | E, R | Scope.Scope> =>
   Effect.gen(function*() {
     const max = options?.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES
     const pull = yield* Stream.toPull(source)
@@ -127,9 +127,53 @@ export const parseStream = <E = never, R = never>(
         break
       }
     }
-    const headers = yield* parseHeaderSection(decodeLenient(concatBytes(head)))
-    const body: Uint8Array | Stream.Stream<Uint8Array, E, R> = rest === undefined
-      ? EMPTY
-      : Streams.concat(Streams.fromIterable(rest), Stream.repeatEffectChunkOption(pull))
+    const headerBytes = concatBytes(head)
+    const headers = yield* parseHeaderSection(decodeLenient(headerBytes))
+    if (rest === undefined) return { headers, body: EMPTY }
+    // the first run goes on from where the header section ended; a later one (a retry) reads the
+    // source again and skips the header section, which must come back the same
+    const first = Streams.concat(Streams.fromIterable(rest), Stream.repeatEffectChunkOption(pull))
+    let ran = false
+    const body = Stream.suspend(() => {
+      if (ran) return readAgain(source, headerBytes)
+      ran = true
+      return first
+    })
     return { headers, body }
   }).pipe(Effect.withSpan("Message.parseStream"))
+
+const readAgainFailed = () =>
+  new SmtpInvalidInput({
+    reason: "A parsed message was read again and its source gave other bytes (or none)"
+  })
+
+/**
+ * The source read again, less its first `head.length` bytes, which must be `head`: the body of a
+ * parsed message, for a second run. A source that ends early or differs fails the Stream (before
+ * the end of the data: nothing is delivered) rather than giving a shorter or other body.
+ */
+const readAgain = <E, R>(
+  source: Stream.Stream<Uint8Array, E, R>,
+  head: Uint8Array
+): Stream.Stream<Uint8Array, E | SmtpInvalidInput, R> =>
+  Stream.suspend(() => {
+    let matched = 0
+    let differs = false
+    const body = Stream.mapConcat(source, (piece): ReadonlyArray<Uint8Array> => {
+      if (differs) return []
+      if (matched === head.length) return [piece]
+      const n = Math.min(piece.length, head.length - matched)
+      for (let i = 0; i < n; i++) {
+        if (piece[i] !== head[matched + i]) {
+          differs = true
+          return []
+        }
+      }
+      matched += n
+      return n === piece.length ? [] : [piece.subarray(n)]
+    })
+    return Streams.concat(
+      body,
+      Stream.suspend(() => differs || matched < head.length ? Stream.fail(readAgainFailed()) : Stream.empty)
+    )
+  })
