@@ -113,6 +113,16 @@ const exchange = <E, R>(
   ctx: AuthContext,
   mechanism: Mechanism<E, R>,
   { allowInsecure, initialResponseOk, tried }: ExchangeOptions
+): Effect.Effect<SmtpReply, SmtpError | E, R> =>
+  // `started` belongs to one run (the same Effect run again starts from nothing)
+  Effect.suspend(() => exchangeRun(ctx, mechanism, allowInsecure, initialResponseOk, tried))
+
+const exchangeRun = <E, R>(
+  ctx: AuthContext,
+  mechanism: Mechanism<E, R>,
+  allowInsecure: ExchangeOptions["allowInsecure"],
+  initialResponseOk: ExchangeOptions["initialResponseOk"],
+  tried: ExchangeOptions["tried"]
 ): Effect.Effect<SmtpReply, SmtpError | E, R> => {
   let started = false
   return Effect.gen(function*() {
