@@ -112,17 +112,15 @@ const plaintextRule = (ctx: AuthContext, name: string, allowInsecure: boolean): 
 const exchange = <E, R>(
   ctx: AuthContext,
   mechanism: Mechanism<E, R>,
-  { allowInsecure, initialResponseOk, tried }: ExchangeOptions
+  options: ExchangeOptions
 ): Effect.Effect<SmtpReply, SmtpError | E, R> =>
   // `started` belongs to one run (the same Effect run again starts from nothing)
-  Effect.suspend(() => exchangeRun(ctx, mechanism, allowInsecure, initialResponseOk, tried))
+  Effect.suspend(() => exchangeOnce(ctx, mechanism, options))
 
-const exchangeRun = <E, R>(
+const exchangeOnce = <E, R>(
   ctx: AuthContext,
   mechanism: Mechanism<E, R>,
-  allowInsecure: ExchangeOptions["allowInsecure"],
-  initialResponseOk: ExchangeOptions["initialResponseOk"],
-  tried: ExchangeOptions["tried"]
+  { allowInsecure, initialResponseOk, tried }: ExchangeOptions
 ): Effect.Effect<SmtpReply, SmtpError | E, R> => {
   let started = false
   return Effect.gen(function*() {

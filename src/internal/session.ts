@@ -639,16 +639,15 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> =>
       Streams.unwrapScoped(Effect.flatMap(Effect.tracer, (tracer) => {
         // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
-        if (tracer === Operation.defaultTracer) {
-          return Effect.map(batchPull(items, true), (pull) =>
-            Stream.repeatEffectChunkOption(Effect.zipLeft(pull, lock.heldFor)))
-        }
+        const outcomes = (
+          pull: Effect.Effect<Chunk.Chunk<SmtpConnection.BatchOutcome>, Option.Option<SmtpError | E>, R>
+        ) => Stream.repeatEffectChunkOption(Effect.zipLeft(pull, lock.heldFor))
+        if (tracer === Operation.defaultTracer) return Effect.map(batchPull(items, true), outcomes)
         return Effect.flatMap(
           Effect.makeSpanScoped("SmtpConnection.sendBatch", spanFor("sendBatch")),
           (span) =>
             Effect.withParentSpan(
-              Effect.map(batchPull(items, true), (pull) =>
-                Stream.repeatEffectChunkOption(Effect.withParentSpan(Effect.zipLeft(pull, lock.heldFor), span))),
+              Effect.map(batchPull(items, true), (pull) => outcomes(Effect.withParentSpan(pull, span))),
               span
             )
         )
@@ -679,8 +678,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     ): Effect.Effect<ReadonlyArray<SmtpConnection.BatchOutcome>, SmtpError> => {
       const outcomes: Array<SmtpConnection.BatchOutcome> = []
       const loop: Effect.Effect<ReadonlyArray<SmtpConnection.BatchOutcome>, SmtpError> = Effect.matchEffect(pull, {
-        onFailure: (failure) =>
-          Option.isNone(failure) ? Effect.succeed(outcomes) : Effect.fail(failure.value),
+        onFailure: (failure) => Option.isNone(failure) ? Effect.succeed(outcomes) : Effect.fail(failure.value),
         onSuccess: (chunk) => {
           for (const outcome of chunk) outcomes.push(outcome)
           return loop

@@ -54,16 +54,23 @@ describe("a message from Message.parseStream, run again", () => {
       assert.strictEqual(failureTag(yield* Effect.exit(Message.toBytes(message))), "SmtpInvalidInput")
     }))
 
+  /** A server that greylists the first end of data (451), and a Mailer that retries once. */
+  const greylisted = (chunking: boolean) =>
+    Effect.gen(function*() {
+      let finals = 0
+      const server = yield* TestTransport.make({
+        respond: (e) => (e.stage === "message" && finals++ === 0 ? "451 4.7.1 greylisted, try again" : undefined)
+      })
+      const mailer = yield* Mailer.make({ host: "mx.test", security: "none", chunking, retry: Schedule.recurs(1) })
+        .pipe(Effect.provide(server.layer))
+      return { server, mailer }
+    })
+
   for (const chunking of [false, true]) {
     const how = chunking ? "BDAT" : "DATA"
     it.scoped(`${how}: a Mailer retry after a 451 at the end of the data delivers the whole message`, () =>
       Effect.gen(function*() {
-        let finals = 0
-        const server = yield* TestTransport.make({
-          respond: (e) => (e.stage === "message" && finals++ === 0 ? "451 4.7.1 greylisted, try again" : undefined)
-        })
-        const mailer = yield* Mailer.make({ host: "mx.test", security: "none", chunking, retry: Schedule.recurs(1) })
-          .pipe(Effect.provide(server.layer))
+        const { mailer, server } = yield* greylisted(chunking)
         yield* mailer.sendMessage(yield* Message.parseStream(rereadable()))
         const received = yield* server.received
         assert.deepStrictEqual(received.map((m) => dec.decode(m.raw)), [whole])
@@ -71,12 +78,7 @@ describe("a message from Message.parseStream, run again", () => {
 
     it.scoped(`${how}: a retry of a source read once fails with SmtpInvalidInput; nothing short is delivered`, () =>
       Effect.gen(function*() {
-        let finals = 0
-        const server = yield* TestTransport.make({
-          respond: (e) => (e.stage === "message" && finals++ === 0 ? "451 4.7.1 greylisted, try again" : undefined)
-        })
-        const mailer = yield* Mailer.make({ host: "mx.test", security: "none", chunking, retry: Schedule.recurs(1) })
-          .pipe(Effect.provide(server.layer))
+        const { mailer, server } = yield* greylisted(chunking)
         const exit = yield* Effect.exit(mailer.sendMessage(yield* Message.parseStream(readOnce())))
         assert.strictEqual(failureTag(exit), "SmtpInvalidInput")
         assert.deepStrictEqual(yield* server.received, [])

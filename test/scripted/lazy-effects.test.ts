@@ -6,7 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { SmtpClient } from "effect-smtp"
+import { SmtpClient, type SmtpConnection } from "effect-smtp"
 import { ScriptedTransport } from "effect-smtp/testing"
 
 const ehloTls = "250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS"
@@ -19,47 +19,52 @@ const sendSteps = (mail: string) => [
   { expect: `${message}.\r\n`, reply: "250 queued" }
 ]
 
+/** Plays `steps` (then QUIT) to a client that runs `session` on one connection; the script matched. */
+const played = (
+  steps: ReadonlyArray<ScriptedTransport.Step>,
+  session: (smtp: SmtpConnection.Service) => Effect.Effect<unknown, unknown>
+) =>
+  Effect.gen(function*() {
+    const server = yield* ScriptedTransport.make({ steps: [...steps, { expect: "QUIT", reply: "221 bye" }] })
+    yield* Effect.scoped(
+      Effect.flatMap(SmtpClient.connect({ host: "mx.test", security: "none" }), session)
+    ).pipe(Effect.provide(server.layer))
+    assert.deepStrictEqual(server.connection(0).mismatches(), [])
+  })
+
 describe("an operation's Effect decides what it sends when it runs", () => {
   it.scoped("a sendmail made before STARTTLS and run after it: EHLO again, then MAIL with what the new EHLO said", () =>
-    Effect.gen(function*() {
-      const server = yield* ScriptedTransport.make({
-        steps: [
-          { expect: "EHLO client.test", reply: ehloTls },
-          { expect: "STARTTLS", reply: "220 2.0.0 Ready to start TLS", tls: true },
-          { expect: "EHLO client.test", reply: ehloAfter },
-          ...sendSteps(`MAIL FROM:<a@x.test> SIZE=${message.length}`),
-          { expect: "QUIT", reply: "221 bye" }
-        ]
-      })
-      yield* Effect.scoped(Effect.gen(function*() {
-        const smtp = yield* SmtpClient.connect({ host: "mx.test", security: "none" })
-        yield* smtp.ehlo()
-        const send = smtp.sendmail("a@x.test", "b@x.test", message)
-        yield* smtp.starttls({ servername: "mx.test" })
-        yield* send
-      })).pipe(Effect.provide(server.layer))
-      assert.deepStrictEqual(server.connection(0).mismatches(), [])
-    }))
+    played(
+      [
+        { expect: "EHLO client.test", reply: ehloTls },
+        { expect: "STARTTLS", reply: "220 2.0.0 Ready to start TLS", tls: true },
+        { expect: "EHLO client.test", reply: ehloAfter },
+        ...sendSteps(`MAIL FROM:<a@x.test> SIZE=${message.length}`)
+      ],
+      (smtp) =>
+        Effect.gen(function*() {
+          yield* smtp.ehlo()
+          const send = smtp.sendmail("a@x.test", "b@x.test", message)
+          yield* smtp.starttls({ servername: "mx.test" })
+          yield* send
+        })
+    ))
 
   it.scoped("a sendmail run twice: prepared each time (the second after an EHLO that added SIZE)", () =>
-    Effect.gen(function*() {
-      const server = yield* ScriptedTransport.make({
-        steps: [
-          { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" },
-          ...sendSteps("MAIL FROM:<a@x.test>"),
-          { expect: "EHLO client.test", reply: ehloAfter },
-          ...sendSteps(`MAIL FROM:<a@x.test> SIZE=${message.length}`),
-          { expect: "QUIT", reply: "221 bye" }
-        ]
-      })
-      yield* Effect.scoped(Effect.gen(function*() {
-        const smtp = yield* SmtpClient.connect({ host: "mx.test", security: "none" })
-        yield* smtp.ehlo()
-        const send = smtp.sendmail("a@x.test", "b@x.test", message)
-        yield* send
-        yield* smtp.ehlo()
-        yield* send
-      })).pipe(Effect.provide(server.layer))
-      assert.deepStrictEqual(server.connection(0).mismatches(), [])
-    }))
+    played(
+      [
+        { expect: "EHLO client.test", reply: "250-mx.test\r\n250 PIPELINING" },
+        ...sendSteps("MAIL FROM:<a@x.test>"),
+        { expect: "EHLO client.test", reply: ehloAfter },
+        ...sendSteps(`MAIL FROM:<a@x.test> SIZE=${message.length}`)
+      ],
+      (smtp) =>
+        Effect.gen(function*() {
+          yield* smtp.ehlo()
+          const send = smtp.sendmail("a@x.test", "b@x.test", message)
+          yield* send
+          yield* smtp.ehlo()
+          yield* send
+        })
+    ))
 })
