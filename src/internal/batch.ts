@@ -29,7 +29,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import { replyFields, SmtpDataError, type SmtpError, SmtpInvalidInput } from "../SmtpError.js"
@@ -159,16 +159,17 @@ interface DeferredWrite {
 }
 
 /**
- * The batch as a pull of outcomes (`Stream.repeatEffectChunkOption` makes it the Stream), in the
- * caller's Scope: nothing new is written while the consumer leaves `AHEAD` outcomes untaken,
+ * The batch as a pull of outcomes (`Stream.repeatEffectChunkOption` makes it the Stream), in
+ * `scope` (the caller's): nothing new is written while the consumer leaves `AHEAD` outcomes untaken,
  * beyond one flight (DATA) or one window (BDAT), so memory stays bounded. Closing the Scope stops
  * the batch. `SmtpConnection.sendBatch` makes it one scoped Stream layer (each further layer adds
  * to what every batch pays when it ends); `sendBatchAll` pulls it in a loop, with no Stream.
  */
 export const make = <E, R>(
   ctx: BatchContext,
-  items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
-): Effect.Effect<Effect.Effect<Chunk.Chunk<Outcome>, Option.Option<E | SmtpError>, R>, SmtpError, R | Scope.Scope> =>
+  items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>,
+  scope: Scope.Scope
+): Effect.Effect<Effect.Effect<Chunk.Chunk<Outcome>, Option.Option<E | SmtpError>, R>, SmtpError, R> =>
   Effect.gen(function*() {
     const { engine } = ctx
     // the input: an iterable is read synchronously (from the reply callbacks too), a Stream pulled
@@ -176,7 +177,7 @@ export const make = <E, R>(
       undefined :
       (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
     const pull = iterator === undefined ?
-      yield* Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>) :
+      yield* Scope.extend(Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>), scope) :
       undefined
     /** Items pulled from the Stream and not yet taken. */
     let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
@@ -583,7 +584,8 @@ export const make = <E, R>(
     // recipients it accepted, so only closing the connection ends it. With BDAT every message in
     // flight is complete: reading the owed replies and RSET is enough.
     // A write the fiber was making when it stopped went out (an interrupted `send` completes).
-    yield* Effect.addFinalizer(() =>
+    yield* Scope.addFinalizer(
+      scope,
       Effect.sync(() => {
         stopped = true
         waiter = undefined
@@ -604,7 +606,6 @@ export const make = <E, R>(
       if (wanted()) return resume(Effect.void)
       waiter = () => resume(Effect.void)
     })
-    const scope = yield* Effect.scope
     /** A pull's result, from the fiber or from a pull running beside the replies. */
     const pulledChunk = (exit: Exit.Exit<Chunk.Chunk<SmtpConnection.BatchItem>, Option.Option<E>>) => {
       if (stopped || Exit.isInterrupted(exit)) return

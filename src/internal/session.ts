@@ -7,7 +7,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import type * as LmtpConnection from "../LmtpConnection.js"
@@ -637,21 +637,26 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     const sendBatch = <E, R>(
       items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>
     ): Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R> =>
-      Streams.unwrapScoped(Effect.flatMap(Effect.tracer, (tracer) => {
-        // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
-        const outcomes = (
-          pull: Effect.Effect<Chunk.Chunk<SmtpConnection.BatchOutcome>, Option.Option<SmtpError | E>, R>
-        ) => Stream.repeatEffectChunkOption(Effect.zipLeft(pull, lock.heldFor))
-        if (tracer === Operation.defaultTracer) return Effect.map(batchPull(items, true), outcomes)
-        return Effect.flatMap(
-          Effect.makeSpanScoped("SmtpConnection.sendBatch", spanFor("sendBatch")),
-          (span) =>
-            Effect.withParentSpan(
-              Effect.map(batchPull(items, true), (pull) => outcomes(Effect.withParentSpan(pull, span))),
-              span
-            )
-        )
-      }))
+      Streams.unwrapScoped(Effect.flatMap(Effect.scope, (scope) =>
+        Effect.flatMap(Effect.tracer, (tracer): Effect.Effect<
+          Stream.Stream<SmtpConnection.BatchOutcome, SmtpError | E, R>,
+          SmtpError,
+          R | Scope.Scope
+        > => {
+          // the fiber that pulls the outcomes is the one the batch waits for (see `makeLock`)
+          const outcomes = (
+            pull: Effect.Effect<Chunk.Chunk<SmtpConnection.BatchOutcome>, Option.Option<SmtpError | E>, R>
+          ) => Stream.repeatEffectChunkOption(Effect.zipLeft(pull, lock.heldFor))
+          if (tracer === Operation.defaultTracer) return Effect.map(batchPull(items, true, scope), outcomes)
+          return Effect.flatMap(
+            Effect.makeSpanScoped("SmtpConnection.sendBatch", spanFor("sendBatch")),
+            (span) =>
+              Effect.withParentSpan(
+                Effect.map(batchPull(items, true, scope), (pull) => outcomes(Effect.withParentSpan(pull, span))),
+                span
+              )
+          )
+        })))
 
     /**
      * `sendBatch` as one Effect: every outcome, in an array. No Stream runs (in a cold process
@@ -667,7 +672,13 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
               reason: "sendBatchAll takes an iterable of messages (for a Stream of them, use sendBatch)"
             })
           ) :
-          Effect.scoped(Effect.flatMap(batchPull<never, never>(items, false), collectOutcomes)),
+          // in a Scope of its own, not provided to what runs in it (providing a Context costs a
+          // comparison of the whole Context each way)
+          Effect.flatMap(Scope.make(), (scope) =>
+            Effect.onExit(
+              Effect.flatMap(batchPull<never, never>(items, false, scope), collectOutcomes),
+              (exit) => Scope.close(scope, exit)
+            )),
         "SmtpConnection.sendBatchAll",
         spanFor("sendBatchAll")
       )
@@ -688,22 +699,23 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     }
 
     /**
-     * The batch's pull of outcomes, in the caller's Scope, which holds the session until it closes:
+     * The batch's pull of outcomes, in `scope` (the caller's), which holds the session until it closes:
      * one chunk of outcomes per pull, `None` once every item has one. `interruptibleWait`: waiting
      * for the session is interruptible even where the caller's region is not (a Stream's scoped
      * set-up is not, by default); else it is as the caller's.
      */
     const batchPull = <E, R>(
       items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem, E, R>,
-      interruptibleWait: boolean
+      interruptibleWait: boolean,
+      scope: Scope.Scope
     ): Effect.Effect<
       Effect.Effect<Chunk.Chunk<SmtpConnection.BatchOutcome>, Option.Option<SmtpError | E>, R>,
       SmtpError,
-      R | Scope.Scope
+      R
     > =>
       Effect.gen(function*() {
         // the session is held for the whole batch
-        yield* interruptibleWait ? Effect.interruptible(lock.scoped) : lock.scoped
+        yield* interruptibleWait ? Effect.interruptible(lock.scoped(scope)) : lock.scoped(scope)
         yield* runRecovery
         yield* ehloOrHeloIfNeeded
         if (!hasExtn("pipelining")) {
@@ -712,7 +724,10 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
           // outcomes of the items before)
           let index = 0
           if (Stream.StreamTypeId in items) {
-            const pull = yield* Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>)
+            const pull = yield* Scope.extend(
+              Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>),
+              scope
+            )
             let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
             let at = 0
             const next: Effect.Effect<SmtpConnection.BatchItem, Option.Option<E>, R> = Effect.suspend(() =>
@@ -730,30 +745,34 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             return next.done === true ? Effect.fail(Option.none()) : Effect.map(sendOne(next.value, index++), Chunk.of)
           })
         }
-        return yield* Batch.make({
-          engine,
-          chunking: options.chunking && hasExtn("chunking"),
-          greet: ehloOrHeloIfNeeded,
-          prepare: (item) =>
-            Either.flatMap(
-              batchMessage(item),
-              (message) => {
-                const recipients = recipientList(item.to)
-                if (recipients === undefined) return Either.left(noRecipient())
-                return Either.flatMap(messageStream(message), (body) =>
-                  Either.map(prepareCommands(item.from, recipients, body, item.options), (prepared) => ({
-                    recipients,
-                    mail: prepared.mail,
-                    rcpts: prepared.rcpts,
-                    bytes: body.bytes!
-                  })))
-              }
-            ),
-          onInterrupted: (r) => {
-            recover = r
+        return yield* Batch.make(
+          {
+            engine,
+            chunking: options.chunking && hasExtn("chunking"),
+            greet: ehloOrHeloIfNeeded,
+            prepare: (item) =>
+              Either.flatMap(
+                batchMessage(item),
+                (message) => {
+                  const recipients = recipientList(item.to)
+                  if (recipients === undefined) return Either.left(noRecipient())
+                  return Either.flatMap(messageStream(message), (body) =>
+                    Either.map(prepareCommands(item.from, recipients, body, item.options), (prepared) => ({
+                      recipients,
+                      mail: prepared.mail,
+                      rcpts: prepared.rcpts,
+                      bytes: body.bytes!
+                    })))
+                }
+              ),
+            onInterrupted: (r) => {
+              recover = r
+            },
+            rset: quietRset
           },
-          rset: quietRset
-        }, items)
+          items,
+          scope
+        )
       })
 
     const service: SmtpConnection.Service = {

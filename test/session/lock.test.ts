@@ -82,7 +82,7 @@ describe("the session lock", () => {
     Effect.gen(function*() {
       const lock = Operation.makeLock(() => "reentered" as const)
       const scope = yield* Scope.make()
-      yield* Scope.extend(lock.scoped, scope)
+      yield* lock.scoped(scope)
       // the holder itself: it would wait for its own Scope to close
       assert.strictEqual(yield* Effect.flip(lock.withLock(() => Effect.succeed(1))), "reentered")
       // another fiber waits, and gets it once the Scope closes
@@ -95,10 +95,10 @@ describe("the session lock", () => {
       assert.strictEqual(yield* lock.withLock(() => Effect.succeed(3)), 3)
       // a Scope hold handed over to a waiter is that waiter's
       const first = yield* Scope.make()
-      yield* Scope.extend(lock.scoped, first)
+      yield* lock.scoped(first)
       const second = yield* Scope.make()
       const waiter = yield* Effect.fork(
-        Effect.zipRight(Scope.extend(lock.scoped, second), Effect.flip(lock.withLock(() => Effect.succeed(4))))
+        Effect.zipRight(lock.scoped(second), Effect.flip(lock.withLock(() => Effect.succeed(4))))
       )
       yield* Effect.yieldNow()
       yield* Scope.close(first, Exit.void)
@@ -114,7 +114,7 @@ describe("the session lock", () => {
       yield* lock.heldFor
       assert.strictEqual(yield* lock.withLock(() => Effect.succeed(0)), 0)
       const scope = yield* Scope.make()
-      yield* Scope.extend(lock.scoped, scope)
+      yield* lock.scoped(scope)
       // another fiber (a Stream's consumer) names itself: it is refused, the taker now waits
       const consumer = yield* Effect.fork(Effect.zipRight(lock.heldFor, Effect.flip(lock.withLock(() => Effect.void))))
       assert.strictEqual(yield* Fiber.join(consumer), "reentered")
@@ -221,5 +221,5 @@ describe("the session lock, interrupted between any two steps", () => {
     }))
 
   it.live("a Scope's hold interrupted at any step after the lock was handed to it passes the lock on", () =>
-    Effect.asVoid(interruptedAfterHandOver((lock) => lock.scoped, "the Scope's hold")))
+    Effect.asVoid(interruptedAfterHandOver((lock) => Effect.flatMap(Effect.scope, lock.scoped), "the Scope's hold")))
 })
