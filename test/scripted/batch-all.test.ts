@@ -5,8 +5,15 @@
  * go when interrupted), has its own span, and LMTP connections do not have it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, type Layer, Option, Stream } from "effect"
-import { type LmtpConnection, SmtpClient, type SmtpConnection, type SmtpError, type SmtpTransport } from "effect-smtp"
+import { Cause, Chunk, Deferred, Effect, Exit, Fiber, type Layer, Option, Stream } from "effect"
+import {
+  type LmtpConnection,
+  SmtpClient,
+  type SmtpConnection,
+  type SmtpError,
+  type SmtpReply,
+  type SmtpTransport
+} from "effect-smtp"
 import { TestTransport } from "effect-smtp/testing"
 import { eventually, guard, makeServerWith } from "../session/support.js"
 import { recordingTracer } from "../support/tracer.js"
@@ -168,8 +175,6 @@ describe("sendBatchAll refuses what it cannot send honestly", () => {
     ))
 })
 
-// (a sendBatch there still waits for itself: its Stream's set-up runs on a fiber of its own, so the
-// lock cannot tell it from another fiber's; noted in the README)
 describe("a batch from the fiber consuming a sendBatch of the same connection", () => {
   const consumerRuns = (inner: (smtp: SmtpConnection.Service) => Effect.Effect<unknown, unknown>) =>
     guard(
@@ -190,6 +195,73 @@ describe("a batch from the fiber consuming a sendBatch of the same connection", 
     )
   it.effect("sendBatchAll fails at once with SmtpInvalidInput", () =>
     consumerRuns((smtp) => smtp.sendBatchAll([item(2)])))
+  // its Stream's set-up runs on a fiber of its own, forked from the consumer's
+  it.effect("sendBatch fails at once with SmtpInvalidInput", () =>
+    consumerRuns((smtp) => Stream.runDrain(smtp.sendBatch([item(2)]))))
+  it.effect("an operation from a fiber the consumer forked and waits for fails at once", () =>
+    consumerRuns((smtp) => Effect.flatMap(Effect.fork(smtp.noop), Fiber.join)))
+})
+
+/** A wait on the real clock (`it.effect` runs on the test clock). */
+const realSleep = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
+
+describe("a fiber the consumer of a sendBatch forked, once that batch is over", () => {
+  it.effect("its operation runs (it was not refused as the consumer's)", () =>
+    guard(
+      Effect.gen(function*() {
+        const made = yield* TestTransport.make()
+        const noop = yield* onConnection(made.layer, (smtp) =>
+          Effect.gen(function*() {
+            const gate = yield* Deferred.make<void>()
+            let late: Fiber.RuntimeFiber<SmtpReply.SmtpReply, SmtpError.SmtpError> | undefined
+            yield* Stream.runForEach(smtp.sendBatch([item(1)]), () =>
+              Effect.map(Effect.forkDaemon(Effect.zipRight(Deferred.await(gate), smtp.noop)), (fiber) => {
+                late = fiber
+              }))
+            yield* Deferred.succeed(gate, undefined)
+            return yield* Fiber.join(late!)
+          }))
+        assert.strictEqual(noop.code, 250)
+      }),
+      "an operation after the batch"
+    ))
+
+  it.effect("a later batch's consumer is not mistaken for it: another fiber's operation waits", () =>
+    guard(
+      Effect.gen(function*() {
+        const made = yield* TestTransport.make()
+        const codes = yield* onConnection(made.layer, (smtp) =>
+          Effect.gen(function*() {
+            // a fiber forked by the first batch's consumer asks while a second batch (another
+            // fiber's) holds the connection: it waits for that batch, as any other fiber does
+            const gate = yield* Deferred.make<void>()
+            let forked: Fiber.RuntimeFiber<SmtpReply.SmtpReply, SmtpError.SmtpError> | undefined
+            yield* Stream.runForEach(smtp.sendBatch([item(1)]), () =>
+              Effect.map(Effect.forkDaemon(Effect.zipRight(Deferred.await(gate), smtp.noop)), (fiber) => {
+                forked = fiber
+              }))
+            const second = yield* Effect.fork(
+              Stream.runCollect(
+                Stream.tap(
+                  smtp.sendBatch([item(2)]),
+                  () => Effect.zipRight(Deferred.succeed(gate, undefined), realSleep(20))
+                )
+              )
+            )
+            const outcomes = yield* Fiber.join(second)
+            const noop = yield* Fiber.join(forked!)
+            return [
+              ...Chunk.toReadonlyArray(outcomes).map((o) =>
+                o._tag
+              ),
+              noop.code
+            ]
+          }))
+        assert.deepStrictEqual(codes, ["Sent", 250])
+        assert.deepStrictEqual((yield* made.received).map((m) => m.envelope.to.join()), ["r1@x.test", "r2@x.test"])
+      }),
+      "a later batch"
+    ))
 })
 
 describe("sendBatchAll holds the session", () => {
