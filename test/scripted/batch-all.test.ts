@@ -205,6 +205,23 @@ describe("a batch from the fiber consuming a sendBatch of the same connection", 
 /** A wait on the real clock (`it.effect` runs on the test clock). */
 const realSleep = (millis: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, millis)))
 
+/**
+ * A batch of one message whose consumer forks a fiber that runs a NOOP on the same connection once
+ * `gate` opens: the batch's Effect returns that fiber when the batch is over.
+ */
+const batchForkingNoop = (smtp: SmtpConnection.Service, gate: Deferred.Deferred<void>) =>
+  Effect.suspend(() => {
+    let forked: Fiber.RuntimeFiber<SmtpReply.SmtpReply, SmtpError.SmtpError> | undefined
+    return Effect.map(
+      Stream.runForEach(smtp.sendBatch([item(1)]), () =>
+        Effect.map(Effect.forkDaemon(Effect.zipRight(Deferred.await(gate), smtp.noop)), (fiber) => {
+          forked = fiber
+        })),
+      () =>
+        forked!
+    )
+  })
+
 describe("a fiber the consumer of a sendBatch forked, once that batch is over", () => {
   it.effect("its operation runs (it was not refused as the consumer's)", () =>
     guard(
@@ -213,13 +230,9 @@ describe("a fiber the consumer of a sendBatch forked, once that batch is over", 
         const noop = yield* onConnection(made.layer, (smtp) =>
           Effect.gen(function*() {
             const gate = yield* Deferred.make<void>()
-            let late: Fiber.RuntimeFiber<SmtpReply.SmtpReply, SmtpError.SmtpError> | undefined
-            yield* Stream.runForEach(smtp.sendBatch([item(1)]), () =>
-              Effect.map(Effect.forkDaemon(Effect.zipRight(Deferred.await(gate), smtp.noop)), (fiber) => {
-                late = fiber
-              }))
+            const late = yield* batchForkingNoop(smtp, gate)
             yield* Deferred.succeed(gate, undefined)
-            return yield* Fiber.join(late!)
+            return yield* Fiber.join(late)
           }))
         assert.strictEqual(noop.code, 250)
       }),
@@ -235,11 +248,7 @@ describe("a fiber the consumer of a sendBatch forked, once that batch is over", 
             // a fiber forked by the first batch's consumer asks while a second batch (another
             // fiber's) holds the connection: it waits for that batch, as any other fiber does
             const gate = yield* Deferred.make<void>()
-            let forked: Fiber.RuntimeFiber<SmtpReply.SmtpReply, SmtpError.SmtpError> | undefined
-            yield* Stream.runForEach(smtp.sendBatch([item(1)]), () =>
-              Effect.map(Effect.forkDaemon(Effect.zipRight(Deferred.await(gate), smtp.noop)), (fiber) => {
-                forked = fiber
-              }))
+            const forked = yield* batchForkingNoop(smtp, gate)
             const second = yield* Effect.fork(
               Stream.runCollect(
                 Stream.tap(
@@ -249,13 +258,8 @@ describe("a fiber the consumer of a sendBatch forked, once that batch is over", 
               )
             )
             const outcomes = yield* Fiber.join(second)
-            const noop = yield* Fiber.join(forked!)
-            return [
-              ...Chunk.toReadonlyArray(outcomes).map((o) =>
-                o._tag
-              ),
-              noop.code
-            ]
+            const noop = yield* Fiber.join(forked)
+            return [...Chunk.toReadonlyArray(outcomes).map((o) => o._tag), noop.code]
           }))
         assert.deepStrictEqual(codes, ["Sent", 250])
         assert.deepStrictEqual((yield* made.received).map((m) => m.envelope.to.join()), ["r1@x.test", "r2@x.test"])
