@@ -267,9 +267,10 @@ export interface Service {
    * are written; a Stream is pulled chunk by chunk. One message's refusal never affects another's
    * outcome. Without PIPELINING the messages go one at a time. The session is held for the whole
    * batch: another fiber's operation on this connection waits for the batch to end; one from the
-   * fiber consuming the outcomes (the one that last pulled them: the batch waits for it), or from a
-   * fiber it forked meanwhile (a `sendBatch` run there is set up on one), fails at once with
-   * `SmtpInvalidInput` (use another connection for it).
+   * fiber consuming the outcomes (the one that last pulled them: the batch waits for it) fails at
+   * once with `SmtpInvalidInput` (use another connection for it). One from another fiber the
+   * consumer waits for (a `sendBatch` run in the consumer, a `Stream.mapEffect` with concurrency
+   * over the outcomes) is not recognised, and waits for itself: run it on another connection.
    */
   readonly sendBatch: <E = never, R = never>(
     items: Iterable<BatchItem> | Stream.Stream<BatchItem, E, R>

@@ -11,7 +11,6 @@
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
 import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 
@@ -32,7 +31,7 @@ export interface Lock<X> {
    * sees the state the previous holder left); waiting for it is interruptible, holding it is
    * released on exit. Fails with the lock's `reentered` error, at once, when asked for by the fiber that the
    * Scope's hold (`scoped`) waits for (it would wait for itself forever): the fiber that took it,
-   * or the one named since by `heldFor`, or a fiber that one forked while the hold waited for it.
+   * or the one named since by `heldFor`.
    */
   readonly withLock: <A, E, R>(effect: () => Effect.Effect<A, E, R>) => Effect.Effect<A, E | X, R>
   /**
@@ -61,32 +60,14 @@ interface Waiter {
   readonly resume: (effect: Effect.Effect<void>) => void
 }
 
-/** A hold of a lock for a Scope, while it lasts. */
-interface ScopedHold {
-  active: boolean
-}
-
-/**
- * The Scope holds that wait for the current fiber's progress: set on a Stream's consumer by
- * `heldFor`, inherited by the fibers it forks (a Stream it runs is set up on one of them), and not
- * passed back to a parent that joins them.
- */
-const waitedOn = FiberRef.unsafeMake<ReadonlyArray<ScopedHold>>([], { join: (parent) => parent })
-
 /** `reentered`: the error for a fiber that asks for the lock it holds for a Scope. */
 export const makeLock = <X>(reentered: () => X): Lock<X> => {
   let busy = false
   /** While the lock is held for a Scope (`scoped`): the fiber the hold waits for. */
   let scopedBy: Fiber.RuntimeFiber<unknown, unknown> | undefined
-  /** The hold for a Scope in progress. */
-  let current: ScopedHold | undefined
   const waiters: Array<Waiter> = []
   const unsafeRelease = () => {
     scopedBy = undefined
-    if (current !== undefined) {
-      current.active = false
-      current = undefined
-    }
     const next = waiters.shift()
     if (next === undefined) busy = false
     else {
@@ -140,16 +121,8 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
   /** The fiber that took the lock for a Scope is the one its hold waits for. */
   const heldByThisFiber = Effect.withFiberRuntime<void>((fiber) => {
     scopedBy = fiber
-    current = { active: true }
     return Effect.void
   })
-  /**
-   * Whether `fiber` asks for the lock its Scope hold waits for: it is the fiber the hold waits
-   * for, or one that fiber forked while it waited (a Stream run from a Stream's consumer is set up
-   * on a fiber of its own, and the consumer waits for it).
-   */
-  const reenters = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
-    scopedBy === fiber || (current !== undefined && fiber.getFiberRef(waitedOn).includes(current))
   return {
     // the free lock (the common case) is taken in the mask's own step: no fiber lookup, no
     // further step (a send pays these per message)
@@ -161,18 +134,14 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
           return holding(restore(made))
         }
         return Effect.withFiberRuntime<A, E | X, R>((fiber) => {
-          if (reenters(fiber)) return Effect.fail(reentered())
+          if (scopedBy === fiber) return Effect.fail(reentered())
           const hold: Hold = { holds: false }
           return waitingThen(hold, Effect.zipRight(restore(acquire(hold)), restore(Effect.suspend(effect))))
         })
       }),
     heldFor: Effect.withFiberRuntime((fiber) => {
-      if (scopedBy === undefined || current === undefined) return Effect.void
-      scopedBy = fiber
-      const marks = fiber.getFiberRef(waitedOn)
-      return marks.includes(current) ?
-        Effect.void :
-        FiberRef.set(waitedOn, [...marks.filter((m) => m.active), current])
+      if (scopedBy !== undefined) scopedBy = fiber
+      return Effect.void
     }),
     // waiting for the lock stays interruptible (acquireRelease would make it uninterruptible); the
     // finalizer is added before the wait, so a hand-over that an interruption cuts short is passed on.
@@ -185,7 +154,7 @@ export const makeLock = <X>(reentered: () => X): Lock<X> => {
             busy = true
             return Effect.zipRight(Scope.addFinalizer(scope, release), heldByThisFiber)
           }
-          if (reenters(fiber)) return Effect.fail(reentered())
+          if (scopedBy === fiber) return Effect.fail(reentered())
           const hold: Hold = { holds: false }
           return Effect.zipRight(
             Scope.addFinalizer(scope, Effect.sync(() => releaseHold(hold))),
