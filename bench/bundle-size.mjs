@@ -12,7 +12,6 @@
 import * as esbuild from "esbuild"
 import { execFileSync } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Zlib from "node:zlib"
@@ -195,8 +194,11 @@ for (const entry of neutralEntries) {
   }
 }
 
-// cold import: build the package into a scratch dir first, so that the figure is for compiled JS
-const dist = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-smtp-dist-"))
+// cold import: build the package into a scratch dir first, so that the figure is for compiled JS;
+// inside the repository (bench/dist is ignored by git), so that its imports resolve to its
+// node_modules (a directory under the system's tmp finds none on a fresh machine)
+Fs.mkdirSync(Path.join(root, "bench", "dist"), { recursive: true })
+const dist = Fs.mkdtempSync(Path.join(root, "bench", "dist", "cold-import-"))
 execFileSync(process.execPath, [
   Path.join(root, "node_modules/typescript/bin/tsc"),
   "-p",
