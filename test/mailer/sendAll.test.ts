@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Schedule, Stream, Supervisor } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, Schedule, Stream, Supervisor } from "effect"
 import { Mailer, Message } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
-import { ScriptedTransport } from "effect-smtp/testing"
+import { ScriptedTransport, TestTransport } from "effect-smtp/testing"
 import { makeServer } from "../session/support.js"
 import * as EmbeddedServer from "../support/smtpServer.js"
 import { accepted, EHLO, QUIT } from "./steps.js"
@@ -116,6 +116,58 @@ describe("Mailer.sendAll", () => {
         Chunk.toReadonlyArray(results).map((r) => Either.isRight(r) ? summary(r.right) : `error ${r.left}`),
         ["0 Sent ", "1 Sent ", "error boom"]
       )
+    }))
+
+  // an iterable is read by the workers and their batches themselves: its throw ends the input, it
+  // is not a defect of the batch that read it (which would report the items it took as unknown)
+  for (const concurrency of [1, 3]) {
+    it.scoped(`an iterable that throws (concurrency ${concurrency}): the items before are sent, then the result dies`, () =>
+      Effect.gen(function*() {
+        const server = yield* ScriptedTransport.make({
+          steps: [EHLO, ...accepted("i0@x.test"), ...accepted("i1@x.test"), QUIT]
+        })
+        let read = 0
+        function* throwing(): Generator<Mailer.BulkItem> {
+          yield item("i0@x.test")
+          yield item("i1@x.test")
+          read = 2
+          throw new Error("the input broke")
+        }
+        const exit = yield* Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+          const outcomes: Array<string> = []
+          const exit = yield* Effect.exit(
+            Stream.runForEach(
+              mailer.sendAll(throwing(), { concurrency }),
+              (o) => Effect.sync(() => outcomes.push(summary(o)))
+            )
+          )
+          return { exit, outcomes }
+        })).pipe(Effect.provide(server.layer))
+        assert.strictEqual(read, 2)
+        assert.deepStrictEqual(exit.outcomes, ["0 Sent ", "1 Sent "])
+        assert.isTrue(Exit.isFailure(exit.exit) && Cause.isDie(exit.exit.cause))
+        if (Exit.isFailure(exit.exit)) {
+          assert.include(String(Cause.squash(exit.exit.cause)), "the input broke")
+        }
+        assert.deepStrictEqual(server.connection(0).mismatches(), [])
+      }))
+  }
+
+  it.scoped("an iterable whose iterator cannot be made: nothing is sent, the result dies", () =>
+    Effect.gen(function*() {
+      const server = yield* TestTransport.make()
+      const broken: Iterable<Mailer.BulkItem> = {
+        [Symbol.iterator]() {
+          throw new Error("no iterator")
+        }
+      }
+      const exit = yield* Effect.scoped(Effect.gen(function*() {
+        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+        return yield* Effect.exit(Stream.runCollect(mailer.sendAll(broken)))
+      })).pipe(Effect.provide(server.layer))
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      assert.deepStrictEqual(yield* server.received, [])
     }))
 
   it.scoped("reads the input only as messages go out", () =>
