@@ -506,6 +506,20 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           }
         })
         /**
+         * What the batch does with the next item of the input: takes it, or ends (the item, or the
+         * input's end, is left in `carry` for the worker).
+         */
+        const batchableOf = (
+          taken: readonly [BulkItem<E, R>, number] | undefined,
+          carry: Carry
+        ): readonly [BulkEnvelope<never, never>, number] | undefined => {
+          if (taken === undefined || !batchable(taken[0])) {
+            carry.item = taken
+            return undefined
+          }
+          return taken as readonly [BulkEnvelope<never, never>, number]
+        }
+        /**
          * The next item for the batch, without waiting: none when the queue is empty, when it cannot
          * be batched, or when the batch must end (`holding`: it holds a transient refusal, whose
          * retry must not wait for the queue to empty, or it has had its share of the connection
@@ -515,12 +529,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           Effect.suspend(() =>
             holding() ? Effect.fail(Option.none()) : Effect.flatMap(input.poll, (polled) => {
               if (polled._tag === "None") return Effect.fail(Option.none())
-              const taken = polled.value
-              if (taken === undefined || !batchable(taken[0])) {
-                carry.item = taken
-                return Effect.fail(Option.none())
-              }
-              return Effect.succeed(taken as readonly [BulkEnvelope<never, never>, number])
+              const taken = batchableOf(polled.value, carry)
+              return taken === undefined ? Effect.fail(Option.none()) : Effect.succeed(taken)
             })
           )
         /**
@@ -549,17 +559,30 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                 message: item.message as string | Uint8Array,
                 options: item.options
               })
-              const items = Stream.concat(
-                Stream.make(toBatchItem(first)),
-                Stream.repeatEffectOption(
-                  pollBatchable(carry, () => retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0))
-                ).pipe(
-                  Stream.map((next) => {
-                    owed.set(taken++, next)
-                    return toBatchItem(next)
-                  })
-                )
-              )
+              const holding = () => retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0)
+              const take = (next: readonly [BulkEnvelope<never, never>, number]) => {
+                owed.set(taken++, next)
+                return toBatchItem(next)
+              }
+              const readNow = input.readNow
+              // an input read without waiting (an iterable) is the batch's iterable, read as it writes
+              // (from its reply callbacks); a queue fed from a Stream is a Stream of polls
+              const items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem> =
+                readNow !== undefined ?
+                  {
+                    *[Symbol.iterator]() {
+                      yield toBatchItem(first)
+                      for (;;) {
+                        const next = holding() ? undefined : batchableOf(readNow(), carry)
+                        if (next === undefined) return
+                        yield take(next)
+                      }
+                    }
+                  } :
+                  Stream.concat(
+                    Stream.make(toBatchItem(first)),
+                    Stream.repeatEffectOption(pollBatchable(carry, holding)).pipe(Stream.map(take))
+                  )
               /** What the batch took and did not report goes one by one. */
               const retryOwed = (failure: SmtpError | undefined) =>
                 Effect.sync(() => {
@@ -673,6 +696,8 @@ type Entry<I> = readonly [I, number]
 interface BulkInput<I, EI, RI> {
   readonly take: Effect.Effect<Entry<I> | undefined>
   readonly poll: Effect.Effect<Option.Option<Entry<I> | undefined>>
+  /** For an input that never has to wait (an iterable): `take` as a function. */
+  readonly readNow?: () => Entry<I> | undefined
   readonly start: Effect.Effect<Effect.Effect<Exit.Exit<void, EI>>, never, RI>
 }
 
@@ -726,6 +751,7 @@ const iterableInput = <I>(items: Iterable<I>): BulkInput<I, never, never> => {
   return {
     take: Effect.sync(read),
     poll: Effect.sync(() => Option.some(read())),
+    readNow: read,
     start: Effect.succeed(Effect.sync(() => threw === undefined ? Exit.void : Exit.die(threw.defect)))
   }
 }
