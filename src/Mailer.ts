@@ -466,9 +466,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         )
 
     /**
-     * `concurrency` workers send one item after another and queue the outcomes. An iterable is
-     * read by the workers (and their batches) themselves; a Stream is pulled by a feeder into a
-     * small queue. All the waits are queue waits (first come, first served).
+     * A feeder reads the input into a small queue, `concurrency` workers send one item after
+     * another and queue the outcomes; all the waits are queue waits (first come, first served).
      */
     const sendAll: Service["sendAll"] = <E, R, EI, RI>(
       items: Stream.Stream<BulkItem<E, R>, EI, RI> | Iterable<BulkItem<E, R>>,
@@ -476,10 +475,20 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     ): Stream.Stream<BulkOutcome<E>, EI, R | RI> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const concurrency = Math.max(1, bulkOptions?.concurrency ?? maxConnections ?? 4)
+        const input = yield* Queue.bounded<readonly [BulkItem<E, R>, number] | undefined>(concurrency)
         const output = yield* Queue.bounded<Take.Take<BulkOutcome<E>, EI>>(concurrency)
-        const input = Predicate.hasProperty(items, Stream.StreamTypeId) ?
-          yield* streamInput(items as Stream.Stream<BulkItem<E, R>, EI, RI>, concurrency) :
-          iterableInput(items as Iterable<BulkItem<E, R>>)
+        let next = 0
+        const offer = (item: BulkItem<E, R>) => Queue.offer(input, [item, next++] as const)
+        const read: Effect.Effect<void, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
+          Stream.runForEach(items as Stream.Stream<BulkItem<E, R>, EI, RI>, offer) :
+          Effect.gen(function*() {
+            // one at a time: Stream.fromIterable would read 4096 items ahead
+            for (const item of items as Iterable<BulkItem<E, R>>) yield* offer(item)
+          })
+        // then one end marker per worker
+        const feeder = Effect.exit(read).pipe(
+          Effect.tap(() => Effect.forEach(Array.from({ length: concurrency }), () => Queue.offer(input, undefined)))
+        )
         const emit = (outcome: BulkOutcome<E>) => Queue.offer(output, Take.of(outcome))
         /** An item read ahead that a worker's batch could not take: that worker's next. */
         interface Carry {
@@ -488,7 +497,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         const worker = Effect.gen(function*() {
           const carry: Carry = { item: null }
           for (;;) {
-            const taken = carry.item !== null ? carry.item : yield* input.take
+            const taken = carry.item !== null ? carry.item : yield* Queue.take(input)
             carry.item = null
             if (taken === undefined) return
             if (rateLimit !== undefined || !batchable(taken[0])) {
@@ -506,20 +515,6 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           }
         })
         /**
-         * What the batch does with the next item of the input: takes it, or ends (the item, or the
-         * input's end, is left in `carry` for the worker).
-         */
-        const batchableOf = (
-          taken: readonly [BulkItem<E, R>, number] | undefined,
-          carry: Carry
-        ): readonly [BulkEnvelope<never, never>, number] | undefined => {
-          if (taken === undefined || !batchable(taken[0])) {
-            carry.item = taken
-            return undefined
-          }
-          return taken as readonly [BulkEnvelope<never, never>, number]
-        }
-        /**
          * The next item for the batch, without waiting: none when the queue is empty, when it cannot
          * be batched, or when the batch must end (`holding`: it holds a transient refusal, whose
          * retry must not wait for the queue to empty, or it has had its share of the connection
@@ -527,10 +522,14 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
          */
         const pollBatchable = (carry: Carry, holding: () => boolean) =>
           Effect.suspend(() =>
-            holding() ? Effect.fail(Option.none()) : Effect.flatMap(input.poll, (polled) => {
+            holding() ? Effect.fail(Option.none()) : Effect.flatMap(Queue.poll(input), (polled) => {
               if (polled._tag === "None") return Effect.fail(Option.none())
-              const taken = batchableOf(polled.value, carry)
-              return taken === undefined ? Effect.fail(Option.none()) : Effect.succeed(taken)
+              const taken = polled.value
+              if (taken === undefined || !batchable(taken[0])) {
+                carry.item = taken
+                return Effect.fail(Option.none())
+              }
+              return Effect.succeed(taken as readonly [BulkEnvelope<never, never>, number])
             })
           )
         /**
@@ -559,30 +558,17 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                 message: item.message as string | Uint8Array,
                 options: item.options
               })
-              const holding = () => retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0)
-              const take = (next: readonly [BulkEnvelope<never, never>, number]) => {
-                owed.set(taken++, next)
-                return toBatchItem(next)
-              }
-              const readNow = input.readNow
-              // an input read without waiting (an iterable) is the batch's iterable, read as it writes
-              // (from its reply callbacks); a queue fed from a Stream is a Stream of polls
-              const items: Iterable<SmtpConnection.BatchItem> | Stream.Stream<SmtpConnection.BatchItem> =
-                readNow !== undefined ?
-                  {
-                    *[Symbol.iterator]() {
-                      yield toBatchItem(first)
-                      for (;;) {
-                        const next = holding() ? undefined : batchableOf(readNow(), carry)
-                        if (next === undefined) return
-                        yield take(next)
-                      }
-                    }
-                  } :
-                  Stream.concat(
-                    Stream.make(toBatchItem(first)),
-                    Stream.repeatEffectOption(pollBatchable(carry, holding)).pipe(Stream.map(take))
-                  )
+              const items = Stream.concat(
+                Stream.make(toBatchItem(first)),
+                Stream.repeatEffectOption(
+                  pollBatchable(carry, () => retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0))
+                ).pipe(
+                  Stream.map((next) => {
+                    owed.set(taken++, next)
+                    return toBatchItem(next)
+                  })
+                )
+              )
               /** What the batch took and did not report goes one by one. */
               const retryOwed = (failure: SmtpError | undefined) =>
                 Effect.sync(() => {
@@ -654,12 +640,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
             })
           )
         yield* Effect.gen(function*() {
-          const reading = yield* input.start
+          const reading = yield* Effect.fork(feeder)
           yield* Effect.all(Array.from({ length: concurrency }, () => worker), {
             concurrency: "unbounded",
             discard: true
           })
-          const exit = yield* reading
+          const exit = yield* Fiber.join(reading)
           yield* Queue.offer(output, Exit.isSuccess(exit) ? Take.end : Take.failCause(exit.cause))
         }).pipe(
           // a defect ends the result too (an interruption means that nobody reads it any more)
@@ -684,77 +670,6 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         )
     return { sendmail, sendMessage, send, sendAll, verify } satisfies Service
   })
-
-/** An item of `sendAll`'s input and its position. */
-type Entry<I> = readonly [I, number]
-
-/**
- * `sendAll`'s input as its workers read it: `take` waits for the next item (`undefined`: the input
- * has ended), `poll` does not wait (`None`: nothing yet), `start` starts reading and gives how the
- * reading ended, to wait for once the workers are done.
- */
-interface BulkInput<I, EI, RI> {
-  readonly take: Effect.Effect<Entry<I> | undefined>
-  readonly poll: Effect.Effect<Option.Option<Entry<I> | undefined>>
-  /** For an input that never has to wait (an iterable): `take` as a function. */
-  readonly readNow?: () => Entry<I> | undefined
-  readonly start: Effect.Effect<Effect.Effect<Exit.Exit<void, EI>>, never, RI>
-}
-
-/**
- * A Stream input: a feeder fiber pulls it into a queue of `concurrency` places (then one end marker
- * per worker).
- */
-const streamInput = <I, EI, RI>(
-  items: Stream.Stream<I, EI, RI>,
-  concurrency: number
-): Effect.Effect<BulkInput<I, EI, RI>> =>
-  Effect.map(Queue.bounded<Entry<I> | undefined>(concurrency), (queue) => {
-    let next = 0
-    const feeder = Effect.exit(Stream.runForEach(items, (item) => Queue.offer(queue, [item, next++] as const))).pipe(
-      Effect.tap(() => Effect.forEach(Array.from({ length: concurrency }), () => Queue.offer(queue, undefined)))
-    )
-    return {
-      take: Queue.take(queue),
-      poll: Queue.poll(queue),
-      start: Effect.map(Effect.fork(feeder), Fiber.join)
-    }
-  })
-
-/**
- * An iterable input, read by the workers (and their batches) themselves, one item at a time as
- * messages go out: no fiber between the iterator and the sends (handing each item from a feeder
- * fiber through a queue cost more than the send). An iterator that throws ends the input, and
- * `sendAll`'s result dies with it once the items taken before have their outcomes.
- */
-const iterableInput = <I>(items: Iterable<I>): BulkInput<I, never, never> => {
-  let iterator: Iterator<I> | undefined
-  let next = 0
-  let ended = false
-  let threw: { readonly defect: unknown } | undefined
-  const read = (): Entry<I> | undefined => {
-    if (ended) return undefined
-    try {
-      iterator ??= items[Symbol.iterator]()
-      const result = iterator.next()
-      if (result.done === true) {
-        ended = true
-        return undefined
-      }
-      return [result.value, next++] as const
-    } catch (defect) {
-      ended = true
-      threw = { defect }
-      return undefined
-    }
-  }
-  return {
-    take: Effect.sync(read),
-    poll: Effect.sync(() => Option.some(read())),
-    readNow: read,
-    start: Effect.succeed(Effect.sync(() => threw === undefined ? Exit.void : Exit.die(threw.defect)))
-  }
-}
 
 /** The largest message a batch on a shared connection takes (`sendBatch` with BDAT: 1 MiB). */
 const BATCH_LIMIT = 1024 * 1024

@@ -118,8 +118,8 @@ describe("Mailer.sendAll", () => {
       )
     }))
 
-  // an iterable is read by the workers and their batches themselves: its throw ends the input, it
-  // is not a defect of the batch that read it (which would report the items it took as unknown)
+  // an iterable's throw ends the input: it is not a defect of a batch (which would report the items
+  // it took as unknown)
   for (const concurrency of [1, 3]) {
     it.scoped(`an iterable that throws (concurrency ${concurrency}): the items before are sent, then the result dies`, () =>
       Effect.gen(function*() {
