@@ -672,13 +672,9 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
               reason: "sendBatchAll takes an iterable of messages (for a Stream of them, use sendBatch)"
             })
           ) :
-          // in a Scope of its own, not provided to what runs in it (providing a Context costs a
-          // comparison of the whole Context each way)
-          Effect.flatMap(Scope.make(), (scope) =>
-            Effect.onExit(
-              Effect.flatMap(batchPull<never, never>(items, false, scope), collectOutcomes),
-              (exit) => Scope.close(scope, exit)
-            )),
+          // in a Scope of its own, not provided to what runs in it (`Effect.scoped` provides it:
+          // a comparison of the whole Context each way)
+          Effect.scopedWith((scope) => Effect.flatMap(batchPull<never, never>(items, false, scope), collectOutcomes)),
         "SmtpConnection.sendBatchAll",
         spanFor("sendBatchAll")
       )
