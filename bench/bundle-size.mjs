@@ -94,12 +94,14 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * unpipelined iterable), so +1 KB again. Session 26: +0.8 KB for `sendBatchAll`, the lock's re-entry
  * check and operations made when they run (Mailer 60 bytes under), then +0.5 KB for a parsed
  * message's body read again on a retry (a truncated body was delivered): +1 KB on the Message and
- * Mailer ceilings.
+ * Mailer ceilings. Session 28: +0.8 KB (Mailer) for an item that is not an object refused as its
+ * outcome (it had died and lost the others') and an input iterable closed when read part of the
+ * way (a generator's finally ran never): +1 KB on the sendmail and Mailer ceilings.
  */
 const budgets = [
-  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 121 * KB },
+  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 122 * KB },
   { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 165 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 197 * KB }
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 198 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */

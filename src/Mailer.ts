@@ -32,6 +32,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 import * as ConnectionPool from "./internal/connectionPool.js"
+import * as Iterators from "./internal/iterators.js"
 import * as MessageParse from "./internal/message/parse.js"
 import * as MessageSerialize from "./internal/message/serialize.js"
 import * as Operation from "./internal/operation.js"
@@ -111,19 +112,6 @@ export interface Service {
     options?: SmtpConnection.SendMessageOptions
   ) => Effect.Effect<SmtpConnection.RefusedRecipients, SmtpError | E, R>
   /**
-   * Sends many messages: one {@link BulkOutcome} per item, emitted as each one finishes (not in
-   * input order: `index` is the item's position in the input). Each item is sent as by `sendmail`
-   * or `sendMessage`, with the retries and the rate limit; a failure is an outcome, never the end
-   * of the others. Memory is bounded by `concurrency`, not by the number of items: the input is
-   * read as messages go out, and outcomes wait for the consumer (backpressure).
-   *
-   * Every item taken from the input gets its outcome; if the input Stream fails, the result fails
-   * with its error after those. Interrupting the result (or taking fewer outcomes) interrupts the
-   * messages in flight.
-   *
-   * @since 0.2.0
-   */
-  /**
    * `SmtpConnection.send` on a pooled connection, with the retries and the rate limit: one message
    * (a `Message`, or an envelope and a message) and the result an application logs (envelope,
    * Message-ID, accepted and refused recipients, final reply, queue id).
@@ -137,6 +125,21 @@ export interface Service {
    * STARTTLS as configured, login, what the server offers, QUIT): `SmtpClient.verify`.
    */
   readonly verify: Effect.Effect<SmtpClient.VerifyReport, SmtpError>
+  /**
+   * Sends many messages: one {@link BulkOutcome} per item, emitted as each one finishes (not in
+   * input order: `index` is the item's position in the input). Each item is sent as by `sendmail`
+   * or `sendMessage`, with the retries and the rate limit; a failure is an outcome, never the end
+   * of the others. Memory is bounded by `concurrency`, not by the number of items: the input is
+   * read as messages go out, and outcomes wait for the consumer (backpressure).
+   *
+   * Every item taken from the input gets its outcome (an item that is not an object, from
+   * JavaScript, is `Failed` with `SmtpInvalidInput`); if the input Stream fails, the result fails
+   * with its error after those. Interrupting the result (or taking fewer outcomes) interrupts the
+   * messages in flight, and closes an iterable input read part of the way (its `return()`: a
+   * generator's `finally` runs).
+   *
+   * @since 0.2.0
+   */
   readonly sendAll: <E = never, R = never, EI = never, RI = never>(
     items: Stream.Stream<BulkItem<E, R>, EI, RI> | Iterable<BulkItem<E, R>>,
     options?: BulkOptions
@@ -422,7 +425,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
      * message in memory. A `Message` or a Stream goes alone.
      */
     const batchable = <E, R>(item: BulkItem<E, R>): boolean =>
-      signer === undefined && "from" in item && (
+      signer === undefined && isItem(item) && "from" in item && (
         // a batch with BDAT takes messages of at most 1 MiB (a string's line ends may grow it)
         (typeof item.message === "string" && item.message.length <= BATCH_LIMIT / 2) ||
         (item.message instanceof Uint8Array && item.message.length <= BATCH_LIMIT)
@@ -433,7 +436,9 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       index: number,
       firstFailure?: SmtpError
     ): Effect.Effect<BulkOutcome<E>, never, R> =>
-      ("from" in item
+      (!isItem(item)
+        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(notAnItem()))
+        : "from" in item
         ? Effect.flatMap(
           signRaw(item.message),
           (signed) =>
@@ -481,9 +486,26 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         const offer = (item: BulkItem<E, R>) => Queue.offer(input, [item, next++] as const)
         const read: Effect.Effect<void, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
           Stream.runForEach(items as Stream.Stream<BulkItem<E, R>, EI, RI>, offer) :
-          Effect.gen(function*() {
-            // one at a time: Stream.fromIterable would read 4096 items ahead
-            for (const item of items as Iterable<BulkItem<E, R>>) yield* offer(item)
+          Effect.suspend(() => {
+            // one at a time (Stream.fromIterable would read 4096 items ahead); read part of the way
+            // (the result's consumer stopped), closed as a for...of left by break
+            const iterator = (items as Iterable<BulkItem<E, R>>)[Symbol.iterator]()
+            let open = true
+            const loop: Effect.Effect<void> = Effect.suspend(() => {
+              let next: IteratorResult<BulkItem<E, R>>
+              try {
+                next = iterator.next()
+              } catch (defect) {
+                open = false
+                return Effect.die(defect)
+              }
+              if (next.done === true) {
+                open = false
+                return Effect.void
+              }
+              return Effect.flatMap(offer(next.value), () => loop)
+            })
+            return Effect.ensuring(loop, Effect.sync(() => open && Iterators.close(iterator)))
           })
         // then one end marker per worker
         const feeder = Effect.exit(read).pipe(
@@ -675,6 +697,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 const BATCH_LIMIT = 1024 * 1024
 /** Items a batch takes before it gives its connection up to another send that waits for one. */
 const FAIR_SHARE = 64
+
+/** A JavaScript caller may give anything: an item that is not an object is refused as its outcome. */
+const isItem = (item: unknown): boolean => typeof item === "object" && item !== null
+const notAnItem = () =>
+  new SmtpInvalidInput({
+    reason: "A sendAll item must be an object: { from, to, message } or { message } with a Message"
+  })
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)
 

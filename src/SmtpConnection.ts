@@ -264,7 +264,9 @@ export interface Service {
    * comes. Returns one outcome per message, in input order, as a Stream pulled on demand (memory
    * stays bounded by the window and 64 outcomes not yet taken, not by the number of messages);
    * while replies are owed, outcomes come in chunks of up to 16. An iterable is read as messages
-   * are written; a Stream is pulled chunk by chunk. One message's refusal never affects another's
+   * are written, and closed (its `return()`, as `for...of` left by `break`) when the consumer stops
+   * before its end; a Stream is pulled chunk by chunk. An item that is not a `BatchItem` (from
+   * JavaScript) is `NotSent` with `SmtpInvalidInput`, nothing of it written. One message's refusal never affects another's
    * outcome. Without PIPELINING the messages go one at a time. The session is held for the whole
    * batch: another fiber's operation on this connection waits for the batch to end; one from the
    * fiber consuming the outcomes (the one that last pulled them: the batch waits for it) fails at
@@ -283,9 +285,10 @@ export interface Service {
    * running `sendBatch`'s Stream (no Stream runs: a Stream costs several ms of CPU the first time a
    * process runs one, and 0.2–1 ms a batch after that), at the cost of holding every outcome until
    * the last message's: for an input of unbounded length, or to act on outcomes as they come, use
-   * `sendBatch`. If the iterable throws, or yields something that is not a `BatchItem`, the Effect
-   * dies (the outcomes of the messages before are lost with it, as with any defect: `sendBatch`
-   * emits them first). Called from the fiber consuming a `sendBatch` of the same connection, it
+   * `sendBatch`. If the iterable throws, the Effect dies (the outcomes of the messages before are
+   * lost with it, as with any defect: `sendBatch` emits them first). An item that is not a
+   * `BatchItem` (from JavaScript) is `NotSent` with `SmtpInvalidInput`, as in `sendBatch`; an
+   * iterable read part of the way (interrupted) is closed (its `return()`), as in `sendBatch`. Called from the fiber consuming a `sendBatch` of the same connection, it
    * fails at once with `SmtpInvalidInput`, as every operation does there.
    *
    * @since 0.2.0

@@ -37,6 +37,7 @@ import type { SmtpReply } from "../SmtpReply.js"
 import * as Arrays from "./arrays.js"
 import * as Codec from "./command.js"
 import type { Batch, Engine, Pending } from "./engine.js"
+import * as Iterators from "./iterators.js"
 import * as MessageData from "./messageData.js"
 import * as Transaction from "./transaction.js"
 
@@ -252,8 +253,9 @@ export const make = <E, R>(
     }
 
     /**
-     * An item validated and encoded; undefined when it threw (an item that is not a BatchItem, from
-     * a JavaScript caller): a defect, as for sendmail, after the outcomes of what came before it.
+     * An item validated and encoded; undefined when it threw (a getter of a JavaScript caller's
+     * item, say; what is not a BatchItem is refused as its outcome): a defect, after the outcomes
+     * of what came before it.
      */
     const prepareItem = (item: SmtpConnection.BatchItem): Either.Either<Prepared, SmtpError> | undefined => {
       try {
@@ -589,6 +591,11 @@ export const make = <E, R>(
       Effect.sync(() => {
         stopped = true
         waiter = undefined
+        // an iterable read part of the way is closed (a generator's finally runs)
+        if (iterator !== undefined && !inputDone) {
+          inputDone = true
+          Iterators.close(iterator)
+        }
         const mayBeOpen = (opened !== undefined && opened.pending !== undefined) ||
           (writing !== undefined && (writing.opens || writing.dataOpen)) ||
           deferred.some((d) => d.dataOpen)

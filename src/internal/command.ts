@@ -178,6 +178,9 @@ export const checkAddress = (what: string, address: string): Either.Either<strin
   addressBreak.test(address) ? Either.left(unsafeAddress(what)) : Either.right(address)
 
 const utf8Line = { utf8: true }
+/** An address that is not a string (a JavaScript caller may give anything). */
+export const notAString = (what: "sender" | "recipient") =>
+  new SmtpInvalidInput({ reason: `The ${what} address is not a string (nothing was sent)` })
 
 /**
  * `MAIL FROM:<sender>` or `RCPT TO:<recipient>` and its parameters (`params`: empty, or a space
@@ -190,7 +193,9 @@ export const addressCommand = (
   params: string,
   utf8: boolean
 ): Either.Either<Command, SmtpInvalidInput> =>
-  addressBreak.test(address) ?
+  typeof address !== "string" ?
+    Either.left(notAString(verb === "MAIL" ? "sender" : "recipient")) :
+    addressBreak.test(address) ?
     Either.left(unsafeAddress(verb === "MAIL" ? "sender" : "recipient")) :
     encode(verb, `${verb === "MAIL" ? "FROM:" : "TO:"}${quoteAddress(address)}${params}`, utf8 ? utf8Line : undefined)
 

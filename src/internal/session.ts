@@ -32,6 +32,7 @@ import * as Codec from "./command.js"
 import { parseFeatures } from "./ehlo.js"
 import type { Engine } from "./engine.js"
 import * as EnvelopeParams from "./envelopeParams.js"
+import * as Iterators from "./iterators.js"
 import * as MessageEnvelope from "./message/envelope.js"
 import * as MessageHeaders from "./message/headers.js"
 import * as MessageData from "./messageData.js"
@@ -119,7 +120,8 @@ const isSmtpUtf8 = (option: string) => option.toLowerCase() === "smtputf8"
 
 /** A transaction's recipients as a list; undefined when there are none (it cannot be sent). */
 const recipientList = (to: string | ReadonlyArray<string>): ReadonlyArray<string> | undefined => {
-  const recipients = typeof to === "string" ? [to] : to
+  // (a JavaScript caller may give anything: what is neither is no recipient)
+  const recipients = typeof to === "string" ? [to] : Array.isArray(to) ? to : []
   return recipients.length === 0 ? undefined : recipients
 }
 const noRecipient = () => new SmtpInvalidInput({ reason: "sendmail needs at least one recipient" })
@@ -335,6 +337,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
     ): Either.Either<Prepared<E, R>, SmtpError> | Effect.Effect<Prepared<E, R>, SmtpError> => {
       const recipients = recipientList(to)
       if (recipients === undefined) return Either.left(noRecipient())
+      if (typeof from !== "string") return Either.left(Codec.notAString("sender"))
       // validated (a bad message writes nothing), then EHLO when needed, then the commands
       const body = messageStream(message)
       if (Either.isLeft(body)) return Either.left(body.left)
@@ -598,9 +601,15 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
       }
     }
 
-    /** A batch item's message: a string or bytes (a JavaScript caller may give anything). */
+    /**
+     * A batch item's message: a string or bytes. A JavaScript caller may give anything: an item
+     * that is not an object is refused here too (its sender and recipients are checked as they are
+     * encoded), as that item's outcome, never as a failure of the whole batch.
+     */
     const batchMessage = (item: SmtpConnection.BatchItem): Either.Either<string | Uint8Array, SmtpInvalidInput> =>
-      typeof item.message === "string" || item.message instanceof Uint8Array ?
+      typeof item !== "object" || item === null ?
+        Either.left(new SmtpInvalidInput({ reason: "A batch item must be an object with from, to and message" })) :
+        typeof item.message === "string" || item.message instanceof Uint8Array ?
         Either.right(item.message) :
         Either.left(new SmtpInvalidInput({ reason: "A message of a batch must be a string or bytes" }))
 
@@ -736,9 +745,22 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             return Effect.flatMap(next, (item) => Effect.map(sendOne(item, index++), Chunk.of))
           }
           const iterator = (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
+          // read part of the way (the consumer stopped): closed, as a for...of left by break
+          let open = true
+          yield* Scope.addFinalizer(scope, Effect.sync(() => open && Iterators.close(iterator)))
           return Effect.suspend(() => {
-            const next = iterator.next()
-            return next.done === true ? Effect.fail(Option.none()) : Effect.map(sendOne(next.value, index++), Chunk.of)
+            let next: IteratorResult<SmtpConnection.BatchItem>
+            try {
+              next = iterator.next()
+            } catch (defect) {
+              open = false
+              return Effect.die(defect)
+            }
+            if (next.done === true) {
+              open = false
+              return Effect.fail(Option.none())
+            }
+            return Effect.map(sendOne(next.value, index++), Chunk.of)
           })
         }
         return yield* Batch.make(

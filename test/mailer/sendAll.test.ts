@@ -154,6 +154,42 @@ describe("Mailer.sendAll", () => {
       }))
   }
 
+  // what a JavaScript caller may give: that item's outcome, never a defect that loses the others'
+  for (const concurrency of [1, 3]) {
+    it.scoped(`items that are not BulkItems (concurrency ${concurrency}): Failed with SmtpInvalidInput, the others sent`, () =>
+      Effect.gen(function*() {
+        const server = yield* ScriptedTransport.make({
+          steps: [EHLO, ...accepted("i0@x.test"), ...accepted("i4@x.test"), QUIT]
+        })
+        const bad = [null, 42, { from: 7, to: "b@x.test", message: "hi" }] as unknown as Array<Mailer.BulkItem>
+        const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+          return yield* Stream.runCollect(
+            mailer.sendAll([item("i0@x.test"), ...bad, item("i4@x.test")], { concurrency })
+          )
+        })).pipe(Effect.provide(server.layer))
+        const sorted = Chunk.toReadonlyArray(outcomes).slice().sort((a, b) => a.index - b.index)
+        assert.deepStrictEqual(sorted.map(summary), [
+          "0 Sent ",
+          "1 Failed SmtpInvalidInput permanent",
+          "2 Failed SmtpInvalidInput permanent",
+          "3 Failed SmtpInvalidInput permanent",
+          "4 Sent "
+        ])
+        assert.deepStrictEqual(
+          sorted.map((o) => o._tag === "Failed" ? (o.error as { reason: string }).reason : ""),
+          [
+            "",
+            "A sendAll item must be an object: { from, to, message } or { message } with a Message",
+            "A sendAll item must be an object: { from, to, message } or { message } with a Message",
+            "The sender address is not a string (nothing was sent)",
+            ""
+          ]
+        )
+        assert.deepStrictEqual(server.connection(0).mismatches(), [])
+      }))
+  }
+
   it.scoped("an iterable whose iterator cannot be made: nothing is sent, the result dies", () =>
     Effect.gen(function*() {
       const server = yield* TestTransport.make()
@@ -170,7 +206,7 @@ describe("Mailer.sendAll", () => {
       assert.deepStrictEqual(yield* server.received, [])
     }))
 
-  it.scoped("reads the input only as messages go out", () =>
+  it.scoped("reads the input only as messages go out, and closes it when the consumer stops", () =>
     Effect.gen(function*() {
       const server = yield* ScriptedTransport.make({
         steps: [EHLO, ...Array.from({ length: 5 }, () => accepted()).flat()],
@@ -178,10 +214,16 @@ describe("Mailer.sendAll", () => {
         strict: false
       })
       let read = 0
+      let closed = false
       function* endless(): Generator<Mailer.BulkItem> {
-        for (;;) {
-          read++
-          yield item()
+        try {
+          for (;;) {
+            read++
+            yield item()
+          }
+        } finally {
+          // (a cursor or a file the input holds is let go)
+          closed = true
         }
       }
       const outcomes = yield* Effect.scoped(Effect.gen(function*() {
@@ -193,6 +235,7 @@ describe("Mailer.sendAll", () => {
       // 2 items waiting in the input queue, 1 being offered, and 1 the connection's batch reads
       // ahead to write its envelope with the previous end of data (Stream.fromIterable would read 4096)
       assert.isAtMost(read, 5 + 2 + 2 + 2 + 1 + 1)
+      assert.isTrue(closed)
     }))
 
   it.effect("interrupted: the messages in flight stop, QUIT when the Mailer closes, no fiber left", () =>

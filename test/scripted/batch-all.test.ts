@@ -5,7 +5,7 @@
  * go when interrupted), has its own span, and LMTP connections do not have it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, type Layer, Option, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, type Layer, Option, Stream } from "effect"
 import {
   type LmtpConnection,
   SmtpClient,
@@ -156,24 +156,158 @@ describe("sendBatchAll refuses what it cannot send honestly", () => {
       assert.strictEqual(Option.getOrUndefined(Option.map(error, (e) => e._tag)), "SmtpInvalidInput")
       assert.deepStrictEqual(server.flights(), ["QUIT\r\n"])
     }))
-
-  it.effect("an item that is not a BatchItem: dies; the session is let go (the next operation runs)", () =>
-    guard(
-      Effect.gen(function*() {
-        const made = yield* TestTransport.make()
-        const [exit, noop] = yield* Effect.scoped(Effect.gen(function*() {
-          const smtp = yield* SmtpClient.connect(connectOptions)
-          const bad = null as unknown as SmtpConnection.BatchItem
-          const exit = yield* Effect.exit(smtp.sendBatchAll([item(1), bad, item(3)]))
-          return [exit, yield* smtp.noop] as const
-        })).pipe(Effect.provide(made.layer))
-        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
-        assert.strictEqual(noop.code, 250)
-        assert.notInclude((yield* made.received).map((m) => m.envelope.to.join()), "r3@x.test")
-      }),
-      "a null item"
-    ))
 })
+
+/** What a JavaScript caller may give where a BatchItem belongs. */
+const badItems = [
+  null,
+  42,
+  { from: 7, to: "r@x.test", message: "x" },
+  { from: "a@x.test", to: [undefined], message: "x" },
+  { from: "a@x.test", to: undefined, message: "x" },
+  { from: "a@x.test", to: "r@x.test", message: 7 }
+] as unknown as ReadonlyArray<SmtpConnection.BatchItem>
+
+const serverKinds = [
+  { name: "with CHUNKING (BDAT)", disable: [] },
+  { name: "with PIPELINING (DATA)", disable: ["CHUNKING"] },
+  { name: "without PIPELINING (one at a time)", disable: ["PIPELINING", "CHUNKING"] }
+] as const
+
+for (const kind of serverKinds) {
+  describe(`an item that is not a BatchItem, ${kind.name}`, () => {
+    for (const via of ["sendBatchAll", "sendBatch"] as const) {
+      it.effect(`${via}: that item is NotSent with SmtpInvalidInput, the others are sent`, () =>
+        guard(
+          Effect.gen(function*() {
+            const made = yield* TestTransport.make({ disable: kind.disable })
+            const items = [item(1), ...badItems, item(8)]
+            const outcomes = yield* onConnection(made.layer, (smtp) =>
+              via === "sendBatchAll" ?
+                smtp.sendBatchAll(items) :
+                Effect.map(Stream.runCollect(smtp.sendBatch(items)), (c) => Array.from(c)))
+            assert.deepStrictEqual(
+              outcomes.map((o) => `${o.index} ${o._tag}${o._tag === "Sent" ? "" : ` ${o.error._tag}`}`),
+              [
+                "0 Sent",
+                ...badItems.map((_, i) => `${i + 1} NotSent SmtpInvalidInput`),
+                `${badItems.length + 1} Sent`
+              ]
+            )
+            // each says what is wrong, and nothing of it was written
+            assert.deepStrictEqual(
+              outcomes.slice(1, -1).map((o) => o._tag === "Sent" ? "" : o.error.message),
+              [
+                "A batch item must be an object with from, to and message",
+                "A batch item must be an object with from, to and message",
+                "The sender address is not a string (nothing was sent)",
+                "The recipient address is not a string (nothing was sent)",
+                "sendmail needs at least one recipient",
+                "A message of a batch must be a string or bytes"
+              ]
+            )
+            assert.deepStrictEqual(
+              (yield* made.received).map((m) => m.envelope.to.join()),
+              ["r1@x.test", "r8@x.test"]
+            )
+          }),
+          "items that are not BatchItems"
+        ))
+    }
+  })
+}
+
+for (const kind of serverKinds) {
+  describe(`an iterable read part of the way is closed (a generator's finally runs), ${kind.name}`, () => {
+    /** Items without end; `closed` once its finally has run. */
+    const endless = () => {
+      const state = { read: 0, closed: false }
+      function* items(): Generator<SmtpConnection.BatchItem> {
+        try {
+          for (;;) yield item(++state.read)
+        } finally {
+          state.closed = true
+        }
+      }
+      return { state, items: items() }
+    }
+
+    it.effect("sendBatch: the consumer takes two outcomes and stops", () =>
+      guard(
+        Effect.gen(function*() {
+          const made = yield* TestTransport.make({ disable: kind.disable })
+          const { items, state } = endless()
+          const outcomes = yield* onConnection(
+            made.layer,
+            (smtp) => Stream.runCollect(smtp.sendBatch(items).pipe(Stream.take(2)))
+          )
+          assert.deepStrictEqual(Array.from(outcomes, (o) => `${o.index} ${o._tag}`), ["0 Sent", "1 Sent"])
+          assert.isTrue(state.closed)
+        }),
+        "closed after take"
+      ))
+
+    it.effect("sendBatchAll: interrupted", () =>
+      guard(
+        Effect.gen(function*() {
+          const made = yield* TestTransport.make({ disable: kind.disable })
+          const { items, state } = endless()
+          const reading = yield* Deferred.make<void>()
+          const watched = {
+            *[Symbol.iterator]() {
+              for (const i of items) {
+                if (state.read === 5) Deferred.unsafeDone(reading, Exit.void)
+                yield i
+              }
+            }
+          }
+          yield* onConnection(made.layer, (smtp) =>
+            Effect.gen(function*() {
+              const fiber = yield* Effect.fork(smtp.sendBatchAll(watched))
+              yield* Deferred.await(reading)
+              yield* Fiber.interrupt(fiber)
+            }))
+          assert.isTrue(state.closed)
+        }),
+        "closed after interruption"
+      ))
+
+    it.effect("an iterable read to its end is not closed again; one that throws is not closed", () =>
+      guard(
+        Effect.gen(function*() {
+          const made = yield* TestTransport.make({ disable: kind.disable })
+          let returns = 0
+          const counted = (items: ReadonlyArray<SmtpConnection.BatchItem>, fail: boolean): Iterable<
+            SmtpConnection.BatchItem
+          > => ({
+            [Symbol.iterator]: () => {
+              let at = 0
+              return {
+                next: (): IteratorResult<SmtpConnection.BatchItem> => {
+                  if (at < items.length) return { done: false, value: items[at++] }
+                  if (fail) throw new Error("the input broke")
+                  return { done: true, value: undefined }
+                },
+                return: (): IteratorResult<SmtpConnection.BatchItem> => {
+                  returns++
+                  return { done: true, value: undefined }
+                }
+              }
+            }
+          })
+          const all = yield* onConnection(made.layer, (smtp) => smtp.sendBatchAll(counted([item(1), item(2)], false)))
+          const broken = yield* onConnection(
+            made.layer,
+            (smtp) => Effect.exit(Stream.runCollect(smtp.sendBatch<never, never>(counted([item(3)], true))))
+          )
+          assert.strictEqual(all.length, 2)
+          assert.isTrue(Exit.isFailure(broken) && Cause.isDie(broken.cause))
+          assert.strictEqual(returns, 0)
+        }),
+        "not closed"
+      ))
+  })
+}
 
 describe("a batch from the fiber consuming a sendBatch of the same connection", () => {
   const consumerRuns = (inner: (smtp: SmtpConnection.Service) => Effect.Effect<unknown, unknown>) =>

@@ -707,6 +707,28 @@ describe("sendmail: input", () => {
           "empty to"
         ))
 
+      // what a JavaScript caller may give: a typed failure, not a defect
+      for (
+        const [what, from, to, reason] of [
+          ["a sender", 7, "b@x.test", "The sender address is not a string (nothing was sent)"],
+          ["`to`", "a@x.test", undefined, "sendmail needs at least one recipient"]
+        ] as const
+      ) {
+        it.effect(`${what} that is not a string is SmtpInvalidInput and nothing but QUIT is written`, () =>
+          guard(
+            Effect.gen(function*() {
+              const server = yield* makeServer({ steps: [{ expect: "QUIT", reply: "221 bye" }] })
+              const exit = yield* Effect.scoped(
+                Effect.flatMap(SmtpClient.connect(connectOptions), (smtp) =>
+                  Effect.exit(smtp.sendmail(from as unknown as string, to as unknown as string, MESSAGE)))
+              ).pipe(Effect.provide(server.layer))
+              assert.deepStrictEqual(failureOf(exit), { _tag: "SmtpInvalidInput", reason })
+              assert.strictEqual(server.written(), "QUIT\r\n")
+            }),
+            "not a string"
+          ))
+      }
+
       it.effect("a non-ASCII string message is SmtpInvalidInput before anything is written", () =>
         guard(
           Effect.gen(function*() {
