@@ -96,12 +96,14 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * message's body read again on a retry (a truncated body was delivered): +1 KB on the Message and
  * Mailer ceilings. Session 28: +0.8 KB (Mailer) for an item that is not an object refused as its
  * outcome (it had died and lost the others') and an input iterable closed when read part of the
- * way (a generator's finally ran never): +1 KB on the sendmail and Mailer ceilings.
+ * way (a generator's finally ran never): +1 KB on the sendmail and Mailer ceilings; then +1.1 KB
+ * (Mailer) for `sendAll` at 2.4x its rate (its own input queue with a synchronous poll, outcomes a
+ * chunk at a time, 16 messages in flight at most): +1 KB more on the Mailer ceiling.
  */
 const budgets = [
   { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 122 * KB },
   { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 165 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 198 * KB }
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 199 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */

@@ -12,6 +12,7 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -31,7 +32,9 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
+import * as Batch from "./internal/batch.js"
 import * as ConnectionPool from "./internal/connectionPool.js"
+import { Handoff } from "./internal/handoff.js"
 import * as Iterators from "./internal/iterators.js"
 import * as MessageParse from "./internal/message/parse.js"
 import * as MessageSerialize from "./internal/message/serialize.js"
@@ -480,10 +483,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     ): Stream.Stream<BulkOutcome<E>, EI, R | RI> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const concurrency = Math.max(1, bulkOptions?.concurrency ?? maxConnections ?? 4)
-        const input = yield* Queue.bounded<readonly [BulkItem<E, R>, number] | undefined>(concurrency)
+        const input = new Handoff<readonly [BulkItem<E, R>, number] | undefined>(INPUT_AHEAD(concurrency))
         const output = yield* Queue.bounded<Take.Take<BulkOutcome<E>, EI>>(concurrency)
         let next = 0
-        const offer = (item: BulkItem<E, R>) => Queue.offer(input, [item, next++] as const)
+        const offer = (item: BulkItem<E, R>) => input.offer([item, next++] as const)
         const read: Effect.Effect<void, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
           Stream.runForEach(items as Stream.Stream<BulkItem<E, R>, EI, RI>, offer) :
           Effect.suspend(() => {
@@ -509,9 +512,22 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           })
         // then one end marker per worker
         const feeder = Effect.exit(read).pipe(
-          Effect.tap(() => Effect.forEach(Array.from({ length: concurrency }), () => Queue.offer(input, undefined)))
+          Effect.tap(() => Effect.forEach(Array.from({ length: concurrency }), () => input.offer(undefined)))
         )
         const emit = (outcome: BulkOutcome<E>) => Queue.offer(output, Take.of(outcome))
+        /** Outcomes of a batch (`sent` of them Sent, the rest Failed) counted and emitted in one Take. */
+        const counted = (outcomes: ReadonlyArray<BulkOutcome<E>>, sent: number): Effect.Effect<void> => {
+          if (outcomes.length === 0) return Effect.void
+          const failed = outcomes.length - sent
+          return Effect.zipRight(
+            sent === 0 ?
+              Metric.incrementBy(messagesFailed, failed) :
+              failed === 0 ?
+              Metric.incrementBy(messagesSent, sent) :
+              Effect.zipRight(Metric.incrementBy(messagesSent, sent), Metric.incrementBy(messagesFailed, failed)),
+            Queue.offer(output, Take.chunk(Chunk.unsafeFromArray(outcomes)))
+          )
+        }
         /** An item read ahead that a worker's batch could not take: that worker's next. */
         interface Carry {
           item: readonly [BulkItem<E, R>, number] | undefined | null
@@ -519,7 +535,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         const worker = Effect.gen(function*() {
           const carry: Carry = { item: null }
           for (;;) {
-            const taken = carry.item !== null ? carry.item : yield* Queue.take(input)
+            const taken = carry.item !== null ? carry.item : yield* input.take
             carry.item = null
             if (taken === undefined) return
             if (rateLimit !== undefined || !batchable(taken[0])) {
@@ -528,7 +544,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
             }
             // several messages wait: they share this connection, pipelined across messages
             // (sendBatch), until the queue is momentarily empty or an item cannot be batched
-            const retry = yield* sendBatchOn(taken as readonly [BulkEnvelope<never, never>, number], emit, carry)
+            const retry = yield* sendBatchOn(taken as readonly [BulkEnvelope<never, never>, number], carry)
             // transient failures go through the single-send path (retries, a fresh connection),
             // once the batch has given its connection back
             for (const [item, index, failure] of retry) {
@@ -537,31 +553,12 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           }
         })
         /**
-         * The next item for the batch, without waiting: none when the queue is empty, when it cannot
-         * be batched, or when the batch must end (`holding`: it holds a transient refusal, whose
-         * retry must not wait for the queue to empty, or it has had its share of the connection
-         * while another send waits for one).
-         */
-        const pollBatchable = (carry: Carry, holding: () => boolean) =>
-          Effect.suspend(() =>
-            holding() ? Effect.fail(Option.none()) : Effect.flatMap(Queue.poll(input), (polled) => {
-              if (polled._tag === "None") return Effect.fail(Option.none())
-              const taken = polled.value
-              if (taken === undefined || !batchable(taken[0])) {
-                carry.item = taken
-                return Effect.fail(Option.none())
-              }
-              return Effect.succeed(taken as readonly [BulkEnvelope<never, never>, number])
-            })
-          )
-        /**
          * Sends `first` and the items that wait behind it on one pooled connection with
          * `sendBatch`; emits their outcomes and returns those to try again one by one, each with
          * the failure of its first attempt.
          */
         const sendBatchOn = (
           first: readonly [BulkEnvelope<never, never>, number],
-          emitOutcome: (outcome: BulkOutcome<E>) => Effect.Effect<boolean>,
           carry: Carry
         ) =>
           Effect.uninterruptibleMask((restore) =>
@@ -573,24 +570,61 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
               const entry = opened.right
               /** The items taken and not reported, by their position in the batch (`first` is 0). */
               const owed = new Map<number, readonly [BulkEnvelope<never, never>, number]>([[0, first]])
-              let taken = 1
+              let taken = 0
               const toBatchItem = ([item]: readonly [BulkEnvelope<never, never>, number]) => ({
                 from: item.from,
                 to: item.to,
                 message: item.message as string | Uint8Array,
                 options: item.options
               })
-              const items = Stream.concat(
-                Stream.make(toBatchItem(first)),
-                Stream.repeatEffectOption(
-                  pollBatchable(carry, () => retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0))
-                ).pipe(
-                  Stream.map((next) => {
-                    owed.set(taken++, next)
-                    return toBatchItem(next)
-                  })
+              /** Set once the batch's input has ended: an item it cannot take, or `holding`. */
+              let ended = false
+              /**
+               * The batch's next item without waiting (`undefined`: none just now, or the input has
+               * ended): from its reply callbacks, or from the Stream when it is pulled.
+               */
+              const poll = (): SmtpConnection.BatchItem | undefined => {
+                if (taken === 0) {
+                  taken = 1
+                  return toBatchItem(first)
+                }
+                if (ended) return undefined
+                // it holds a transient refusal (whose retry must not wait for the queue to empty),
+                // or has had its share of the connection while another send waits for one
+                if (retry.length > 0 || (taken >= FAIR_SHARE && pool.stats().waiting > 0)) {
+                  ended = true
+                  return undefined
+                }
+                // enough in flight: a connection lost leaves at most this many unknown
+                if (owed.size >= OWED_MAX) return undefined
+                const next = input.poll(null)
+                if (next === null) return undefined
+                if (next === undefined || !batchable(next[0])) {
+                  carry.item = next
+                  ended = true
+                  return undefined
+                }
+                owed.set(taken++, next as readonly [BulkEnvelope<never, never>, number])
+                return toBatchItem(next as readonly [BulkEnvelope<never, never>, number])
+              }
+              /** A pull waiting for the outcomes that bring the items owed under `OWED_MAX`. */
+              let uncapped: (() => void) | undefined
+              /** The Stream the batch pulls when a poll found nothing: ended, or waits while capped. */
+              const pullItem: Effect.Effect<SmtpConnection.BatchItem, Option.Option<never>> = Effect.suspend(() => {
+                const item = poll()
+                if (item !== undefined) return Effect.succeed(item)
+                if (ended || owed.size < OWED_MAX) return Effect.fail(Option.none())
+                return Effect.flatMap(
+                  Effect.async<void>((resume) => {
+                    uncapped = () => resume(Effect.void)
+                    return Effect.sync(() => {
+                      uncapped = undefined
+                    })
+                  }),
+                  () => pullItem
                 )
-              )
+              })
+              const items = Object.assign(Stream.repeatEffectOption(pullItem), { [Batch.SharedInput]: { poll } })
               /** What the batch took and did not report goes one by one. */
               const retryOwed = (failure: SmtpError | undefined) =>
                 Effect.sync(() => {
@@ -598,39 +632,42 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                   owed.clear()
                 })
               const run = entry.value.sendBatch(items).pipe(
-                Stream.runForEach((outcome) => {
-                  const item = owed.get(outcome.index)!
-                  owed.delete(outcome.index)
-                  const index = item[1]
-                  switch (outcome._tag) {
-                    case "Sent":
-                      return Effect.zipRight(
-                        Metric.increment(messagesSent),
-                        emitOutcome({
+                // a chunk of outcomes at a time (up to 16 while replies are owed): one hand-off to
+                // the result's consumer each, not one per message
+                Stream.runForEachChunk((chunk) => {
+                  const outcomes: Array<BulkOutcome<E>> = []
+                  let sent = 0
+                  for (const outcome of chunk) {
+                    const item = owed.get(outcome.index)!
+                    owed.delete(outcome.index)
+                    const index = item[1]
+                    switch (outcome._tag) {
+                      case "Sent":
+                        sent++
+                        outcomes.push({
                           _tag: "Sent",
                           index,
                           refused: outcome.refused,
                           reply: outcome.reply,
                           queueId: QueueId.fromText(outcome.reply.text)
                         })
-                      )
-                    case "Unknown":
-                      return Effect.zipRight(
-                        Metric.increment(messagesFailed),
-                        emitOutcome({ _tag: "Failed", index, error: outcome.error, disposition: "unknown" })
-                      )
-                    default: {
-                      const kind = disposition(outcome.error)
-                      if (kind === "transient" && schedule !== undefined) {
-                        retry.push([item[0], index, outcome.error])
-                        return Effect.void
+                        break
+                      case "Unknown":
+                        outcomes.push({ _tag: "Failed", index, error: outcome.error, disposition: "unknown" })
+                        break
+                      default: {
+                        const kind = disposition(outcome.error)
+                        if (kind === "transient" && schedule !== undefined) retry.push([item[0], index, outcome.error])
+                        else outcomes.push({ _tag: "Failed", index, error: outcome.error, disposition: kind })
                       }
-                      return Effect.zipRight(
-                        Metric.increment(messagesFailed),
-                        emitOutcome({ _tag: "Failed", index, error: outcome.error, disposition: kind })
-                      )
                     }
                   }
+                  if (uncapped !== undefined && owed.size < OWED_MAX) {
+                    const wake = uncapped
+                    uncapped = undefined
+                    wake()
+                  }
+                  return counted(outcomes, sent)
                 }),
                 // the batch itself failed (the session could not greet): that was the items' first attempt
                 Effect.catchAll(retryOwed)
@@ -652,11 +689,15 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                   endOfData: "unknown"
                 })
                 // (the consumer may have stopped reading: interruptible)
-                yield* restore(Effect.forEach(unreported, ([, index]) =>
-                  Effect.zipRight(
-                    Metric.increment(messagesFailed),
-                    emitOutcome({ _tag: "Failed", index, error, disposition: "unknown" })
-                  ), { discard: true }))
+                yield* restore(counted(
+                  unreported.map(([, index]): BulkOutcome<E> => ({
+                    _tag: "Failed",
+                    index,
+                    error,
+                    disposition: "unknown"
+                  })),
+                  0
+                ))
               }
               return retry
             })
@@ -695,6 +736,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
 
 /** The largest message a batch on a shared connection takes (`sendBatch` with BDAT: 1 MiB). */
 const BATCH_LIMIT = 1024 * 1024
+/** Items read ahead of the workers at most (in the input queue). */
+const INPUT_AHEAD = (concurrency: number) => Math.max(concurrency, 16)
+/**
+ * Messages of a batch in flight at most (taken, outcome not reported): with BDAT a batch may write
+ * 64 messages ahead, each of them unknown if the connection is lost; here a loss leaves at most this many.
+ */
+const OWED_MAX = 16
 /** Items a batch takes before it gives its connection up to another send that waits for one. */
 const FAIR_SHARE = 64
 

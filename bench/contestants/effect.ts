@@ -11,6 +11,8 @@
  *   MODE=batch-all  the same with `sendBatchAll` (one Effect, every outcome in an array: no Stream)
  *   MODE=mailer  `Mailer.make({ maxConnections: CONNS, retry: false })`, N `sendmail` calls run
  *                CONNS at a time
+ *   MODE=sendall the same Mailer, the N messages through `mailer.sendAll` (from a generator),
+ *                concurrency CONNS
  *   CHUNKING=0   `chunking: false` (DATA even where the server offers CHUNKING)
  */
 import { Effect, Stream } from "effect"
@@ -108,9 +110,28 @@ const mailer = Effect.scoped(Effect.gen(function*() {
   return [N]
 }))
 
+const sendAll = Effect.scoped(Effect.gen(function*() {
+  if (bytes === undefined) return yield* Effect.dieMessage("MODE=sendall takes in-memory messages only")
+  const mailer = yield* Mailer.make({ ...connectOptions, maxConnections: CONNS, retry: false })
+  const item = { from: FROM, to: recipients, message: bytes, options: { size } }
+  const items = {
+    *[Symbol.iterator]() {
+      for (let i = 0; i < N; i++) yield item
+    }
+  }
+  const sent = yield* mailer.sendAll(items, { concurrency: CONNS }).pipe(
+    Stream.runFold(0, (count, outcome) => {
+      if (outcome._tag !== "Sent") throw new Error(`message ${outcome.index}: ${outcome._tag}`)
+      return count + 1
+    })
+  )
+  done()
+  return [sent]
+}))
+
 const program = Effect.gen(function*() {
   const t0 = performance.now()
-  const counts = MODE === "mailer" ? yield* mailer : yield* Effect.all(
+  const counts = MODE === "mailer" ? yield* mailer : MODE === "sendall" ? yield* sendAll : yield* Effect.all(
     shares.map(MODE === "batch" || MODE === "batch-all" ? batch : single),
     { concurrency: "unbounded" }
   )

@@ -62,6 +62,19 @@ export interface BatchContext {
   readonly rset: Effect.Effect<void>
 }
 
+/**
+ * A Stream input shared with other batches (`Mailer.sendAll`'s queue of items) carries this: `poll`
+ * takes its next item without waiting (`undefined`: none just now; the Stream, pulled, polls the
+ * same way). The batch polls it from its reply callbacks, so that the next message rides with the
+ * previous end of data as with an iterable (a pull is a fiber step: the writes split); and once
+ * its connection has failed it takes nothing more (what is left is another connection's).
+ */
+export const SharedInput: unique symbol = Symbol.for("effect-smtp/internal/batch/SharedInput")
+
+export interface SharedInput {
+  readonly poll: () => SmtpConnection.BatchItem | undefined
+}
+
 /** Messages written ahead with BDAT before the oldest reply is awaited. */
 const BDAT_WINDOW = 64
 /** Messages per BDAT write at most: several writes in flight keep the connection busy. */
@@ -180,6 +193,11 @@ export const make = <E, R>(
     const pull = iterator === undefined ?
       yield* Scope.extend(Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>), scope) :
       undefined
+    const shared = iterator === undefined ?
+      (items as { readonly [SharedInput]?: SharedInput })[SharedInput] :
+      undefined
+    /** A pull is under way (a pull made while it runs could take an item before the ones it brings). */
+    let inPull = false
     /** Items pulled from the Stream and not yet taken. */
     let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
     let pulledAt = 0
@@ -248,6 +266,15 @@ export const make = <E, R>(
         }
       }
       if (pulledAt < pulled.length) return pulled[pulledAt++]
+      if (shared !== undefined && !inputDone && !inPull) {
+        // a shared input: nothing more once the connection has failed
+        if (dead !== undefined) {
+          inputDone = true
+          return undefined
+        }
+        const item = shared.poll()
+        if (item !== undefined) return item
+      }
       if (!inputDone && pull) needPull = true
       return undefined
     }
@@ -615,6 +642,7 @@ export const make = <E, R>(
     })
     /** A pull's result, from the fiber or from a pull running beside the replies. */
     const pulledChunk = (exit: Exit.Exit<Chunk.Chunk<SmtpConnection.BatchItem>, Option.Option<E>>) => {
+      inPull = false
       if (stopped || Exit.isInterrupted(exit)) return
       // the pull answers the need; items not taken yet (a need noted while it ran) stay first
       needPull = false
@@ -662,6 +690,7 @@ export const make = <E, R>(
       if (needPull && pulledAt < pulled.length) needPull = false
       if (needPull && !inputDone && pulling === undefined) {
         needPull = false
+        inPull = true
         // nothing in flight: the fiber pulls; else the pull runs beside the replies, so that
         // neither the outcomes nor a message's data after its 354 wait for the input
         if (!inFlight()) {

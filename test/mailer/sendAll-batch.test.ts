@@ -2,11 +2,12 @@
  * Mailer.sendAll through sendBatch when the batch's connection fails: every item gets one outcome,
  * the stream ends normally, and the items read ahead stay few.
  */
+import { Socket } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, type Layer, Schedule, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Exit, type Layer, Schedule, Stream } from "effect"
 import { Mailer, type SmtpTransport } from "effect-smtp"
 import { TestTransport } from "../../src/testing/index.js"
-import { withSocketWriter } from "../scripted/batchSupport.js"
+import { withSocket, withSocketWriter } from "../scripted/batchSupport.js"
 import { makeServer, withinRealTime } from "../session/support.js"
 import { accepted, EHLO, QUIT } from "./steps.js"
 
@@ -112,8 +113,10 @@ describe("Mailer.sendAll through sendBatch", () => {
 
   for (
     const input of [
-      { kind: "a Stream", asStream: true, taken: 2 },
-      { kind: "an iterable", asStream: false, taken: 2 }
+      // (taken by the batch when it dies: 0 written to its end of data, 1's envelope with it, and 2
+      // prepared to ride with 1's end of data; 3 waits in the Mailer's input queue)
+      { kind: "a Stream", asStream: true, taken: 3 },
+      { kind: "an iterable", asStream: false, taken: 3 }
     ] as const
   ) {
     it.live(`a defect in the batch after an end of data went out (${input.kind}): the items it took are Unknown, none sent again`, () =>
@@ -172,6 +175,82 @@ describe("Mailer.sendAll through sendBatch", () => {
         assert.include(server.written(0), "MAIL FROM:<i0@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nhi\r\n.\r\n")
       }))
   }
+
+  it.live("with BDAT, the connection lost in a long batch: at most 16 messages without a known outcome, the rest sent on a new connection", () =>
+    Effect.gen(function*() {
+      const made = yield* TestTransport.make()
+      const froms = Array.from({ length: 120 }, (_, i) => `i${i}@x.test`)
+      const reset = yield* Deferred.make<void>()
+      let held = false
+      // on the first connection, the writes from the one with message 20's envelope on never reach
+      // the server (no reply comes back), and 50 ms later the connection is reset
+      const layer = withSocket(made.layer, (socket, connection) =>
+        connection > 0 ? socket : Socket.Socket.of({
+          ...socket,
+          writer: Effect.map(socket.writer, (write) => (chunk: Uint8Array | string | Socket.CloseEvent) => {
+            if (
+              !held && chunk instanceof Uint8Array && new TextDecoder().decode(chunk).includes("MAIL FROM:<i20@x.test>")
+            ) {
+              held = true
+              setTimeout(() => Deferred.unsafeDone(reset, Exit.void), 50)
+            }
+            return held ? Effect.void : write(chunk)
+          }),
+          run: (handler, options) =>
+            Effect.raceFirst(
+              socket.run(handler, options),
+              Effect.zipRight(
+                Deferred.await(reset),
+                Effect.fail(new Socket.SocketGenericError({ reason: "Read", cause: "connection reset" }))
+              )
+            )
+        }))
+      const result = yield* withinRealTime(
+        Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make({ ...options, retry: false })
+          return yield* Stream.runCollect(mailer.sendAll(froms.map((from) => item(from)), { concurrency: 1 }))
+        })).pipe(Effect.provide(layer)),
+        5000
+      )
+      assert.isTrue(held)
+      assert.isTrue(result._tag === "Some", "hung")
+      if (result._tag !== "Some") return
+      const outcomes = Chunk.toReadonlyArray(result.value)
+      assert.deepStrictEqual(outcomes.map((o) => o.index).sort((a, b) => a - b), froms.map((_, i) => i))
+      const received = (yield* made.received).map((r) => r.envelope.from)
+      for (const from of froms) assert.isAtMost(received.filter((f) => f === from).length, 1, from)
+      const unknown = outcomes.filter((o) => o._tag === "Failed" && o.disposition === "unknown")
+      // a batch writes ahead at most 16 messages whose outcome the Mailer has not reported: those are
+      // all a lost connection can leave without a known outcome (a sendBatch of its own writes 64)
+      assert.isAtMost(unknown.length, 16)
+      assert.isAbove(unknown.length, 0)
+      for (const outcome of outcomes) {
+        if (outcome._tag === "Sent") assert.include(received, froms[outcome.index])
+        else assert.oneOf(outcome.disposition, ["unknown", "transient"], JSON.stringify(outcome))
+      }
+      // the items the batch had not taken were not failed with it (retry: false): a new connection sent them
+      assert.isTrue(outcomes.filter((o) => o.index > 60).every((o) => o._tag === "Sent"))
+    }))
+
+  it.live("with BDAT, an early stop: the messages sent past the outcomes taken stay few", () =>
+    Effect.gen(function*() {
+      const made = yield* TestTransport.make()
+      const froms = Array.from({ length: 300 }, (_, i) => `i${i}@x.test`)
+      const result = yield* withinRealTime(
+        Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make(options)
+          return yield* Stream.runCollect(
+            mailer.sendAll(froms.map((from) => item(from)), { concurrency: 1 }).pipe(Stream.take(5))
+          )
+        })).pipe(Effect.provide(made.layer)),
+        5000
+      )
+      assert.isTrue(result._tag === "Some", "hung")
+      const received = (yield* made.received).length
+      // past the 5 taken: the outcomes decided and not yet taken (a chunk of up to 16 waiting for
+      // the consumer, one in its hands) and the batch's messages in flight (16 at most)
+      assert.isAtMost(received, 5 + 16 + 16 + 16, `${received} delivered`)
+    }))
 
   it.live("with BDAT, the writer dying after the write of the fourth message: each message delivered at most once, an early stop ends", () =>
     Effect.gen(function*() {

@@ -55,6 +55,22 @@ const mapConnections = (
   ).pipe(Layer.provide(layer))
 
 /**
+ * The transport of `layer` with the Socket of each connection it opens changed by `f` (given the
+ * connection's number, from 0); writes all go through the Socket's writer (no synchronous write).
+ */
+export const withSocket = (
+  layer: Layer.Layer<SmtpTransport.SmtpTransport>,
+  f: (socket: Socket.Socket, connection: number) => Socket.Socket
+): Layer.Layer<SmtpTransport.SmtpTransport> => {
+  let opened = 0
+  return mapConnections(layer, (connection) => ({
+    ...connection,
+    write: undefined,
+    socket: f(connection.socket, opened++)
+  }))
+}
+
+/**
  * The transport of `layer` with each connection's synchronous write replaced: `write(bytes, write)`
  * gets the original (a socket whose buffer is full: the bytes handed over, the Effect waiting).
  */

@@ -1,0 +1,77 @@
+/**
+ * A bounded first-in first-out queue between fibers with a synchronous `poll` (`Mailer.sendAll`'s
+ * input: its workers take from it, and a batch's reply callbacks poll it). Effect's `Queue` makes a
+ * `Deferred` for every offer to a full queue (~5 µs: an object spread of its prototype) and wakes
+ * the offerer for each item taken; here the one offerer waits until the queue is at most half full
+ * and then fills it in one go, and an item offered while a taker waits goes to that taker.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+
+export class Handoff<A> {
+  private items: Array<A> = []
+  private head = 0
+  private readonly takers: Array<(a: A) => void> = []
+  private offerer: (() => void) | undefined = undefined
+
+  constructor(private readonly capacity: number) {}
+
+  /** Items waiting. */
+  size(): number {
+    return this.items.length - this.head
+  }
+
+  /** The next item without waiting; `none` when there is none. */
+  poll<B>(none: B): A | B {
+    if (this.head === this.items.length) return none
+    const item = this.items[this.head]
+    this.items[this.head++] = undefined as A
+    if (this.head === this.items.length) {
+      this.items.length = 0
+      this.head = 0
+    }
+    const offerer = this.offerer
+    if (offerer !== undefined && this.size() <= this.capacity >> 1) {
+      this.offerer = undefined
+      offerer()
+    }
+    return item
+  }
+
+  /** The next item, when there is one. */
+  readonly take: Effect.Effect<A> = Effect.suspend(() =>
+    this.head < this.items.length ? Effect.succeed(this.poll(undefined as A)) : Effect.async<A>((resume) => {
+      const taker = (item: A) => resume(Effect.succeed(item))
+      this.takers.push(taker)
+      return Effect.sync(() => {
+        const at = this.takers.indexOf(taker)
+        if (at !== -1) this.takers.splice(at, 1)
+      })
+    })
+  )
+
+  /** Adds an item, once there is room (one fiber offers). */
+  offer(item: A): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const taker = this.takers.shift()
+      if (taker !== undefined) {
+        taker(item)
+        return Effect.void
+      }
+      if (this.size() < this.capacity) {
+        this.items.push(item)
+        return Effect.void
+      }
+      return Effect.flatMap(
+        Effect.async<void>((resume) => {
+          this.offerer = () => resume(Effect.void)
+          return Effect.sync(() => {
+            this.offerer = undefined
+          })
+        }),
+        () => this.offer(item)
+      )
+    })
+  }
+}

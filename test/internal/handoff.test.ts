@@ -1,0 +1,73 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { Handoff } from "../../src/internal/handoff.js"
+
+describe("internal/handoff: Mailer.sendAll's input queue", () => {
+  it.effect("first in, first out; poll does not wait (none when empty)", () =>
+    Effect.gen(function*() {
+      const queue = new Handoff<number | undefined>(4)
+      yield* queue.offer(1)
+      yield* queue.offer(undefined)
+      yield* queue.offer(3)
+      assert.strictEqual(queue.size(), 3)
+      assert.strictEqual(queue.poll(null), 1)
+      assert.strictEqual(yield* queue.take, undefined)
+      assert.strictEqual(queue.poll(null), 3)
+      assert.strictEqual(queue.poll(null), null)
+      assert.strictEqual(queue.size(), 0)
+    }))
+
+  it.effect("an offer to a full queue waits until it is at most half full", () =>
+    Effect.gen(function*() {
+      const queue = new Handoff<number>(4)
+      const offered: Array<number> = []
+      const offerer = yield* Effect.fork(
+        Effect.forEach([1, 2, 3, 4, 5, 6], (n) => Effect.zipRight(queue.offer(n), Effect.sync(() => offered.push(n))))
+      )
+      yield* Effect.yieldNow()
+      assert.deepStrictEqual(offered, [1, 2, 3, 4])
+      assert.strictEqual(queue.poll(0), 1)
+      yield* Effect.yieldNow()
+      // 3 left: more than half: the offerer still waits
+      assert.deepStrictEqual(offered, [1, 2, 3, 4])
+      assert.strictEqual(queue.poll(0), 2)
+      yield* Fiber.join(offerer)
+      assert.deepStrictEqual(offered, [1, 2, 3, 4, 5, 6])
+      assert.deepStrictEqual([queue.poll(0), queue.poll(0), queue.poll(0), queue.poll(0)], [3, 4, 5, 6])
+    }))
+
+  it.effect("a take waits for the next offer, which goes to the first taker waiting", () =>
+    Effect.gen(function*() {
+      const queue = new Handoff<string>(1)
+      const first = yield* Effect.fork(queue.take)
+      const second = yield* Effect.fork(queue.take)
+      yield* Effect.yieldNow()
+      yield* queue.offer("a")
+      yield* queue.offer("b")
+      assert.strictEqual(yield* Fiber.join(first), "a")
+      assert.strictEqual(yield* Fiber.join(second), "b")
+      assert.strictEqual(queue.size(), 0)
+    }))
+
+  it.effect("an interrupted take is no longer a taker: the next offer is kept for the next take", () =>
+    Effect.gen(function*() {
+      const queue = new Handoff<string>(1)
+      const taker = yield* Effect.fork(queue.take)
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(taker)
+      yield* queue.offer("kept")
+      assert.strictEqual(queue.size(), 1)
+      assert.strictEqual(yield* queue.take, "kept")
+    }))
+
+  it.effect("an interrupted offer leaves nothing behind", () =>
+    Effect.gen(function*() {
+      const queue = new Handoff<number>(1)
+      yield* queue.offer(1)
+      const offer = yield* Effect.fork(queue.offer(2))
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(offer)
+      assert.strictEqual(queue.poll(0), 1)
+      assert.strictEqual(queue.poll(0), 0)
+    }))
+})
