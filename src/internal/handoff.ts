@@ -27,8 +27,13 @@ export class Handoff<A> {
     if (this.head === this.items.length) return none
     const item = this.items[this.head]
     this.items[this.head++] = undefined as A
+    // (taken from the front, added at the end: the array is cut down as it empties, or once its
+    // taken front is larger than the items left, so that it never grows with the items gone through)
     if (this.head === this.items.length) {
       this.items.length = 0
+      this.head = 0
+    } else if (this.head > 32 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
       this.head = 0
     }
     const offerer = this.offerer

@@ -36,6 +36,19 @@ describe("internal/handoff: Mailer.sendAll's input queue", () => {
       assert.deepStrictEqual([queue.poll(0), queue.poll(0), queue.poll(0), queue.poll(0)], [3, 4, 5, 6])
     }))
 
+  it.effect("what it holds stays bounded by its capacity, never by the items gone through", () =>
+    Effect.gen(function*() {
+      const queue = new Handoff<number>(16)
+      // never empty: refilled before each poll, as the feeder refills it from half empty
+      for (let i = 0; i < 16; i++) yield* queue.offer(i)
+      for (let i = 16; i < 100_000; i++) {
+        assert.strictEqual(queue.poll(-1), i - 16)
+        yield* queue.offer(i)
+      }
+      assert.strictEqual(queue.size(), 16)
+      assert.isAtMost((queue as unknown as { items: Array<number> }).items.length, 2 * 16 + 33)
+    }))
+
   it.effect("a take waits for the next offer, which goes to the first taker waiting", () =>
     Effect.gen(function*() {
       const queue = new Handoff<string>(1)
