@@ -616,6 +616,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                 if (ended || owed.size < OWED_MAX) return Effect.fail(Option.none())
                 return Effect.flatMap(
                   Effect.async<void>((resume) => {
+                    // (decided here, not a step before: outcomes may have been reported meanwhile)
+                    if (ended || owed.size < OWED_MAX) return resume(Effect.void)
                     uncapped = () => resume(Effect.void)
                     return Effect.sync(() => {
                       uncapped = undefined
@@ -624,7 +626,22 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                   () => pullItem
                 )
               })
-              const items = Object.assign(Stream.repeatEffectOption(pullItem), { [Batch.SharedInput]: { poll } })
+              const wakeUncapped = () => {
+                const wake = uncapped
+                uncapped = undefined
+                wake?.()
+              }
+              const shared: Batch.SharedInput = {
+                poll,
+                // the connection failed: what is left is another connection's
+                close: () => {
+                  ended = true
+                  wakeUncapped()
+                },
+                // outcomes reported as half the window has settled keep the window moving
+                wakeAt: OWED_MAX / 2
+              }
+              const items = Object.assign(Stream.repeatEffectOption(pullItem), { [Batch.SharedInput]: shared })
               /** What the batch took and did not report goes one by one. */
               const retryOwed = (failure: SmtpError | undefined) =>
                 Effect.sync(() => {
@@ -662,11 +679,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
                       }
                     }
                   }
-                  if (uncapped !== undefined && owed.size < OWED_MAX) {
-                    const wake = uncapped
-                    uncapped = undefined
-                    wake()
-                  }
+                  if (owed.size < OWED_MAX) wakeUncapped()
                   return counted(outcomes, sent)
                 }),
                 // the batch itself failed (the session could not greet): that was the items' first attempt

@@ -73,6 +73,13 @@ export const SharedInput: unique symbol = Symbol.for("effect-smtp/internal/batch
 
 export interface SharedInput {
   readonly poll: () => SmtpConnection.BatchItem | undefined
+  /** The batch's connection failed: it takes nothing more (a pull under way ends). */
+  readonly close: () => void
+  /**
+   * The consumer is woken once this many outcomes are decided (instead of `WAKE_AT`): an owner
+   * that gives more items only as outcomes are reported keeps its window moving.
+   */
+  readonly wakeAt: number
 }
 
 /** Messages written ahead with BDAT before the oldest reply is awaited. */
@@ -198,6 +205,7 @@ export const make = <E, R>(
       undefined
     /** A pull is under way (a pull made while it runs could take an item before the ones it brings). */
     let inPull = false
+    const wakeAt = shared === undefined ? WAKE_AT : shared.wakeAt
     /** Items pulled from the Stream and not yet taken. */
     let pulled: ReadonlyArray<SmtpConnection.BatchItem> = []
     let pulledAt = 0
@@ -219,6 +227,11 @@ export const make = <E, R>(
     let ready: Array<Outcome> = []
     /** Set when the connection failed: every later item is NotSent with it. */
     let dead: SmtpError | undefined
+    /** The connection failed: a shared input is told (nothing more is taken from it). */
+    const setDead = (error: SmtpError) => {
+      dead = error
+      shared?.close()
+    }
     /** The consumer stopped (the stream's scope closed): callbacks do nothing more. */
     let stopped = false
     /** The consuming fiber, waiting for something to do. */
@@ -236,7 +249,7 @@ export const make = <E, R>(
      * `step` acts on before it waits, so that a wait never returns to find nothing to do).
      */
     const wanted = () =>
-      ready.length >= WAKE_AT || deferred.length > 0 || (needPull && !inputDone && pulling === undefined) ||
+      ready.length >= wakeAt || deferred.length > 0 || (needPull && !inputDone && pulling === undefined) ||
       (!inFlight() && (pulling === undefined || ready.length > 0))
     const wake = () => {
       const w = waiter
@@ -391,7 +404,7 @@ export const make = <E, R>(
         engine.onSettled(p, (batch) => settleFlight(f, batch))
       }, (error) => {
         // nothing could be written: the message's data did not go out either
-        dead = error
+        setDead(error)
         flights.splice(flights.indexOf(f), 1)
         if (opened === f) opened = undefined
         if (f.ending !== undefined) f.ending.slot.outcome = notSent(f.ending.index, error)
@@ -486,7 +499,7 @@ export const make = <E, R>(
           }
         }
       }
-      if (batch.error !== undefined) dead ??= batch.error
+      if (batch.error !== undefined && dead === undefined) setDead(batch.error)
       if (dead === undefined) {
         // one envelope in flight at a time: another one (written while only an end of data was in
         // flight) is answered first, and its message's data must come right after its 354
@@ -571,7 +584,7 @@ export const make = <E, R>(
           engine.onSettled(p, (batch) => settleGroup(group, batch))
         }, (error) => {
           // nothing could be written
-          dead = error
+          setDead(error)
           groups.splice(groups.indexOf(group), 1)
           windowMessages -= entries.length
           windowBytes -= bytes
@@ -598,7 +611,7 @@ export const make = <E, R>(
         entry.slot.outcome = outcome
         lastRefused = outcome._tag === "Refused"
       }
-      if (batch.error !== undefined) dead = batch.error
+      if (batch.error !== undefined) setDead(batch.error)
       flush()
       pumpBdat()
       wake()

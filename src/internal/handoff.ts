@@ -44,9 +44,14 @@ export class Handoff<A> {
     return item
   }
 
-  /** The next item, when there is one. */
+  /**
+   * The next item, when there is one. (The fiber may yield between an Effect's steps: whether to
+   * wait is decided where the wait is registered, never a step before.) An item handed to a taker
+   * whose interruption is already under way is lost with it: only when everything is torn down.
+   */
   readonly take: Effect.Effect<A> = Effect.suspend(() =>
     this.head < this.items.length ? Effect.succeed(this.poll(undefined as A)) : Effect.async<A>((resume) => {
+      if (this.head < this.items.length) return resume(Effect.succeed(this.poll(undefined as A)))
       const taker = (item: A) => resume(Effect.succeed(item))
       this.takers.push(taker)
       return Effect.sync(() => {
@@ -58,25 +63,32 @@ export class Handoff<A> {
 
   /** Adds an item, once there is room (one fiber offers). */
   offer(item: A): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const taker = this.takers.shift()
-      if (taker !== undefined) {
-        taker(item)
-        return Effect.void
+    return Effect.suspend(() => this.add(item) ? Effect.void : this.offerLater(item))
+  }
+
+  private offerLater(item: A): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.add(item)) return resume(Effect.void)
+      this.offerer = () => {
+        // woken at half full: there is room (the one offerer is this one)
+        this.add(item)
+        resume(Effect.void)
       }
-      if (this.size() < this.capacity) {
-        this.items.push(item)
-        return Effect.void
-      }
-      return Effect.flatMap(
-        Effect.async<void>((resume) => {
-          this.offerer = () => resume(Effect.void)
-          return Effect.sync(() => {
-            this.offerer = undefined
-          })
-        }),
-        () => this.offer(item)
-      )
+      return Effect.sync(() => {
+        this.offerer = undefined
+      })
     })
+  }
+
+  /** Hands the item to the first taker waiting, or adds it when there is room. */
+  private add(item: A): boolean {
+    const taker = this.takers.shift()
+    if (taker !== undefined) {
+      taker(item)
+      return true
+    }
+    if (this.size() >= this.capacity) return false
+    this.items.push(item)
+    return true
   }
 }

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Option } from "effect"
 import { Handoff } from "../../src/internal/handoff.js"
 
 describe("internal/handoff: Mailer.sendAll's input queue", () => {
@@ -48,6 +48,34 @@ describe("internal/handoff: Mailer.sendAll's input queue", () => {
       assert.strictEqual(queue.size(), 16)
       assert.isAtMost((queue as unknown as { items: Array<number> }).items.length, 2 * 16 + 33)
     }))
+
+  // the fiber may yield between an Effect's steps: a look taken a step before the wait's
+  // registration missed what another fiber did meanwhile (found by a review)
+  for (const ops of [15, 16]) {
+    it.live(`a take that yields (maxOpsBeforeYield ${ops}) while the offerer fills the queue gets the first item`, () =>
+      Effect.gen(function*() {
+        const queue = new Handoff<number | undefined>(4)
+        const taker = yield* Effect.fork(Effect.withMaxOpsBeforeYield(queue.take, ops))
+        const offerer = yield* Effect.fork(Effect.forEach([1, 2, 3, 4, 5, undefined], (n) => queue.offer(n)))
+        const got = yield* Fiber.join(taker).pipe(Effect.timeout("1 second"), Effect.option)
+        yield* Fiber.interrupt(offerer)
+        assert.deepStrictEqual(got, Option.some(1))
+      }))
+
+    it.live(`an offer that yields (maxOpsBeforeYield ${ops}) on a full queue while a taker drains it goes in`, () =>
+      Effect.gen(function*() {
+        const queue = new Handoff<number>(4)
+        for (const n of [1, 2, 3, 4]) yield* queue.offer(n)
+        const offerer = yield* Effect.fork(Effect.withMaxOpsBeforeYield(queue.offer(5), ops))
+        const taken = yield* Effect.forEach([1, 2, 3, 4, 5], () => queue.take).pipe(
+          Effect.timeout("1 second"),
+          Effect.option
+        )
+        const offered = yield* Fiber.join(offerer).pipe(Effect.timeout("1 second"), Effect.option)
+        assert.deepStrictEqual(taken, Option.some([1, 2, 3, 4, 5]))
+        assert.isTrue(Option.isSome(offered))
+      }))
+  }
 
   it.effect("a take waits for the next offer, which goes to the first taker waiting", () =>
     Effect.gen(function*() {
