@@ -492,23 +492,13 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
           Effect.suspend(() => {
             // one at a time (Stream.fromIterable would read 4096 items ahead); read part of the way
             // (the result's consumer stopped), closed as a for...of left by break
-            const iterator = (items as Iterable<BulkItem<E, R>>)[Symbol.iterator]()
-            let open = true
+            const reader = new Iterators.Reader((items as Iterable<BulkItem<E, R>>)[Symbol.iterator]())
+            // (what the iterator throws, Effect.suspend makes a defect)
             const loop: Effect.Effect<void> = Effect.suspend(() => {
-              let next: IteratorResult<BulkItem<E, R>>
-              try {
-                next = iterator.next()
-              } catch (defect) {
-                open = false
-                return Effect.die(defect)
-              }
-              if (next.done === true) {
-                open = false
-                return Effect.void
-              }
-              return Effect.flatMap(offer(next.value), () => loop)
+              const next = reader.next()
+              return next.done === true ? Effect.void : Effect.flatMap(offer(next.value), () => loop)
             })
-            return Effect.ensuring(loop, Effect.sync(() => open && Iterators.close(iterator)))
+            return Effect.ensuring(loop, Effect.sync(() => reader.close()))
           })
         // then one end marker per worker
         const feeder = Effect.exit(read).pipe(

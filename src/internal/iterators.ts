@@ -16,3 +16,32 @@ export const close = (iterator: Iterator<unknown>): void => {
     // (ignored: see above)
   }
 }
+
+/**
+ * An iterator read one item at a time, which knows whether it was left part of the way: `close`
+ * closes it then only (not once it has ended, nor after it threw).
+ */
+export class Reader<A> {
+  private open = true
+  constructor(private readonly iterator: Iterator<A>) {}
+
+  /** The next item, or `done`; what the iterator throws is thrown (and it is not closed after). */
+  next(): IteratorResult<A> {
+    try {
+      const next = this.iterator.next()
+      if (next.done === true) this.open = false
+      return next
+    } catch (defect) {
+      this.open = false
+      throw defect
+    }
+  }
+
+  /** Closes the iterator if it was left part of the way. */
+  close(): void {
+    if (this.open) {
+      this.open = false
+      close(this.iterator)
+    }
+  }
+}

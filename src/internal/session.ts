@@ -744,23 +744,13 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
             )
             return Effect.flatMap(next, (item) => Effect.map(sendOne(item, index++), Chunk.of))
           }
-          const iterator = (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
+          const reader = new Iterators.Reader((items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]())
           // read part of the way (the consumer stopped): closed, as a for...of left by break
-          let open = true
-          yield* Scope.addFinalizer(scope, Effect.sync(() => open && Iterators.close(iterator)))
+          yield* Scope.addFinalizer(scope, Effect.sync(() => reader.close()))
+          // (what the iterator throws, Effect.suspend makes a defect)
           return Effect.suspend(() => {
-            let next: IteratorResult<SmtpConnection.BatchItem>
-            try {
-              next = iterator.next()
-            } catch (defect) {
-              open = false
-              return Effect.die(defect)
-            }
-            if (next.done === true) {
-              open = false
-              return Effect.fail(Option.none())
-            }
-            return Effect.map(sendOne(next.value, index++), Chunk.of)
+            const next = reader.next()
+            return next.done === true ? Effect.fail(Option.none()) : Effect.map(sendOne(next.value, index++), Chunk.of)
           })
         }
         return yield* Batch.make(
