@@ -508,13 +508,11 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         /** Outcomes of a batch (`sent` of them Sent, the rest Failed) counted and emitted in one Take. */
         const counted = (outcomes: ReadonlyArray<BulkOutcome<E>>, sent: number): Effect.Effect<void> => {
           if (outcomes.length === 0) return Effect.void
-          const failed = outcomes.length - sent
           return Effect.zipRight(
-            sent === 0 ?
-              Metric.incrementBy(messagesFailed, failed) :
-              failed === 0 ?
-              Metric.incrementBy(messagesSent, sent) :
-              Effect.zipRight(Metric.incrementBy(messagesSent, sent), Metric.incrementBy(messagesFailed, failed)),
+            Effect.zipRight(
+              Metric.incrementBy(messagesSent, sent),
+              Metric.incrementBy(messagesFailed, outcomes.length - sent)
+            ),
             Queue.offer(output, Take.chunk(Chunk.unsafeFromArray(outcomes)))
           )
         }
@@ -750,7 +748,7 @@ const OWED_MAX = 16
 const FAIR_SHARE = 64
 
 /** A JavaScript caller may give anything: an item that is not an object is refused as its outcome. */
-const isItem = (item: unknown): boolean => typeof item === "object" && item !== null
+const isItem = Predicate.isObject
 const notAnItem = () =>
   new SmtpInvalidInput({
     reason: "A sendAll item must be an object: { from, to, message } or { message } with a Message"

@@ -196,7 +196,7 @@ export const make = <E, R>(
     // the input: an iterable is read synchronously (from the reply callbacks too), a Stream pulled
     const iterator = Stream.StreamTypeId in items ?
       undefined :
-      (items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]()
+      new Iterators.Reader((items as Iterable<SmtpConnection.BatchItem>)[Symbol.iterator]())
     const pull = iterator === undefined ?
       yield* Scope.extend(Stream.toPull(items as Stream.Stream<SmtpConnection.BatchItem, E, R>), scope) :
       undefined
@@ -631,11 +631,9 @@ export const make = <E, R>(
       Effect.sync(() => {
         stopped = true
         waiter = undefined
-        // an iterable read part of the way is closed (a generator's finally runs)
-        if (iterator !== undefined && !inputDone) {
-          inputDone = true
-          Iterators.close(iterator)
-        }
+        // an iterable read part of the way is closed (a generator's finally runs), as a for...of
+        // left by break or by an exception of its body (an item's getter that threw)
+        iterator?.close()
         const mayBeOpen = (opened !== undefined && opened.pending !== undefined) ||
           (writing !== undefined && (writing.opens || writing.dataOpen)) ||
           deferred.some((d) => d.dataOpen)

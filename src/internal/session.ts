@@ -7,6 +7,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
@@ -607,7 +608,7 @@ export const make = (engine: Engine, greeting: SmtpReply, options: SessionOption
      * encoded), as that item's outcome, never as a failure of the whole batch.
      */
     const batchMessage = (item: SmtpConnection.BatchItem): Either.Either<string | Uint8Array, SmtpInvalidInput> =>
-      typeof item !== "object" || item === null ?
+      !Predicate.isObject(item) ?
         Either.left(new SmtpInvalidInput({ reason: "A batch item must be an object with from, to and message" })) :
         typeof item.message === "string" || item.message instanceof Uint8Array ?
         Either.right(item.message) :

@@ -272,7 +272,7 @@ for (const kind of serverKinds) {
         "closed after interruption"
       ))
 
-    it.effect("an iterable read to its end is not closed again; one that throws is not closed", () =>
+    it.effect("an iterable read to its end is not closed again; one that throws is not closed; one whose item throws is", () =>
       guard(
         Effect.gen(function*() {
           const made = yield* TestTransport.make({ disable: kind.disable })
@@ -303,6 +303,21 @@ for (const kind of serverKinds) {
           assert.strictEqual(all.length, 2)
           assert.isTrue(Exit.isFailure(broken) && Cause.isDie(broken.cause))
           assert.strictEqual(returns, 0)
+          // an item that throws (its getter) is not the iterator throwing: the iterator is left
+          // part of the way and closed, as a for...of whose body throws closes it
+          const throwing = {
+            from: "a@x.test",
+            get to(): string {
+              throw new Error("a getter that throws")
+            },
+            message: "x"
+          } as SmtpConnection.BatchItem
+          const died = yield* onConnection(
+            made.layer,
+            (smtp) => Effect.exit(smtp.sendBatchAll(counted([item(4), throwing, item(6)], false)))
+          )
+          assert.isTrue(Exit.isFailure(died) && Cause.isDie(died.cause))
+          assert.strictEqual(returns, 1)
         }),
         "not closed"
       ))
