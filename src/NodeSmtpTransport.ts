@@ -5,12 +5,10 @@
  *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Dns from "node:dns/promises"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as NodeConnect from "./internal/nodeConnect.js"
 import type { SmtpConnectError, SmtpTimeout, SmtpTlsError } from "./SmtpError.js"
@@ -39,7 +37,9 @@ export const connect: (
   Scope.Scope
 > = NodeConnect.connectVia(undefined)
 
-let fqdn: Promise<string> | undefined
+/** The name once the lookup has answered (read without waiting: every connection asks). */
+let fqdn: string | undefined
+let lookup: Promise<string> | undefined
 
 const lookupFqdn = async (): Promise<string> => {
   const name = Os.hostname()
@@ -53,22 +53,34 @@ const lookupFqdn = async (): Promise<string> => {
   }
   if (name.includes(".")) return name
   const literal = address ?? "127.0.0.1"
-  return Net.isIPv6(literal) ? `[IPv6:${literal}]` : `[${literal}]`
+  // (an address the resolver gave: IPv6 when it has a colon. Node's isIPv6 is a regular
+  // expression that costs milliseconds to compile on its first use)
+  return literal.includes(":") ? `[IPv6:${literal}]` : `[${literal}]`
+}
+
+/** The lookup (one per process), or `fallback` when it has not answered within `millis`. */
+const lookupWithin = (millis: number, fallback: string): Promise<string> => {
+  lookup ??= lookupFqdn().then((name) => (fqdn = name))
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    lookup,
+    new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(fallback), millis)
+    })
+  ]).finally(() => clearTimeout(timer))
 }
 
 /**
  * smtplib's default `local_hostname`: the fully qualified domain name of this host when it has
  * one (a name with a dot, from the resolver), else an address literal such as `[127.0.0.1]`.
- * Looked up once per process.
+ * Looked up once per process; a connection made while the resolver has not answered within 5
+ * seconds greets with `[127.0.0.1]`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const localHostname: Effect.Effect<string> = Effect.promise(() => {
-  fqdn ??= lookupFqdn()
-  return fqdn
-}).pipe(
-  Effect.timeoutTo({ duration: Duration.seconds(5), onTimeout: () => "[127.0.0.1]", onSuccess: (name) => name })
+export const localHostname: Effect.Effect<string> = Effect.suspend(() =>
+  fqdn !== undefined ? Effect.succeed(fqdn) : Effect.promise(() => lookupWithin(5000, "[127.0.0.1]"))
 )
 
 /**

@@ -6,7 +6,8 @@
  * replies a batch of commands is owed, in a FIFO. The socket's reader callback decodes replies and
  * fills the oldest group; a group is settled once, when its last reply came (or the connection
  * failed), so waiting for a whole flight costs one suspension. Timeouts cost nothing per message:
- * one watchdog fiber per connection wakes at most once per `period` while nothing is late. It
+ * one watchdog per connection (a host timer under Effect's own clock, else a fiber sleeping on
+ * the clock) wakes at most once per `period` while nothing is late. It
  * knows a `Socket`, never `node:*`.
  *
  * @internal
@@ -40,6 +41,7 @@ import * as Async from "./async.js"
 import { byteLength, type Command, encodeLines, verbName as replyName } from "./command.js"
 import * as ReplyDecoder from "./replyDecoder.js"
 import { concat as concatBytes } from "./slab.js"
+import * as Timer from "./timer.js"
 
 export interface EngineOptions {
   /** 0: quiet; 1: `C:`/`S:` transcript at Debug level; 2: the same with timestamps. */
@@ -340,6 +342,8 @@ export const make = (
     const terminate = (error: (during: string) => SmtpError): void => {
       if (closedWith !== undefined) return
       closedWith = error
+      cancelTimer?.()
+      cancelTimer = undefined
       Deferred.unsafeDone(wake, Exit.void)
       for (const g of owed.splice(0)) {
         const verb = verbAt(g, g.replies.length)
@@ -368,9 +372,32 @@ export const make = (
     let writingWhat: What = ""
     let writeSeq = 0
     let watchdogTarget = Number.POSITIVE_INFINITY
+    // Under Effect's own clock the watchdog is a host timer, armed and re-armed from callbacks
+    // (no fiber, no race); under another clock (a TestClock) a fiber sleeping on that clock.
+    const timers = clock === Timer.defaultClock
+    let cancelTimer: (() => void) | undefined
+    /** Set when the engine's Scope closes: no timer is armed after it. */
+    let timerStopped = false
+    /** The timer's next check, at `at` (the one armed before is cancelled). */
+    const armTimer = (at: number): void => {
+      cancelTimer?.()
+      cancelTimer = undefined
+      if (closedWith !== undefined || timerStopped) return
+      watchdogTarget = at
+      cancelTimer = Timer.schedule(tick, at - clock.unsafeCurrentTimeMillis())
+    }
+    /** A check from the timer, or the first one (a poke may have armed a timer before it). */
+    const tick = (): void => {
+      if (closedWith !== undefined) return
+      const next = check()
+      if (next !== -1) armTimer(next)
+    }
     let wake = Deferred.unsafeMake<void>(FiberId.none)
+    /** A deadline earlier than the watchdog's next check: check then. */
     const poke = (deadline: number) => {
-      if (deadline < watchdogTarget) Deferred.unsafeDone(wake, Exit.void)
+      if (deadline >= watchdogTarget) return
+      if (timers) armTimer(deadline)
+      else Deferred.unsafeDone(wake, Exit.void)
     }
     const startWaiting = (): void => {
       const head = owed[0]
@@ -538,30 +565,44 @@ export const make = (
       })
     )
 
+    /**
+     * The watchdog's check: closes the connection when a deadline has passed (and returns -1),
+     * else returns when to check next.
+     */
+    const check = (): number => {
+      const now = clock.unsafeCurrentTimeMillis()
+      let next = now + period
+      const head = owed[0]
+      if (head !== undefined && head.deadline !== -1) {
+        if (now >= head.deadline) {
+          const verb = verbAt(head, head.replies.length)
+          const error = new SmtpTimeout({
+            phase: `waiting for the reply to ${replyName(verb)}`,
+            timeoutMillis: timeoutMillis(verb)
+          })
+          terminate(() => error)
+          return -1
+        }
+        next = Math.min(next, head.deadline)
+      }
+      if (writingSince !== -1) {
+        const deadline = writingSince + writeMillis
+        if (now >= deadline) {
+          const error = new SmtpTimeout({ phase: describe(writingWhat), timeoutMillis: writeMillis })
+          terminate(() => error)
+          return -1
+        }
+        next = Math.min(next, deadline)
+      }
+      return next
+    }
+
+    /** Under another clock: a fiber that sleeps on it until the next check or a poke. */
     const watchdog = Effect.gen(function*() {
       while (closedWith === undefined) {
         const now = clock.unsafeCurrentTimeMillis()
-        let next = now + period
-        const head = owed[0]
-        if (head !== undefined && head.deadline !== -1) {
-          if (now >= head.deadline) {
-            const verb = verbAt(head, head.replies.length)
-            const error = new SmtpTimeout({
-              phase: `waiting for the reply to ${replyName(verb)}`,
-              timeoutMillis: timeoutMillis(verb)
-            })
-            return terminate(() => error)
-          }
-          next = Math.min(next, head.deadline)
-        }
-        if (writingSince !== -1) {
-          const deadline = writingSince + writeMillis
-          if (now >= deadline) {
-            const error = new SmtpTimeout({ phase: describe(writingWhat), timeoutMillis: writeMillis })
-            return terminate(() => error)
-          }
-          next = Math.min(next, deadline)
-        }
+        const next = check()
+        if (next === -1) return
         wake = Deferred.unsafeMake<void>(FiberId.none)
         watchdogTarget = next
         yield* Effect.raceFirst(Clock.sleep(Duration.millis(next - now)), Deferred.await(wake))
@@ -920,7 +961,18 @@ export const make = (
         Effect.onInterrupt(() => Effect.sync(() => terminate(disconnected())))
       )
 
-    yield* Effect.forkIn(watchdog, scope)
+    if (timers) {
+      yield* Scope.addFinalizer(
+        scope,
+        Effect.sync(() => {
+          timerStopped = true
+          cancelTimer?.()
+        })
+      )
+      tick()
+    } else {
+      yield* Effect.forkIn(watchdog, scope)
+    }
 
     return {
       // (made at each run: a group's wait is an `Async.once`)

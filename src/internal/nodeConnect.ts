@@ -16,6 +16,7 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import { SmtpConnectError, SmtpTimeout, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
+import * as Timer from "./timer.js"
 import { withHandshakeTimeout } from "./tlsHandshake.js"
 
 const untrusted = new Set([
@@ -213,9 +214,17 @@ export const connectVia = (tunnel: Tunnel | undefined) =>
       via = target.right
     }
     const through = via === undefined ? "" : ` through ${via.name}`
+    const timedOut = () =>
+      new SmtpTimeout({
+        phase: `connecting to ${address}${through}`,
+        timeoutMillis: Duration.toMillis(options.timeout)
+      })
+    // under Effect's own clock the timeout of a direct dial is a timer in its callbacks (no race,
+    // no fiber); a tunnel's opening, or another clock (a TestClock): Effect.timeoutFail
+    const timerInside = tunnel === undefined && (yield* Effect.clock) === Timer.defaultClock
     let raw: Net.Socket | undefined
     yield* Effect.addFinalizer(() => Effect.sync(() => raw?.destroy()))
-    const dial = Effect.async<Net.Socket, SmtpConnectError>((resume) => {
+    const dial = Effect.async<Net.Socket, SmtpConnectError | SmtpTimeout>((resume) => {
       let s: Net.Socket
       try {
         s = open()
@@ -238,7 +247,14 @@ export const connectVia = (tunnel: Tunnel | undefined) =>
           })
       }
       raw = s
+      const cancelTimer = timerInside ?
+        Timer.schedule(() => {
+          s.destroy()
+          resume(Effect.fail(timedOut()))
+        }, Duration.toMillis(options.timeout)) :
+        undefined
       const onError = (cause: Error) => {
+        cancelTimer?.()
         s.destroy()
         resume(Effect.fail(
           new SmtpConnectError({
@@ -249,24 +265,21 @@ export const connectVia = (tunnel: Tunnel | undefined) =>
       }
       s.once("error", onError)
       s.once("connect", () => {
+        cancelTimer?.()
         s.off("error", onError)
         // errors surface through the Socket's run; this keeps an error between runs from crashing
         s.on("error", () => {})
         resume(Effect.succeed(s))
       })
-      return Effect.sync(() => s.destroy())
+      return Effect.sync(() => {
+        cancelTimer?.()
+        s.destroy()
+      })
     })
-    const socket = yield* (tunnel === undefined ? dial : Effect.tap(dial, (s) => tunnel.open(s, options)))
-      .pipe(
-        Effect.timeoutFail({
-          duration: options.timeout,
-          onTimeout: () =>
-            new SmtpTimeout({
-              phase: `connecting to ${address}${through}`,
-              timeoutMillis: Duration.toMillis(options.timeout)
-            })
-        })
-      )
+    const socket = yield* timerInside ?
+      dial :
+      (tunnel === undefined ? dial : Effect.tap(dial, (s) => tunnel.open(s, options)))
+        .pipe(Effect.timeoutFail({ duration: options.timeout, onTimeout: timedOut }))
     const connection = options.tls !== undefined ?
       yield* wrap(yield* handshake(socket, options.host, options.tls), socket, options.host, true) :
       yield* wrap(socket, socket, options.host, false)

@@ -1,0 +1,171 @@
+/**
+ * Timeouts under Effect's own clock, over real sockets: the connect timeout and the reply
+ * watchdog are host timers in the connection's callbacks, not races between fibers (a TestClock
+ * drives the fiber form: the scripted and fault tests). Each still fires at its deadline, and
+ * nothing of them is left once the Scope closes.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
+import { SmtpClient } from "effect-smtp"
+import { NodeSmtpTransport } from "effect-smtp/node"
+import * as ChildProcess from "node:child_process"
+import * as Net from "node:net"
+import { resources } from "../support/resources.js"
+import * as EmbeddedServer from "../support/smtpServer.js"
+
+/** A pause that ends from a promise (an Effect.sleep's own timer would still be listed). */
+const settle = Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, 50)))
+
+/**
+ * A line server: greets (unless `greet` is false) and writes what `answer` gives for each line
+ * (nothing when it gives undefined).
+ */
+const lineServer = (answer: (line: string) => string | undefined, greet = true) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly server: Net.Server; readonly sockets: Set<Net.Socket> }>((resume) => {
+      const sockets = new Set<Net.Socket>()
+      const server = Net.createServer((socket) => {
+        sockets.add(socket)
+        socket.on("error", () => {})
+        socket.on("close", () => sockets.delete(socket))
+        if (greet) socket.write("220 ready\r\n")
+        socket.on("data", (data) => {
+          for (const line of data.toString().split("\r\n").filter((l) => l !== "")) {
+            const reply = answer(line)
+            if (reply !== undefined) socket.write(`${reply}\r\n`)
+          }
+        })
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, sockets })))
+    }),
+    ({ server, sockets }) =>
+      Effect.async<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+  )
+
+/**
+ * A listening socket that never accepts, its queue (backlog 0) filled by one connection: a dial
+ * to it stays in SYN_SENT until the client gives up. (Node's own servers accept at once:
+ * Python's socket module holds the listener.)
+ */
+const unacceptingPort = Effect.acquireRelease(
+  Effect.async<{ readonly port: number; readonly child: ChildProcess.ChildProcess; readonly filler: Net.Socket }>(
+    (resume) => {
+      const child = ChildProcess.spawn("python3", [
+        "-c",
+        "import socket, sys\n" +
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)\n" +
+        "print(s.getsockname()[1], flush=True)\n" +
+        "sys.stdin.read()\n"
+      ], { stdio: ["pipe", "pipe", "inherit"] })
+      child.stdout.once("data", (data: Buffer) => {
+        const port = Number(data.toString().trim())
+        const filler = Net.connect({ host: "127.0.0.1", port })
+        filler.on("error", () => {})
+        filler.once("connect", () => resume(Effect.succeed({ port, child, filler })))
+      })
+    }
+  ),
+  ({ child, filler }) =>
+    Effect.async<void>((resume) => {
+      filler.destroy()
+      child.once("exit", () => resume(Effect.void))
+      child.stdin?.end()
+    })
+)
+
+/** Counts the fibers started inside `effect` (a Supervisor on every fiber it forks). */
+class Forks extends Supervisor.AbstractSupervisor<void> {
+  started = 0
+  value = Effect.void
+  override onStart() {
+    this.started++
+  }
+}
+
+describe("timeouts under Effect's clock (host timers)", () => {
+  it.live("a dial that never completes ends at the connect timeout, and leaves no socket or timer", () =>
+    Effect.gen(function*() {
+      const { port } = yield* unacceptingPort
+      yield* settle
+      const before = resources()
+      const started = Date.now()
+      const error = yield* Effect.flip(
+        Effect.scoped(SmtpClient.connect({ host: "127.0.0.1", port, timeout: "300 millis", localHostname: "c.test" }))
+      )
+      const elapsed = Date.now() - started
+      assert.strictEqual(error._tag, "SmtpTimeout")
+      assert.strictEqual(error.message, `Timed out after 300 ms: connecting to 127.0.0.1:${port}`)
+      assert.isAtLeast(elapsed, 290)
+      assert.isBelow(elapsed, 3000)
+      yield* settle
+      assert.deepStrictEqual(resources(), before)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("a reply timeout shorter than the watchdog's period (1 s) ends the wait at its own deadline", () =>
+    Effect.gen(function*() {
+      // greets and answers EHLO, then never answers again
+      const { server, sockets } = yield* lineServer((line) => (line.startsWith("EHLO") ? "250 ok" : undefined))
+      const port = (server.address() as Net.AddressInfo).port
+      yield* settle
+      const before = resources()
+      const error = yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect({
+          host: "127.0.0.1",
+          port,
+          timeout: "150 millis",
+          closeTimeout: "100 millis",
+          localHostname: "c.test"
+        })
+        // idle past the greeting's deadline: the watchdog's next check is now a second away, and
+        // the NOOP's deadline, nearer, must bring it forward
+        yield* Effect.sleep("200 millis")
+        const started = Date.now()
+        const error = yield* Effect.flip(smtp.noop)
+        return { error, elapsed: Date.now() - started }
+      }))
+      assert.strictEqual(error.error._tag, "SmtpTimeout")
+      assert.strictEqual(error.error.message, "Timed out after 150 ms: waiting for the reply to NOOP")
+      assert.isAtLeast(error.elapsed, 140)
+      assert.isBelow(error.elapsed, 700)
+      for (const socket of sockets) socket.destroy()
+      yield* settle
+      // (a timer of Effect's scheduler may be listed in either snapshot: none may be added)
+      const { Timeout: timersAfter = 0, ...after } = resources()
+      const { Timeout: timersBefore = 0, ...rest } = before
+      assert.deepStrictEqual(after, rest)
+      assert.isAtMost(timersAfter, timersBefore)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("a greeting that never comes ends at the reply timeout", () =>
+    Effect.gen(function*() {
+      const { server } = yield* lineServer(() => undefined, false)
+      const port = (server.address() as Net.AddressInfo).port
+      const started = Date.now()
+      const error = yield* Effect.flip(
+        Effect.scoped(SmtpClient.connect({ host: "127.0.0.1", port, timeout: "150 millis", localHostname: "c.test" }))
+      )
+      assert.strictEqual(error.message, "Timed out after 150 ms: waiting for the reply to <greeting>")
+      assert.isAtLeast(Date.now() - started, 140)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("a connection forks only its reader: the watchdog and the connect timeout are no fibers", () =>
+    Effect.gen(function*() {
+      const server = yield* EmbeddedServer.make()
+      const forks = new Forks()
+      const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        effect.pipe(
+          Effect.supervised(forks),
+          Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
+        )
+      yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* counted(SmtpClient.connect({ host: server.host, port: server.port, timeout: "5 seconds" }))
+        assert.strictEqual(forks.started, 1)
+        yield* counted(smtp.sendmail("a@example.test", "b@example.test", "Subject: x\r\n\r\ny\r\n"))
+        assert.strictEqual(forks.started, 1)
+      }))
+      yield* server.waitFor(1)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+})
