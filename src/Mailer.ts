@@ -33,6 +33,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 import * as Batch from "./internal/batch.js"
+import * as BulkInput from "./internal/bulkInput.js"
 import * as ConnectionPool from "./internal/connectionPool.js"
 import { Handoff } from "./internal/handoff.js"
 import * as Iterators from "./internal/iterators.js"
@@ -428,7 +429,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
      * message in memory. A `Message` or a Stream goes alone.
      */
     const batchable = <E, R>(item: BulkItem<E, R>): boolean =>
-      signer === undefined && isItem(item) && "from" in item && (
+      signer === undefined && BulkInput.isItem(item) && "from" in item && (
         // a batch with BDAT takes messages of at most 1 MiB (a string's line ends may grow it)
         (typeof item.message === "string" && item.message.length <= BATCH_LIMIT / 2) ||
         (item.message instanceof Uint8Array && item.message.length <= BATCH_LIMIT)
@@ -439,8 +440,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       index: number,
       firstFailure?: SmtpError
     ): Effect.Effect<BulkOutcome<E>, never, R> =>
-      (!isItem(item)
-        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(notAnItem()))
+      (!BulkInput.isItem(item)
+        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(BulkInput.notAnItem()))
         : "from" in item
         ? Effect.flatMap(
           signRaw(item.message),
@@ -746,13 +747,6 @@ const INPUT_AHEAD = (concurrency: number) => Math.max(concurrency, 16)
 const OWED_MAX = 16
 /** Items a batch takes before it gives its connection up to another send that waits for one. */
 const FAIR_SHARE = 64
-
-/** A JavaScript caller may give anything: an item that is not an object is refused as its outcome. */
-const isItem = Predicate.isObject
-const notAnItem = () =>
-  new SmtpInvalidInput({
-    reason: "A sendAll item must be an object: { from, to, message } or { message } with a Message"
-  })
 
 const isSmtpErrorRetryable = (error: unknown): boolean => isSmtpError(error) && isRetryable(error)
 

@@ -22,6 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as BulkInput from "../internal/bulkInput.js"
 import * as Mailer from "../Mailer.js"
 import type * as SmtpConnection from "../SmtpConnection.js"
 import { classify, isSmtpError, type SmtpError } from "../SmtpError.js"
@@ -258,14 +259,19 @@ export const make = (
       bulkOptions?: Mailer.BulkOptions
     ): Stream.Stream<Mailer.BulkOutcome<E>, EI, R | RI> => {
       if (failures_.length === 0) return real.sendAll(items, bulkOptions)
-      // with failures injected, the items go one by one, each failing or sent as by send
+      // with failures injected, the items go one by one, each failing or sent as by send (an
+      // iterable read one at a time and closed when left part of the way, as the Mailer reads it)
       const input: Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
         items as Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> :
-        Stream.fromIterable(items as Iterable<Mailer.BulkItem<E, R>>)
+        BulkInput.fromIterable(items as Iterable<Mailer.BulkItem<E, R>>)
       return input.pipe(
         Stream.zipWithIndex,
         Stream.mapEffect(([item, index]) => {
-          const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = "from" in item ?
+          // an item that is not an object (from JavaScript) is refused as the Mailer refuses it,
+          // without taking an injected failure (nothing is sent)
+          const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = !BulkInput.isItem(item) ?
+            Effect.fail(BulkInput.notAnItem()) :
+            "from" in item ?
             mailer.send({ from: item.from, to: item.to, message: item.message, options: item.options }) :
             mailer.send(item.message, item.options)
           return Effect.match(send, {

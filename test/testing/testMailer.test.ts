@@ -177,6 +177,56 @@ describe("TestMailer", () => {
       assert.deepStrictEqual(sent.map((o) => o._tag), ["Sent"])
     }).pipe(Effect.provide(TestMailer.layer())))
 
+  it.effect("sendAll with failures injected takes its input as the Mailer does: an item that is not an object is its outcome, an iterable is read one at a time and closed", () =>
+    Effect.gen(function*() {
+      const mailer = yield* Mailer.Mailer
+      const item = { from: "a@example.com", to: "b@example.com", message: "Subject: x\r\n\r\nx\r\n" }
+      yield* TestMailer.failWith(new SmtpError.SmtpTimeout({ phase: "reply to RCPT", timeoutMillis: 1000 }), {
+        times: 1
+      })
+      // (from JavaScript: anything)
+      const outcomes = yield* Stream.runCollect(mailer.sendAll([item, null, 42, item] as Array<Mailer.BulkItem>))
+      assert.deepStrictEqual(
+        Chunk.toReadonlyArray(outcomes).map((o) =>
+          o._tag === "Failed" ? [o.index, o.error._tag, o.disposition, o.error.message] : [o.index, o._tag]
+        ),
+        [
+          [0, "SmtpTimeout", "transient", "Timed out after 1000 ms: reply to RCPT"],
+          [
+            1,
+            "SmtpInvalidInput",
+            "permanent",
+            "A sendAll item must be an object: { from, to, message } or { message } with a Message"
+          ],
+          [
+            2,
+            "SmtpInvalidInput",
+            "permanent",
+            "A sendAll item must be an object: { from, to, message } or { message } with a Message"
+          ],
+          [3, "Sent"]
+        ]
+      )
+      // a generator left part of the way runs its finally, and was not read far ahead
+      yield* TestMailer.failWith(new SmtpError.SmtpTimeout({ phase: "reply to RCPT", timeoutMillis: 1000 }))
+      let read = 0
+      let closed = false
+      function* items() {
+        try {
+          for (let i = 0; i < 10_000; i++) {
+            read++
+            yield item
+          }
+        } finally {
+          closed = true
+        }
+      }
+      const two = yield* Stream.runCollect(Stream.take(mailer.sendAll(items()), 2))
+      assert.deepStrictEqual(Chunk.toReadonlyArray(two).map((o) => o._tag), ["Failed", "Failed"])
+      assert.isTrue(closed)
+      assert.isAtMost(read, 3)
+    }).pipe(Effect.provide(TestMailer.layer())))
+
   it.effect("failures through the protocol: a 4xx at the end of data, a hang-up after it (delivery unknown)", () =>
     Effect.gen(function*() {
       const mailer = yield* Mailer.Mailer
