@@ -98,12 +98,14 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * outcome (it had died and lost the others') and an input iterable closed when read part of the
  * way (a generator's finally ran never): +1 KB on the sendmail and Mailer ceilings; then +1.1 KB
  * (Mailer) for `sendAll` at 2.4x its rate (its own input queue with a synchronous poll, outcomes a
- * chunk at a time, 16 messages in flight at most): +1 KB more on the Mailer ceiling.
+ * chunk at a time, 16 messages in flight at most): +1 KB more on the Mailer ceiling. Session 29:
+ * +0.66 KB (each) for timeouts as host timers under Effect's own clock (the watchdog and the dial's
+ * timeout were races of two fibers; the fiber forms stay for a TestClock): +1 KB on each ceiling.
  */
 const budgets = [
-  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 122 * KB },
-  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 165 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 199 * KB }
+  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 123 * KB },
+  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 166 * KB },
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 200 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */
