@@ -17,7 +17,7 @@ import * as Tls from "node:tls"
 import { SmtpConnectError, SmtpTimeout, SmtpTlsError, type TlsFailureReason } from "../SmtpError.js"
 import type * as SmtpTransport from "../SmtpTransport.js"
 import * as Timer from "./timer.js"
-import { withHandshakeTimeout } from "./tlsHandshake.js"
+import { handshakeTimedOut, withHandshakeTimeout } from "./tlsHandshake.js"
 
 const untrusted = new Set([
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -68,7 +68,23 @@ const handshake = (
 ): Effect.Effect<Tls.TLSSocket, SmtpTlsError | SmtpTimeout> => {
   const timeout = Duration.decode(options.handshakeTimeout ?? Duration.seconds(30))
   const servername = options.servername ?? host.replace(/^\[|\]$/g, "")
-  return Effect.async<Tls.TLSSocket, SmtpTlsError>((resume) => {
+  // under Effect's own clock the timeout is a timer in the handshake's callbacks (no race, no
+  // fiber); under another clock (a TestClock), Effect.timeoutFail
+  return Effect.clockWith((clock) => {
+    const timerInside = clock === Timer.defaultClock
+    const tls = tlsHandshake(raw, servername, options, timerInside ? timeout : undefined)
+    return timerInside ? tls : withHandshakeTimeout(timeout)(tls)
+  })
+}
+
+/** The handshake on `raw`; with `timeout`, failed by a timer of its own when it takes longer. */
+const tlsHandshake = (
+  raw: Net.Socket,
+  servername: string,
+  options: SmtpTransport.TlsOptions,
+  timeout: Duration.Duration | undefined
+): Effect.Effect<Tls.TLSSocket, SmtpTlsError> =>
+  Effect.async<Tls.TLSSocket, SmtpTlsError>((resume) => {
     const ca = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca]
     let socket: Tls.TLSSocket
     try {
@@ -91,22 +107,28 @@ const handshake = (
         rejectUnauthorized: options.rejectUnauthorized ?? true
       } as Tls.ConnectionOptions)
     }
+    const cancelTimer = timeout === undefined ? undefined : Timer.schedule(() => {
+      socket.destroy()
+      resume(Effect.fail(handshakeTimedOut(timeout)))
+    }, Duration.toMillis(timeout))
     const onError = (error: Error) => {
+      cancelTimer?.()
       socket.destroy()
       resume(Effect.fail(classifyTlsError(error)))
     }
     socket.once("error", onError)
     socket.once("secureConnect", () => {
+      cancelTimer?.()
       socket.off("error", onError)
       socket.on("error", () => {})
       socket.setNoDelay(true)
       resume(Effect.succeed(socket))
     })
-    return Effect.sync(() => socket.destroy())
-  }).pipe(
-    withHandshakeTimeout(timeout)
-  )
-}
+    return Effect.sync(() => {
+      cancelTimer?.()
+      socket.destroy()
+    })
+  })
 
 const wrap = (
   duplex: Net.Socket,

@@ -10,6 +10,7 @@ import { SmtpClient } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
+import { testPki } from "../support/certs.js"
 import { resources } from "../support/resources.js"
 import * as EmbeddedServer from "../support/smtpServer.js"
 
@@ -167,5 +168,31 @@ describe("timeouts under Effect's clock (host timers)", () => {
         assert.strictEqual(forks.started, 1)
       }))
       yield* server.waitFor(1)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("so does one over TLS: the handshake's timeout is a timer too (implicit TLS, then STARTTLS: a reader each)", () =>
+    Effect.gen(function*() {
+      const { ca, server: cert } = yield* Effect.promise(() => testPki())
+      const forks = new Forks()
+      const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        effect.pipe(
+          Effect.supervised(forks),
+          Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
+        )
+      for (const secure of [true, false]) {
+        const server = yield* EmbeddedServer.make({ disabledCommands: [], key: cert.key, cert: cert.cert, secure })
+        forks.started = 0
+        yield* Effect.scoped(Effect.gen(function*() {
+          const smtp = yield* counted(SmtpClient.connect({
+            host: "127.0.0.1",
+            port: server.port,
+            security: secure ? "tls" : "starttls",
+            tls: { ca: ca.cert, servername: "localhost", handshakeTimeout: "5 seconds" }
+          }))
+          assert.isTrue(yield* smtp.isSecure)
+          // STARTTLS stops the plaintext reader and starts one over TLS
+          assert.strictEqual(forks.started, secure ? 1 : 2)
+        }))
+      }
     }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
 })
