@@ -73,8 +73,9 @@ const lookupWithin = (millis: number, fallback: string): Promise<string> => {
 /**
  * smtplib's default `local_hostname`: the fully qualified domain name of this host when it has
  * one (a name with a dot, from the resolver), else an address literal such as `[127.0.0.1]`.
- * Looked up once per process; a connection made while the resolver has not answered within 5
- * seconds greets with `[127.0.0.1]`.
+ * Looked up once per process, and answered without waiting once the resolver has answered; a
+ * connection made while it has not answered within 5 seconds (real time, whatever Effect's clock:
+ * the wait is for the system's resolver) greets with `[127.0.0.1]`.
  *
  * @since 0.1.0
  * @category constructors

@@ -362,7 +362,7 @@ export const make = (
       Effect.runSync(connection.close)
     }
 
-    // Timeouts: one watchdog fiber per connection. The oldest owed group's wait for its next
+    // Timeouts: one watchdog per connection. The oldest owed group's wait for its next
     // reply begins when it becomes the oldest (a reply cannot come before the ones ahead of it) and
     // its commands are written; a write's wait begins when it is handed to the socket. The
     // watchdog sleeps `period` at most, the shortest timeout, so a deadline set later is never
@@ -376,6 +376,12 @@ export const make = (
     // (no fiber, no race); under another clock (a TestClock) a fiber sleeping on that clock.
     const timers = clock === Timer.defaultClock
     let cancelTimer: (() => void) | undefined
+    /**
+     * Set when the watchdog starts (at the end of `make`, with its finalizer in place): a poke
+     * before then arms nothing (an interrupted `make` would leave the timer behind), the first
+     * check covers what was owed by then.
+     */
+    let timerStarted = false
     /** Set when the engine's Scope closes: no timer is armed after it. */
     let timerStopped = false
     /** The timer's next check, at `at` (the one armed before is cancelled). */
@@ -386,7 +392,7 @@ export const make = (
       watchdogTarget = at
       cancelTimer = Timer.schedule(tick, at - clock.unsafeCurrentTimeMillis())
     }
-    /** A check from the timer, or the first one (a poke may have armed a timer before it). */
+    /** A check from the timer, or the first one. */
     const tick = (): void => {
       if (closedWith !== undefined) return
       const next = check()
@@ -396,8 +402,8 @@ export const make = (
     /** A deadline earlier than the watchdog's next check: check then. */
     const poke = (deadline: number) => {
       if (deadline >= watchdogTarget) return
-      if (timers) armTimer(deadline)
-      else Deferred.unsafeDone(wake, Exit.void)
+      if (!timers) Deferred.unsafeDone(wake, Exit.void)
+      else if (timerStarted) armTimer(deadline)
     }
     const startWaiting = (): void => {
       const head = owed[0]
@@ -969,6 +975,7 @@ export const make = (
           cancelTimer?.()
         })
       )
+      timerStarted = true
       tick()
     } else {
       yield* Effect.forkIn(watchdog, scope)

@@ -5,8 +5,8 @@
  * nothing of them is left once the Scope closes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
-import { SmtpClient } from "effect-smtp"
+import { Deferred, Effect, Fiber, Layer, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
+import { SmtpClient, SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
@@ -75,6 +75,39 @@ const unacceptingPort = Effect.acquireRelease(
       child.once("exit", () => resume(Effect.void))
       child.stdin?.end()
     })
+)
+
+/**
+ * Tracks the host timers made while in scope (`setTimeout` wrapped): `pending` lists the delays of
+ * those neither cancelled nor fired.
+ */
+const trackTimers = Effect.acquireRelease(
+  Effect.sync(() => {
+    const set = globalThis.setTimeout
+    const clear = globalThis.clearTimeout
+    const live = new Map<unknown, number>()
+    globalThis.setTimeout = ((callback: (...args: Array<unknown>) => void, ms?: number, ...args: Array<unknown>) => {
+      const handle = set(
+        (...a: Array<unknown>) => {
+          live.delete(handle)
+          callback(...a)
+        },
+        ms,
+        ...args
+      )
+      live.set(handle, ms ?? 0)
+      return handle
+    }) as typeof setTimeout
+    globalThis.clearTimeout = ((handle: Parameters<typeof clearTimeout>[0]) => {
+      live.delete(handle)
+      clear(handle)
+    }) as typeof clearTimeout
+    return {
+      pending: () => [...live.values()],
+      restore: () => Object.assign(globalThis, { setTimeout: set, clearTimeout: clear })
+    }
+  }),
+  (tracker) => Effect.sync(tracker.restore)
 )
 
 /** Counts the fibers started inside `effect` (a Supervisor on every fiber it forks). */
@@ -151,6 +184,40 @@ describe("timeouts under Effect's clock (host timers)", () => {
       assert.strictEqual(error.message, "Timed out after 150 ms: waiting for the reply to <greeting>")
       assert.isAtLeast(Date.now() - started, 140)
     }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("a connect interrupted before its watchdog starts leaves no timer (a writer that takes a moment to open)", () =>
+    Effect.gen(function*() {
+      const { server } = yield* lineServer(() => undefined, false)
+      const port = (server.address() as Net.AddressInfo).port
+      const node = yield* SmtpTransport.SmtpTransport.pipe(Effect.provide(NodeSmtpTransport.layer))
+      const opening = yield* Deferred.make<void>()
+      // the greeting's wait is registered, then the engine waits for the socket's writer
+      const slowWriter = Layer.succeed(SmtpTransport.SmtpTransport, {
+        ...node,
+        connect: (options) =>
+          Effect.map(node.connect(options), (connection) => ({
+            ...connection,
+            socket: {
+              ...connection.socket,
+              writer: Effect.zipRight(
+                Deferred.succeed(opening, undefined),
+                Effect.zipRight(Effect.sleep("50 millis"), connection.socket.writer)
+              )
+            }
+          }))
+      })
+      const timers = yield* trackTimers
+      const fiber = yield* Effect.fork(
+        Effect.scoped(SmtpClient.connect({ host: "127.0.0.1", port, timeout: "200 millis", localHostname: "c.test" }))
+          .pipe(Effect.provide(slowWriter))
+      )
+      yield* Deferred.await(opening)
+      yield* Fiber.interrupt(fiber)
+      yield* settle
+      // every timer made since is cancelled or has fired (the greeting's, left armed, would fire
+      // into a half-made engine)
+      assert.deepStrictEqual(timers.pending(), [])
+    }).pipe(Effect.scoped))
 
   it.live("a connection forks only its reader: the watchdog and the connect timeout are no fibers", () =>
     Effect.gen(function*() {
