@@ -17,7 +17,7 @@ import {
 import { TestTransport } from "effect-smtp/testing"
 import { eventually, guard, makeServerWith } from "../session/support.js"
 import { recordingTracer } from "../support/tracer.js"
-import { bdatSteps, body, CHUNKING, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
+import { bdatSteps, body, CHUNKING, connectOptions, dataSteps, item, PIPELINING, throwingItem } from "./batchSupport.js"
 
 /** `f` on a connection to the server of `layer`, in a Scope of its own (QUIT when it ends). */
 const onConnection = <A, E>(
@@ -305,13 +305,7 @@ for (const kind of serverKinds) {
           assert.strictEqual(returns, 0)
           // an item that throws (its getter) is not the iterator throwing: the iterator is left
           // part of the way and closed, as a for...of whose body throws closes it
-          const throwing = {
-            from: "a@x.test",
-            get to(): string {
-              throw new Error("a getter that throws")
-            },
-            message: "x"
-          } as SmtpConnection.BatchItem
+          const throwing = throwingItem()
           const died = yield* onConnection(
             made.layer,
             (smtp) => Effect.exit(smtp.sendBatchAll(counted([item(4), throwing, item(6)], false)))

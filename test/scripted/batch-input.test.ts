@@ -6,9 +6,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Option, Stream } from "effect"
-import { SmtpClient, type SmtpConnection } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
 import { eventually, guard, makeServerWith } from "../session/support.js"
-import { body, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
+import { body, connectOptions, dataSteps, item, PIPELINING, throwingItem } from "./batchSupport.js"
 
 for (const syncWrite of [false, true]) {
   const suffix = syncWrite ? " (synchronous write)" : ""
@@ -54,13 +54,7 @@ for (const syncWrite of [false, true]) {
             ]
           })
           // (an item that is not a BatchItem is that item's NotSent outcome: batch-all.test.ts)
-          const bad = {
-            from: "a@x.test",
-            get to(): string {
-              throw new Error("a getter that throws")
-            },
-            message: "x"
-          } as SmtpConnection.BatchItem
+          const bad = throwingItem()
           const seen: Array<string> = []
           const exit = yield* Effect.scoped(Effect.gen(function*() {
             const smtp = yield* SmtpClient.connect(connectOptions)

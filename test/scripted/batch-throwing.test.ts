@@ -5,9 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Stream } from "effect"
-import { SmtpClient, type SmtpConnection } from "effect-smtp"
+import { SmtpClient } from "effect-smtp"
 import { guard, makeServerWith } from "../session/support.js"
-import { bdatSteps, CHUNKING, connectOptions, dataSteps, item, PIPELINING } from "./batchSupport.js"
+import { bdatSteps, CHUNKING, connectOptions, dataSteps, item, PIPELINING, throwingItem } from "./batchSupport.js"
 
 for (const [mode, ehlo, steps] of [["DATA", PIPELINING, dataSteps], ["BDAT", CHUNKING, bdatSteps]] as const) {
   describe(`${mode}: a Stream whose chunk holds an item whose getter throws`, () => {
@@ -24,13 +24,7 @@ for (const [mode, ehlo, steps] of [["DATA", PIPELINING, dataSteps], ["BDAT", CHU
             ]
           })
           // (an item that is not a BatchItem is that item's NotSent outcome: batch-all.test.ts)
-          const bad = {
-            from: "a@x.test",
-            get to(): string {
-              throw new Error("a getter that throws")
-            },
-            message: "x"
-          } as SmtpConnection.BatchItem
+          const bad = throwingItem()
           const seen: Array<string> = []
           const exit = yield* Effect.scoped(Effect.gen(function*() {
             const smtp = yield* SmtpClient.connect(connectOptions)

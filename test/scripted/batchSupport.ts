@@ -19,6 +19,19 @@ export const item = (i: number): SmtpConnection.BatchItem => ({
   message: body(i)
 })
 
+/**
+ * An item whose recipient getter throws (a JavaScript caller's object): reading it is a defect,
+ * unlike an item that is not a BatchItem (its own NotSent outcome).
+ */
+export const throwingItem = (): SmtpConnection.BatchItem =>
+  ({
+    from: "a@x.test",
+    get to(): string {
+      throw new Error("a getter that throws")
+    },
+    message: "x"
+  }) as SmtpConnection.BatchItem
+
 /** Message `i` with DATA, every reply positive. */
 export const dataSteps = (i: number) => [
   { expect: "MAIL FROM:<a@x.test>", reply: "250 ok" },
