@@ -9,7 +9,9 @@
  *
  * `--fqdn`: without `localHostname`, so the first connection looks the host's name up (as a
  * program that does not set it); by default `localHostname` is given, as the bench's contestants do.
- * Pin it (`taskset -c 1`) to compare commits on a busy machine; alternate the two builds.
+ * Pin it (`taskset -c 1`) to compare commits on a busy machine; alternate the two builds. It runs
+ * the compiled `bench/dist` (rebuild it first: `npx tsc -p bench/tsconfig.json`) or, through tsx,
+ * the sources.
  */
 import { Effect, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
 import { spawnSync } from "node:child_process"
@@ -69,9 +71,16 @@ if (child) {
   const sink = await startSinkProcess()
   try {
     const cold = Array.from({ length: RUNS }, () => {
+      // (with this process's flags: `--import tsx` when run from source)
       const run = spawnSync(
         process.execPath,
-        [fileURLToPath(import.meta.url), String(sink.port), "--child", ...(fqdn ? ["--fqdn"] : [])],
+        [
+          ...process.execArgv,
+          fileURLToPath(import.meta.url),
+          String(sink.port),
+          "--child",
+          ...(fqdn ? ["--fqdn"] : [])
+        ],
         { encoding: "utf8" }
       )
       if (run.status !== 0) throw new Error(`a child failed: ${run.stderr}`)

@@ -260,7 +260,8 @@ export const make = (
     ): Stream.Stream<Mailer.BulkOutcome<E>, EI, R | RI> => {
       if (failures_.length === 0) return real.sendAll(items, bulkOptions)
       // with failures injected, the items go one by one, each failing or sent as by send (an
-      // iterable read one at a time and closed when left part of the way, as the Mailer reads it)
+      // iterable read one at a time, not 4,096 ahead, and closed when left part of the way, as the
+      // Mailer closes it; the Mailer reads a few items ahead and sends them concurrently)
       const input: Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
         items as Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> :
         BulkInput.fromIterable(items as Iterable<Mailer.BulkItem<E, R>>)
