@@ -5,7 +5,7 @@
  * nothing of them is left once the Scope closes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, RuntimeFlags, RuntimeFlagsPatch, Supervisor } from "effect"
+import { Deferred, Effect, Fiber, Layer, RuntimeFlags, RuntimeFlagsPatch, Stream, Supervisor } from "effect"
 import { SmtpClient, SmtpTransport } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import * as ChildProcess from "node:child_process"
@@ -235,6 +235,79 @@ describe("timeouts under Effect's clock (host timers)", () => {
         assert.strictEqual(forks.started, 1)
       }))
       yield* server.waitFor(1)
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  // (the close's QUIT is bounded by a race, Effect.timeout: it may wait for the session held by
+  // another fiber, which only an interruption ends)
+  it.live("the close against a server that never answers QUIT ends at closeTimeout, and closes the socket", () =>
+    Effect.gen(function*() {
+      const { server, sockets } = yield* lineServer((line) => (line === "QUIT" ? undefined : "250 ok"))
+      const port = (server.address() as Net.AddressInfo).port
+      const timers = yield* trackTimers
+      let closing = 0
+      yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect({
+          host: "127.0.0.1",
+          port,
+          closeTimeout: "200 millis",
+          localHostname: "c.test"
+        })
+        yield* smtp.noop
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            closing = Date.now()
+          })
+        )
+      }))
+      const elapsed = Date.now() - closing
+      assert.isAtLeast(elapsed, 190)
+      assert.isBelow(elapsed, 2000)
+      yield* settle
+      assert.strictEqual(sockets.size, 0, "the server saw the client close")
+      assert.deepStrictEqual(timers.pending(), [])
+    }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
+
+  it.live("the close while another fiber holds the session (a message Stream that never ends) gives up its wait at closeTimeout", () =>
+    Effect.gen(function*() {
+      const { server } = yield* lineServer((
+        line
+      ) => (line === "DATA" ? "354 go" : line === "QUIT" ? "221 bye" : "250 ok"))
+      const port = (server.address() as Net.AddressInfo).port
+      const timers = yield* trackTimers
+      const started = yield* Deferred.make<void>()
+      let closing = 0
+      const stuck = yield* Effect.scoped(Effect.gen(function*() {
+        const smtp = yield* SmtpClient.connect({
+          host: "127.0.0.1",
+          port,
+          closeTimeout: "200 millis",
+          localHostname: "c.test"
+        })
+        // holds the session while it waits for a body that never comes (outside this Scope)
+        const stuck = yield* Effect.forkDaemon(
+          smtp.sendmail(
+            "a@example.test",
+            "b@example.test",
+            Stream.concat(
+              Stream.fromEffect(Deferred.succeed(started, undefined).pipe(Effect.as(new Uint8Array([104, 105])))),
+              Stream.never
+            )
+          )
+        )
+        yield* Deferred.await(started)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            closing = Date.now()
+          })
+        )
+        return stuck
+      }))
+      const elapsed = Date.now() - closing
+      assert.isAtLeast(elapsed, 190)
+      assert.isBelow(elapsed, 2000)
+      yield* Fiber.interrupt(stuck)
+      yield* settle
+      assert.deepStrictEqual(timers.pending(), [])
     }).pipe(Effect.provide(NodeSmtpTransport.layer), Effect.scoped))
 
   it.live("so does one over TLS: the handshake's timeout is a timer too (implicit TLS, then STARTTLS: a reader each)", () =>
