@@ -101,12 +101,14 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * chunk at a time, 16 messages in flight at most): +1 KB more on the Mailer ceiling. Session 29:
  * +0.8 KB (each) for timeouts as host timers under Effect's own clock (the watchdog, the dial's and
  * the handshake's timeouts were races of two fibers; the fiber forms stay for a TestClock): +1 KB on
- * each ceiling.
+ * each ceiling. Then +0.4 KB (Mailer) for a `sendAll` item read once as it is taken (a getter that
+ * threw hung `sendAll` with a rate limit, and made a batch report the item unknown): +1 KB on the
+ * Mailer ceiling.
  */
 const budgets = [
   { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 123 * KB },
   { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 166 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 200 * KB }
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 201 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */

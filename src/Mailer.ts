@@ -442,6 +442,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
     ): Effect.Effect<BulkOutcome<E>, never, R> =>
       (!BulkInput.isItem(item)
         ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(BulkInput.notAnItem()))
+        : BulkInput.isUnreadable(item)
+        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(BulkInput.unreadable()))
         : "from" in item
         ? Effect.flatMap(
           signRaw(item.message),
@@ -487,7 +489,8 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
         const input = new Handoff<readonly [BulkItem<E, R>, number] | undefined>(INPUT_AHEAD(concurrency))
         const output = yield* Queue.bounded<Take.Take<BulkOutcome<E>, EI>>(concurrency)
         let next = 0
-        const offer = (item: BulkItem<E, R>) => input.offer([item, next++] as const)
+        // (read once as it is taken: a getter that throws is that item's outcome)
+        const offer = (item: BulkItem<E, R>) => input.offer([BulkInput.snapshot(item), next++] as const)
         const read: Effect.Effect<void, EI, RI> = Predicate.hasProperty(items, Stream.StreamTypeId) ?
           Stream.runForEach(items as Stream.Stream<BulkItem<E, R>, EI, RI>, offer) :
           Effect.suspend(() => {

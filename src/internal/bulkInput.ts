@@ -18,6 +18,35 @@ export const notAnItem = () =>
     reason: "A sendAll item must be an object: { from, to, message } or { message } with a Message"
   })
 
+/** Marks an item whose properties threw when read (`snapshot`): its outcome is `unreadable()`. */
+export const Unreadable: unique symbol = Symbol.for("effect-smtp/internal/bulkInput/Unreadable")
+
+/**
+ * The item read once into a plain object, as it is taken from the input: a JavaScript caller's
+ * item may have getters, which run here, once. One that throws makes an item marked `Unreadable`
+ * (its own outcome, nothing sent), never a defect further on. What is not an object is passed as
+ * it is (`notAnItem`).
+ */
+export const snapshot = <I>(item: I): I => {
+  if (!isItem(item)) return item
+  try {
+    const read = item as { from?: unknown; to?: unknown; message?: unknown; options?: unknown }
+    return ("from" in read ?
+      { from: read.from, to: read.to, message: read.message, options: read.options } :
+      { message: read.message, options: read.options }) as I
+  } catch {
+    // (what was thrown is the caller's: not repeated in the error)
+    return { [Unreadable]: true } as I
+  }
+}
+
+export const isUnreadable = (item: object): boolean => Unreadable in item
+
+export const unreadable = () =>
+  new SmtpInvalidInput({
+    reason: "A sendAll item could not be read: reading one of its properties threw"
+  })
+
 /**
  * The items of an iterable as a Stream read one at a time (`Stream.fromIterable` reads up to 4,096
  * ahead), the iterator closed when the Stream is left part of the way (as a `for...of` left by

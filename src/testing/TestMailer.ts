@@ -266,12 +266,15 @@ export const make = (
         items as Stream.Stream<Mailer.BulkItem<E, R>, EI, RI> :
         BulkInput.fromIterable(items as Iterable<Mailer.BulkItem<E, R>>)
       return input.pipe(
+        Stream.map(BulkInput.snapshot),
         Stream.zipWithIndex,
         Stream.mapEffect(([item, index]) => {
           // an item that is not an object (from JavaScript) is refused as the Mailer refuses it,
           // without taking an injected failure (nothing is sent)
           const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = !BulkInput.isItem(item) ?
             Effect.fail(BulkInput.notAnItem()) :
+            BulkInput.isUnreadable(item) ?
+            Effect.fail(BulkInput.unreadable()) :
             "from" in item ?
             mailer.send({ from: item.from, to: item.to, message: item.message, options: item.options }) :
             mailer.send(item.message, item.options)

@@ -256,6 +256,67 @@ describe("Mailer.sendAll", () => {
       assert.deepStrictEqual(running.map((f) => f.id()), [])
     }))
 
+  for (const rateLimited of [false, true]) {
+    it.live(`an item whose property throws when read is its own Failed outcome, the others sent on one connection (${rateLimited ? "one at a time: rateLimit" : "batched"})`, () =>
+      Effect.gen(function*() {
+        let connections = 0
+        const server = yield* EmbeddedServer.make({
+          onConnect(_session, callback) {
+            connections++
+            callback()
+          }
+        })
+        let reads = 0
+        // (from JavaScript: an object whose getter throws)
+        const throwing = {
+          from: "a@example.test",
+          get to(): string {
+            reads++
+            throw new Error("a getter that throws")
+          },
+          message: "Subject: never\r\n\r\nnever\r\n"
+        } as Mailer.BulkItem
+        const ok = (i: number): Mailer.BulkItem => ({
+          from: "a@example.test",
+          to: `r${i}@example.test`,
+          message: `Subject: ${i}\r\n\r\nbody ${i}\r\n`
+        })
+        const outcomes = yield* Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make({
+            host: server.host,
+            port: server.port,
+            maxConnections: 1,
+            ...(rateLimited ? { rateLimit: { limit: 1000, interval: "1 second" } } : {})
+          })
+          return yield* Stream.runCollect(mailer.sendAll([ok(0), ok(1), throwing, ok(3)]))
+        })).pipe(Effect.provide(NodeSmtpTransport.layer))
+        assert.deepStrictEqual(
+          Chunk.toReadonlyArray(outcomes).map((o) =>
+            o._tag === "Sent" ? [o.index, "Sent"] : [o.index, o.error._tag, o.disposition, o.error.message]
+          ).sort((a, b) => (a[0] as number) - (b[0] as number)),
+          [
+            [0, "Sent"],
+            [1, "Sent"],
+            [
+              2,
+              "SmtpInvalidInput",
+              "permanent",
+              "A sendAll item could not be read: reading one of its properties threw"
+            ],
+            [3, "Sent"]
+          ]
+        )
+        assert.strictEqual(reads, 1)
+        const received = yield* server.waitFor(3)
+        assert.deepStrictEqual(received.map((r) => r.to[0]).sort(), [
+          "r0@example.test",
+          "r1@example.test",
+          "r3@example.test"
+        ])
+        assert.strictEqual(connections, 1)
+      }).pipe(Effect.scoped))
+  }
+
   it.live("over real sockets: every item once, at most maxConnections connections", () =>
     Effect.gen(function*() {
       let open = 0

@@ -177,7 +177,7 @@ describe("TestMailer", () => {
       assert.deepStrictEqual(sent.map((o) => o._tag), ["Sent"])
     }).pipe(Effect.provide(TestMailer.layer())))
 
-  it.effect("sendAll with failures injected takes its input as the Mailer does: an item that is not an object is its outcome, an iterable is read one at a time and closed", () =>
+  it.effect("sendAll with failures injected takes its input as the Mailer does: an item that is not an object or cannot be read is its outcome, an iterable is read one at a time and closed", () =>
     Effect.gen(function*() {
       const mailer = yield* Mailer.Mailer
       const item = { from: "a@example.com", to: "b@example.com", message: "Subject: x\r\n\r\nx\r\n" }
@@ -185,7 +185,16 @@ describe("TestMailer", () => {
         times: 1
       })
       // (from JavaScript: anything)
-      const outcomes = yield* Stream.runCollect(mailer.sendAll([item, null, 42, item] as Array<Mailer.BulkItem>))
+      const throwing = {
+        from: "a@example.com",
+        get to(): string {
+          throw new Error("a getter that throws")
+        },
+        message: "x"
+      }
+      const outcomes = yield* Stream.runCollect(
+        mailer.sendAll([item, null, 42, item, throwing] as Array<Mailer.BulkItem>)
+      )
       assert.deepStrictEqual(
         Chunk.toReadonlyArray(outcomes).map((o) =>
           o._tag === "Failed" ? [o.index, o.error._tag, o.disposition, o.error.message] : [o.index, o._tag]
@@ -204,7 +213,13 @@ describe("TestMailer", () => {
             "permanent",
             "A sendAll item must be an object: { from, to, message } or { message } with a Message"
           ],
-          [3, "Sent"]
+          [3, "Sent"],
+          [
+            4,
+            "SmtpInvalidInput",
+            "permanent",
+            "A sendAll item could not be read: reading one of its properties threw"
+          ]
         ]
       )
       // a generator left part of the way runs its finally, and was not read far ahead
