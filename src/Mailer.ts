@@ -439,11 +439,10 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       item: BulkItem<E, R>,
       index: number,
       firstFailure?: SmtpError
-    ): Effect.Effect<BulkOutcome<E>, never, R> =>
-      (!BulkInput.isItem(item)
-        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(BulkInput.notAnItem()))
-        : BulkInput.isUnreadable(item)
-        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(BulkInput.unreadable()))
+    ): Effect.Effect<BulkOutcome<E>, never, R> => {
+      const refused = BulkInput.refusal(item)
+      return (refused !== undefined
+        ? Effect.zipRight(Metric.increment(messagesFailed), Effect.fail(refused))
         : "from" in item
         ? Effect.flatMap(
           signRaw(item.message),
@@ -475,6 +474,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
             })
           })
         )
+    }
 
     /**
      * A feeder reads the input into a small queue, `concurrency` workers send one item after

@@ -13,12 +13,12 @@ import * as Iterators from "./iterators.js"
 /** A JavaScript caller may give anything: an item that is not an object is refused as its outcome. */
 export const isItem = Predicate.isObject
 
-export const notAnItem = () =>
+const notAnItem = () =>
   new SmtpInvalidInput({
     reason: "A sendAll item must be an object: { from, to, message } or { message } with a Message"
   })
 
-/** Marks an item whose properties threw when read (`snapshot`): its outcome is `unreadable()`. */
+/** Marks an item whose properties threw when read (`snapshot`): its outcome is its `refusal`. */
 export const Unreadable: unique symbol = Symbol.for("effect-smtp/internal/bulkInput/Unreadable")
 
 /**
@@ -40,12 +40,14 @@ export const snapshot = <I>(item: I): I => {
   }
 }
 
-export const isUnreadable = (item: object): boolean => Unreadable in item
-
-export const unreadable = () =>
-  new SmtpInvalidInput({
-    reason: "A sendAll item could not be read: reading one of its properties threw"
-  })
+/**
+ * Why an item (as `snapshot` gave it) cannot be sent at all: not an object, or unreadable; else
+ * undefined.
+ */
+export const refusal = (item: unknown): SmtpInvalidInput | undefined =>
+  !isItem(item) ? notAnItem() : Unreadable in item ?
+    new SmtpInvalidInput({ reason: "A sendAll item could not be read: reading one of its properties threw" }) :
+    undefined
 
 /**
  * The items of an iterable as a Stream read one at a time (`Stream.fromIterable` reads up to 4,096

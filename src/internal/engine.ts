@@ -377,18 +377,16 @@ export const make = (
     const timers = clock === Timer.defaultClock
     let cancelTimer: (() => void) | undefined
     /**
-     * Set when the watchdog starts (at the end of `make`, with its finalizer in place): a poke
-     * before then arms nothing (an interrupted `make` would leave the timer behind), the first
-     * check covers what was owed by then.
+     * Whether the timer may be armed: from the end of `make` (with its finalizer in place: a
+     * poke before arms nothing, or an interrupted `make` would leave the timer behind; the first
+     * check covers what was owed by then) until the engine's Scope closes.
      */
-    let timerStarted = false
-    /** Set when the engine's Scope closes: no timer is armed after it. */
-    let timerStopped = false
+    let timerOn = false
     /** The timer's next check, at `at` (the one armed before is cancelled). */
     const armTimer = (at: number): void => {
       cancelTimer?.()
       cancelTimer = undefined
-      if (closedWith !== undefined || timerStopped) return
+      if (closedWith !== undefined || !timerOn) return
       watchdogTarget = at
       cancelTimer = Timer.schedule(tick, at - clock.unsafeCurrentTimeMillis())
     }
@@ -403,7 +401,7 @@ export const make = (
     const poke = (deadline: number) => {
       if (deadline >= watchdogTarget) return
       if (!timers) Deferred.unsafeDone(wake, Exit.void)
-      else if (timerStarted) armTimer(deadline)
+      else armTimer(deadline)
     }
     const startWaiting = (): void => {
       const head = owed[0]
@@ -971,11 +969,11 @@ export const make = (
       yield* Scope.addFinalizer(
         scope,
         Effect.sync(() => {
-          timerStopped = true
+          timerOn = false
           cancelTimer?.()
         })
       )
-      timerStarted = true
+      timerOn = true
       tick()
     } else {
       yield* Effect.forkIn(watchdog, scope)

@@ -77,6 +77,22 @@ const handshake = (
   })
 }
 
+/**
+ * A timeout as a timer inside an `Effect.async` that waits on `socket` (under Effect's own clock:
+ * no race): destroys the socket and fails with `error()` when it runs out. Returns the canceller,
+ * for every other way the wait ends.
+ */
+const failAfter = <E>(
+  socket: Net.Socket,
+  timeout: Duration.Duration,
+  error: () => E,
+  resume: (effect: Effect.Effect<never, E>) => void
+): () => void =>
+  Timer.schedule(() => {
+    socket.destroy()
+    resume(Effect.fail(error()))
+  }, Duration.toMillis(timeout))
+
 /** The handshake on `raw`; with `timeout`, failed by a timer of its own when it takes longer. */
 const tlsHandshake = (
   raw: Net.Socket,
@@ -107,10 +123,9 @@ const tlsHandshake = (
         rejectUnauthorized: options.rejectUnauthorized ?? true
       } as Tls.ConnectionOptions)
     }
-    const cancelTimer = timeout === undefined ? undefined : Timer.schedule(() => {
-      socket.destroy()
-      resume(Effect.fail(handshakeTimedOut(timeout)))
-    }, Duration.toMillis(timeout))
+    const cancelTimer = timeout === undefined ?
+      undefined :
+      failAfter(socket, timeout, () => handshakeTimedOut(timeout), resume)
     const onError = (error: Error) => {
       cancelTimer?.()
       socket.destroy()
@@ -269,12 +284,7 @@ export const connectVia = (tunnel: Tunnel | undefined) =>
           })
       }
       raw = s
-      const cancelTimer = timerInside ?
-        Timer.schedule(() => {
-          s.destroy()
-          resume(Effect.fail(timedOut()))
-        }, Duration.toMillis(options.timeout)) :
-        undefined
+      const cancelTimer = timerInside ? failAfter(s, options.timeout, timedOut, resume) : undefined
       const onError = (cause: Error) => {
         cancelTimer?.()
         s.destroy()

@@ -269,12 +269,11 @@ export const make = (
         Stream.map(BulkInput.snapshot),
         Stream.zipWithIndex,
         Stream.mapEffect(([item, index]) => {
-          // an item that is not an object (from JavaScript) is refused as the Mailer refuses it,
-          // without taking an injected failure (nothing is sent)
-          const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = !BulkInput.isItem(item) ?
-            Effect.fail(BulkInput.notAnItem()) :
-            BulkInput.isUnreadable(item) ?
-            Effect.fail(BulkInput.unreadable()) :
+          // an item that is not an object or cannot be read (from JavaScript) is refused as the
+          // Mailer refuses it, without taking an injected failure (nothing is sent)
+          const refused = BulkInput.refusal(item)
+          const send: Effect.Effect<SmtpConnection.SendResult, SmtpError | E, R> = refused !== undefined ?
+            Effect.fail(refused) :
             "from" in item ?
             mailer.send({ from: item.from, to: item.to, message: item.message, options: item.options }) :
             mailer.send(item.message, item.options)
