@@ -331,10 +331,20 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(
           openConnection(restore),
-          (entry) =>
-            Effect.flatMap(Effect.exit(restore(send(entry.value))), (exit) =>
+          (entry) => {
+            // what `send` throws as it makes its Effect (a caller's object whose getter throws,
+            // read by `send`'s spread) is a defect of this attempt: the connection still goes back
+            // (it was never used), else the pool would lose it and, once all were lost, wait forever
+            let sent: Effect.Effect<A, E, R>
+            try {
+              sent = send(entry.value)
+            } catch (defect) {
+              sent = Effect.die(defect)
+            }
+            return Effect.flatMap(Effect.exit(restore(sent)), (exit) =>
               Effect.flatMap(entry.value.isClosed, (closed) =>
                 Effect.zipRight(pool.release(entry, !closed), exit)))
+          }
         )
       )
 
