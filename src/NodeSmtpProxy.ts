@@ -21,7 +21,7 @@ import type * as Net from "node:net"
 import { connectVia, type Tunnel } from "./internal/nodeConnect.js"
 import * as NodeProxy from "./internal/nodeProxy.js"
 import * as Proxy from "./internal/proxy.js"
-import { localHostname } from "./NodeSmtpTransport.js"
+import { localHostname, prefetchLocalHostname } from "./NodeSmtpTransport.js"
 import { SmtpConnectError, type SmtpTimeout, type SmtpTlsError } from "./SmtpError.js"
 import * as SmtpTransport from "./SmtpTransport.js"
 
@@ -178,7 +178,8 @@ export const connect = (options: Options): (
  */
 export const make = (options: Options): SmtpTransport.Service => ({
   connect: connect(options),
-  localHostname
+  localHostname,
+  prefetchLocalHostname
 })
 
 /**

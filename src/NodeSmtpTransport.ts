@@ -58,12 +58,16 @@ const lookupFqdn = async (): Promise<string> => {
   return literal.includes(":") ? `[IPv6:${literal}]` : `[${literal}]`
 }
 
-/** The lookup (one per process), or `fallback` when it has not answered within `millis`. */
+/** The lookup, started once per process (it never fails: a failure is the literal). */
+const startLookup = (): Promise<string> =>
+  lookup ??= lookupFqdn().then((name) => (fqdn = name), () => (fqdn = "[127.0.0.1]"))
+
+/** The lookup, or `fallback` when it has not answered within `millis`. */
 const lookupWithin = (millis: number, fallback: string): Promise<string> => {
-  lookup ??= lookupFqdn().then((name) => (fqdn = name))
+  const answer = startLookup()
   let timer: ReturnType<typeof setTimeout> | undefined
   return Promise.race([
-    lookup,
+    answer,
     new Promise<string>((resolve) => {
       timer = setTimeout(() => resolve(fallback), millis)
     })
@@ -85,12 +89,23 @@ export const localHostname: Effect.Effect<string> = Effect.suspend(() =>
 )
 
 /**
+ * Starts the lookup `localHostname` waits for, once per process (a connection without a
+ * `localHostname` option calls it as it dials: the resolver answers during the dial).
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const prefetchLocalHostname = (): void => {
+  if (fqdn === undefined) startLookup()
+}
+
+/**
  * The transport as a service.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: SmtpTransport.Service = { connect, localHostname }
+export const make: SmtpTransport.Service = { connect, localHostname, prefetchLocalHostname }
 
 /**
  * Provides `SmtpTransport` over Node's network stack.

@@ -214,6 +214,8 @@ const open = (options: Options | LmtpOptions) =>
       ...(resolved.timeoutGiven === undefined ? {} : { handshakeTimeout: resolved.timeoutGiven }),
       ...options.tls
     }
+    // the greeting's name, when the caller gives none, is looked up during the dial
+    if (options.localHostname === undefined) transport.prefetchLocalHostname?.()
     const connection = yield* transport.connect({
       host: resolved.host,
       port: resolved.port,

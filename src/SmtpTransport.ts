@@ -127,6 +127,14 @@ export interface Service {
    * host, else an address literal (`[192.0.2.1]`), as smtplib does.
    */
   readonly localHostname: Effect.Effect<string>
+  /**
+   * Starts finding `localHostname` without waiting for it, when finding it takes a while (a
+   * resolver's answer). Optional: a connection made without a `localHostname` option calls it
+   * before it dials, so that the answer is there when the greeting is; never called otherwise.
+   *
+   * @since 0.3.0
+   */
+  readonly prefetchLocalHostname?: (() => void) | undefined
   readonly connect: (
     options: ConnectOptions
   ) => Effect.Effect<Connection, SmtpConnectError | SmtpTimeout | SmtpTlsError, Scope.Scope>

@@ -209,6 +209,10 @@ export const make = (strict: boolean): ProbeTransport => {
 
   return {
     reports,
-    layer: Layer.succeed(SmtpTransport.SmtpTransport, { connect, localHostname: NodeSmtpTransport.localHostname })
+    layer: Layer.succeed(SmtpTransport.SmtpTransport, {
+      connect,
+      localHostname: NodeSmtpTransport.localHostname,
+      prefetchLocalHostname: NodeSmtpTransport.prefetchLocalHostname
+    })
   }
 }

@@ -3,8 +3,8 @@
  * checks and refused connections.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Option } from "effect"
-import { SmtpClient } from "../../src/index.js"
+import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
+import { SmtpClient, SmtpTransport } from "../../src/index.js"
 import type { ScriptedTransport } from "../../src/testing/index.js"
 import { connectOptions, guard, makeServer, plainError, plainReply, utf8 } from "./support.js"
 
@@ -126,6 +126,39 @@ describe("connect: the greeting", () => {
 })
 
 describe("connect: options", () => {
+  it.effect("without a localHostname the transport's lookup is started before the dial; with one, never", () =>
+    guard(
+      Effect.gen(function*() {
+        const server = yield* makeServer(
+          { steps: [{ expect: "EHLO client.test", reply: "250 mx.test" }, QUIT] },
+          { steps: [{ expect: "EHLO given.test", reply: "250 mx.test" }, QUIT] }
+        )
+        const calls: Array<string> = []
+        // the scripted transport, recording when its lookup is started and when it dials
+        const recording = Layer.effect(
+          SmtpTransport.SmtpTransport,
+          Effect.map(SmtpTransport.SmtpTransport, (transport) => ({
+            ...transport,
+            prefetchLocalHostname: () => calls.push("prefetch"),
+            connect: (options: SmtpTransport.ConnectOptions) => {
+              calls.push("connect")
+              return transport.connect(options)
+            }
+          }))
+        ).pipe(Layer.provide(server.layer))
+        yield* Effect.scoped(Effect.flatMap(SmtpClient.connect(connectOptions), (smtp) => smtp.ehlo()))
+          .pipe(Effect.provide(recording))
+        assert.deepStrictEqual(calls, ["prefetch", "connect"])
+        yield* Effect.scoped(
+          Effect.flatMap(SmtpClient.connect({ ...connectOptions, localHostname: "given.test" }), (smtp) => smtp.ehlo())
+        ).pipe(Effect.provide(recording))
+        assert.deepStrictEqual(calls, ["prefetch", "connect", "connect"])
+        assert.deepStrictEqual(server.connection(0).mismatches(), [])
+        assert.deepStrictEqual(server.connection(1).mismatches(), [])
+      }),
+      "prefetch"
+    ))
+
   it.effect("\"host:port\" is split when no port is given", () =>
     guard(
       Effect.gen(function*() {
