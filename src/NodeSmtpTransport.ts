@@ -90,10 +90,10 @@ export const localHostname: Effect.Effect<string> = Effect.suspend(() =>
 
 /**
  * Starts the lookup `localHostname` waits for, once per process (a connection without a
- * `localHostname` option calls it as it dials: the resolver answers during the dial).
+ * `localHostname` option calls it as it dials, so that the lookup runs during the dial).
  *
  * @since 0.3.0
- * @category constructors
+ * @category getters
  */
 export const prefetchLocalHostname = (): void => {
   if (fqdn === undefined) startLookup()

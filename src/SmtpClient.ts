@@ -215,7 +215,7 @@ const open = (options: Options | LmtpOptions) =>
       ...options.tls
     }
     // the greeting's name, when the caller gives none, is looked up during the dial
-    if (options.localHostname === undefined) transport.prefetchLocalHostname?.()
+    if (options.localHostname == null) transport.prefetchLocalHostname?.()
     const connection = yield* transport.connect({
       host: resolved.host,
       port: resolved.port,

@@ -130,7 +130,8 @@ export interface Service {
   /**
    * Starts finding `localHostname` without waiting for it, when finding it takes a while (a
    * resolver's answer). Optional: a connection made without a `localHostname` option calls it
-   * before it dials, so that the answer is there when the greeting is; never called otherwise.
+   * before it dials, so that the lookup runs during the dial and the greeting, not after them;
+   * never called otherwise.
    *
    * @since 0.3.0
    */

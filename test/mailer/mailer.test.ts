@@ -3,6 +3,7 @@ import { Cause, Effect, Exit, Fiber, Schedule, TestClock } from "effect"
 import { Mailer, SmtpError, SmtpReply } from "effect-smtp"
 import { NodeSmtpTransport } from "effect-smtp/node"
 import { ScriptedTransport } from "effect-smtp/testing"
+import { guard } from "../session/support.js"
 import * as EmbeddedServer from "../support/smtpServer.js"
 import { accepted, EHLO, QUIT } from "./steps.js"
 
@@ -92,26 +93,29 @@ describe("Mailer", () => {
     }))
 
   it.scoped("an input whose property throws when read dies, and gives its connection back to the pool", () =>
-    Effect.gen(function*() {
-      const server = yield* ScriptedTransport.make({ steps: [EHLO, ...accepted(), QUIT] })
-      yield* Effect.scoped(Effect.gen(function*() {
-        const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
-        const unreadable = {
-          from: "a@x.test",
-          get to(): string {
-            throw new Error("a getter that throws")
-          },
-          message: "hi"
-        }
-        const exit = yield* Effect.exit(mailer.send(unreadable))
-        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), "a defect, not a typed failure")
-        // the pool's one connection is free again: before, this waited forever
-        const result = yield* mailer.send({ from: "a@x.test", to: "b@x.test", message: "hi" })
-        assert.deepStrictEqual(result.envelope, { from: "a@x.test", to: ["b@x.test"] })
-      })).pipe(Effect.provide(server.layer))
-      assert.strictEqual(server.connections().length, 1)
-      assert.deepStrictEqual(server.connection(0).mismatches(), [])
-    }))
+    guard(
+      Effect.gen(function*() {
+        const server = yield* ScriptedTransport.make({ steps: [EHLO, ...accepted(), QUIT] })
+        yield* Effect.scoped(Effect.gen(function*() {
+          const mailer = yield* Mailer.make({ ...options, maxConnections: 1 })
+          const unreadable = {
+            from: "a@x.test",
+            get to(): string {
+              throw new Error("a getter that throws")
+            },
+            message: "hi"
+          }
+          const exit = yield* Effect.exit(mailer.send(unreadable))
+          assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), "a defect, not a typed failure")
+          // the pool's one connection is free again: before, this waited forever
+          const result = yield* mailer.send({ from: "a@x.test", to: "b@x.test", message: "hi" })
+          assert.deepStrictEqual(result.envelope, { from: "a@x.test", to: ["b@x.test"] })
+        })).pipe(Effect.provide(server.layer))
+        assert.strictEqual(server.connections().length, 1)
+        assert.deepStrictEqual(server.connection(0).mismatches(), [])
+      }),
+      "a send after an input that threw"
+    ))
 
   it.effect("the rate limit spaces the messages out", () =>
     Effect.gen(function*() {
