@@ -216,9 +216,9 @@ export interface BulkSent {
   /** The item's position in the input, from 0. */
   readonly index: number
   readonly refused: SmtpConnection.RefusedRecipients
-  /** The reply to the end of data. @since 0.3.0 */
+  /** The reply to the end of data. @since 0.2.0 */
   readonly reply: SmtpReply
-  /** The server's id for the queued message, when its final reply carries one in a known form. @since 0.3.0 */
+  /** The server's id for the queued message, when its final reply carries one in a known form. @since 0.2.0 */
   readonly queueId: string | undefined
 }
 

@@ -92,7 +92,7 @@ export const localHostname: Effect.Effect<string> = Effect.suspend(() =>
  * Starts the lookup `localHostname` waits for, once per process (a connection without a
  * `localHostname` option calls it as it dials, so that the lookup runs during the dial).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category getters
  */
 export const prefetchLocalHostname = (): void => {

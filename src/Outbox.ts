@@ -16,7 +16,7 @@
  * })
  * ```
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -51,7 +51,7 @@ import { SmtpInvalidInput } from "./SmtpError.js"
  * - `expired`: retries ended (its expiry, or the retry schedule) with recipients still deferred;
  * - `cancelled`: {@link Service.cancel} before it was sent.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type State = Policy.MessageState
@@ -60,7 +60,7 @@ export type State = Policy.MessageState
  * A recipient's fate: `pending` (not yet accepted, or deferred with a 4xx and to be tried again),
  * `accepted`, `refused` (5xx), `unknown`, `expired`, `cancelled`.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type RecipientState = Policy.RecipientState
@@ -68,7 +68,7 @@ export type RecipientState = Policy.RecipientState
 /**
  * A server reply as recorded: the code and the text (lines joined with `"\n"`).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Reply {
@@ -81,13 +81,13 @@ export interface Reply {
  * bytes), or a composed `Message` (its envelope from its headers unless `from` / `to` are given;
  * serialised once, at enqueue, without Bcc).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type EnqueueInput = EnqueueEnvelope | EnqueueMessage
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface EnqueueEnvelope extends CommonOptions {
@@ -97,7 +97,7 @@ export interface EnqueueEnvelope extends CommonOptions {
 }
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface EnqueueMessage extends CommonOptions {
@@ -107,7 +107,7 @@ export interface EnqueueMessage extends CommonOptions {
 }
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface CommonOptions {
@@ -134,7 +134,7 @@ export interface CommonOptions {
  * One attempt as recorded: when, on which runner, and what came of it (`sent`, `partial`,
  * `deferred`, `refused`, `unknown`), with the error's tag and the server's reply.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Attempt {
@@ -152,7 +152,7 @@ export interface Attempt {
  * What happened to a message: its state, each recipient's, every attempt, and the server's queue
  * id once accepted.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Status {
@@ -179,7 +179,7 @@ export interface Status {
  * The outbox as a whole, read from the database (so the same from every process): messages by
  * state, how many wait, the age of the oldest waiting, attempts and their outcomes.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Metrics {
@@ -197,7 +197,7 @@ export interface Metrics {
  * A request the outbox cannot honour: no message with that id, or one in a state that does not
  * allow it (cancelling a message already sent, requeueing one still queued).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category errors
  */
 export class OutboxError extends Schema.TaggedError<OutboxError>("effect-smtp/OutboxError")("OutboxError", {
@@ -206,7 +206,7 @@ export class OutboxError extends Schema.TaggedError<OutboxError>("effect-smtp/Ou
   state: Schema.optional(Schema.String)
 }) {
   /**
-   * @since 0.3.0
+   * @since 0.2.0
    */
   override get message(): string {
     return this.reason === "NotFound"
@@ -216,7 +216,7 @@ export class OutboxError extends Schema.TaggedError<OutboxError>("effect-smtp/Ou
 }
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category guards
  */
 export const isOutboxError = (u: unknown): u is OutboxError => Predicate.isTagged(u, "OutboxError")
@@ -224,7 +224,7 @@ export const isOutboxError = (u: unknown): u is OutboxError => Predicate.isTagge
 /**
  * Options of {@link make}.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Options {
@@ -235,7 +235,7 @@ export interface Options {
 }
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Service {
@@ -267,7 +267,7 @@ export interface Service {
 }
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category tags
  */
 export class Outbox extends Context.Tag("effect-smtp/Outbox")<Outbox, Service>() {}
@@ -355,7 +355,7 @@ const statusOf = (sql: SqlClient.SqlClient, row: Store.MessageRow): Effect.Effec
 /**
  * Builds the outbox on the `SqlClient` in context (creating its tables unless `migrate: false`).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Service, SqlError, SqlClient.SqlClient> =>
@@ -456,7 +456,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, SqlError, Sq
   })
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<Outbox, SqlError, SqlClient.SqlClient> =>

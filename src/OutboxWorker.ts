@@ -18,7 +18,7 @@
  * )
  * ```
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 import * as Entity from "@effect/cluster/Entity"
 import type { Sharding } from "@effect/cluster/Sharding"
@@ -50,7 +50,7 @@ import type { SmtpTransport } from "./SmtpTransport.js"
 /**
  * Options of {@link layer}.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Options {
@@ -100,7 +100,7 @@ export interface Options {
 /**
  * What an attempt told the workflow.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export const AttemptReply = Schema.Union(
@@ -110,7 +110,7 @@ export const AttemptReply = Schema.Union(
 )
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export type AttemptReply = typeof AttemptReply.Type
@@ -118,7 +118,7 @@ export type AttemptReply = typeof AttemptReply.Type
 /**
  * The entity that sends for one destination (its id is the destination).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category entities
  */
 export const Destination = Entity.make("effect-smtp/OutboxDestination", [
@@ -131,7 +131,7 @@ export const Destination = Entity.make("effect-smtp/OutboxDestination", [
 /**
  * One workflow per message and generation (a requeue starts a new one).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category workflows
  */
 export const Delivery = Workflow.make({
@@ -144,7 +144,7 @@ export const Delivery = Workflow.make({
 /**
  * The default retry schedule: exponential from 1 minute, at most 1 hour apart, with jitter.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category retries
  */
 export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("1 minute").pipe(
@@ -451,7 +451,7 @@ const makeDispatcher = (options: Options) =>
  * `ClusterWorkflowEngine.layer`) over the outbox's database (`SqlClient`); sends through the
  * `SmtpTransport` in context.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layer = (

@@ -133,7 +133,7 @@ export interface Service {
    * before it dials, so that the lookup runs during the dial and the greeting, not after them;
    * never called otherwise.
    *
-   * @since 0.3.0
+   * @since 0.2.0
    */
   readonly prefetchLocalHostname?: (() => void) | undefined
   readonly connect: (

@@ -6,15 +6,15 @@
  * import { Outbox, OutboxWorker } from "effect-smtp/outbox"
  * ```
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  */
 export * as Outbox from "../Outbox.js"
 
 /**
- * @since 0.3.0
+ * @since 0.2.0
  */
 export * as OutboxWorker from "../OutboxWorker.js"
