@@ -10,7 +10,6 @@
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -80,6 +79,7 @@ const parseRate = (text: string): Either.Either<{ limit: number; interval: Durat
   const match = /^\s*(\d+)\s*\/\s*(\d*)\s*(ms|s|sec|second|m|min|minute|h|hour)s?\s*$/i.exec(text)
   if (match === null || Number(match[1]) < 1) return Either.left(`--rate ${text}: expected like 10/s, 600/min, 5000/h`)
   const n = match[2] === "" ? 1 : Number(match[2])
+  if (n < 1) return Either.left(`--rate ${text}: the interval must be longer than zero`)
   const unit = match[3]!.toLowerCase()
   const millis = unit === "ms" ? 1 : unit.startsWith("s") ? 1000 : unit.startsWith("m") ? 60_000 : 3_600_000
   return Either.right({ limit: Number(match[1]), interval: Duration.millis(n * millis) })
@@ -87,10 +87,32 @@ const parseRate = (text: string): Either.Either<{ limit: number; interval: Durat
 
 const quote = (arg: string) => /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`
 
-/** The command line to run again with --resume. */
-const resumeCommand = (): string => {
+/** The flags whose values are the message's content: never printed (they are shown as `…`). */
+const contentFlags = new Set(["--subject", "--text", "--html", "--header", "-H"])
+
+/**
+ * The command line to run again with --resume, and whether the message's content was left out of
+ * it (the values of `contentFlags`, given on the command line, are not repeated in the output).
+ */
+const resumeCommand = (): { readonly command: string; readonly elided: boolean } => {
   const args = process.argv.slice(2)
-  return ["effect-smtp", ...args, ...(args.includes("--resume") ? [] : ["--resume"])].map(quote).join(" ")
+  let elided = false
+  const shown = args.map((arg, i) => {
+    const eq = arg.indexOf("=")
+    if (arg.startsWith("--") && eq !== -1 && contentFlags.has(arg.slice(0, eq))) {
+      elided = true
+      return `${arg.slice(0, eq)}=…`
+    }
+    if (i > 0 && contentFlags.has(args[i - 1]!)) {
+      elided = true
+      return "…"
+    }
+    return quote(arg)
+  })
+  return {
+    command: ["effect-smtp", ...shown, ...(args.includes("--resume") ? [] : ["--resume"])].join(" "),
+    elided
+  }
 }
 
 const errorText = (error: unknown) =>
@@ -129,15 +151,21 @@ const handler = (f: Flags) =>
 
     // the results file, and what an earlier run did
     const resultsPath = Option.getOrElse(f.results, () => `${f.recipients}.results.jsonl`)
-    const previous = yield* Results.read(resultsPath)
+    const previous = yield* Results.read(resultsPath).pipe(
+      Effect.mapError((problem) => usage(`--results ${resultsPath}: ${problem}`))
+    )
     if (previous !== undefined && previous.lines > 0 && !f.resume) {
       return yield* Effect.fail(usage(`${resultsPath} exists: add --resume to skip what it shows sent, or remove it`))
     }
     const done = previous?.done ?? new Map()
     for (const [index, entry] of done) {
-      if (recipients[index]?.address !== entry.to) {
+      const recipient = recipients[index]
+      if (recipient === undefined || (entry.to !== undefined && recipient.address !== entry.to)) {
         return yield* Effect.fail(
-          usage(`${resultsPath} does not match ${f.recipients} (recipient ${index} was ${entry.to}): not resuming`)
+          usage(
+            `${resultsPath} does not match ${f.recipients} (recipient ${index} was ${entry.to ?? "another"}): ` +
+              "not resuming"
+          )
         )
       }
     }
@@ -184,7 +212,8 @@ const handler = (f: Flags) =>
 
     // the items in the order sendAll reads them: position in its input -> recipient
     const positions: Array<Recipients.Recipient> = []
-    const stop = yield* Deferred.make<void>()
+    /** Set by Ctrl-C: take no more recipients. */
+    let stopping = false
     const build = (r: Recipients.Recipient) =>
       Effect.either(Message.make(makeOptions(
         composed,
@@ -199,8 +228,10 @@ const handler = (f: Flags) =>
         (template, html) => Recipients.fill(template, r.fields, html)
       )))
     const items = Stream.fromIterable(todo).pipe(
-      Stream.interruptWhen(Deferred.await(stop)),
       Stream.mapEffect((r) => Effect.map(build(r), (built) => [r, built] as const)),
+      // one element at a time from here (`fromIterable` gives the whole list as one chunk, which
+      // the Mailer takes at once): after Ctrl-C no further recipient is taken
+      Stream.takeWhile(() => !stopping),
       Stream.filterMap(([r, built]) => {
         if (Either.isLeft(built)) {
           record({
@@ -253,13 +284,16 @@ const handler = (f: Flags) =>
       return `sent ${counts.sent}, failed ${counts.failed}${failed} of ${todo.length}` +
         `${skipped > 0 ? ` (${skipped} skipped: done before)` : ""} in ${progress.elapsed()}; results in ${resultsPath}`
     }
-    const fiber = yield* Effect.fork(sending)
+    // in the command's Scope, not a child of this fiber: an interruption of this fiber (Ctrl-C)
+    // would interrupt a child at once, cutting off the messages in flight and losing their
+    // outcomes, and --resume would then send them again
+    const fiber = yield* Effect.forkScoped(sending)
     yield* Fiber.join(fiber).pipe(
       Effect.onInterrupt(() =>
         Effect.gen(function*() {
           // Ctrl-C: take no more recipients, let those in flight finish (no message is left
           // half-sent to be sent again by --resume), then QUIT as the Scope closes
-          yield* Deferred.succeed(stop, undefined)
+          stopping = true
           yield* errorLine(
             mode === "bar"
               ? "\nstopping: waiting for the messages in flight..."
@@ -268,7 +302,11 @@ const handler = (f: Flags) =>
           yield* Fiber.await(fiber)
           progress.finish(counts)
           yield* errorLine(`interrupted: ${summary()}`)
-          yield* errorLine(`resume with: ${resumeCommand()}`)
+          const resume = resumeCommand()
+          yield* errorLine(`resume with: ${resume.command}`)
+          if (resume.elided) {
+            yield* errorLine("(… stands for the subject, text, HTML and headers you gave: give them again)")
+          }
           yield* Effect.sync(() => {
             process.exitCode = ExitCode.interrupted
           })

@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import type * as TestServer from "../testing/TestServer.js"
 import * as TestSmtpServer from "../testing/TestSmtpServer.js"
 import { describeFileError } from "./compose.js"
+import { envVariable } from "./connection.js"
 import { usage } from "./exit.js"
 import { fields, json, line } from "./output.js"
 
@@ -112,11 +113,18 @@ const handler = (f: Flags) =>
     const path = yield* Path.Path
     if (f.port < 0 || f.port > 65535) return yield* Effect.fail(usage(`--port ${f.port} is not a port number`))
     if (Option.isSome(f.caOut) && Option.isNone(f.tls)) return yield* Effect.fail(usage("--ca-out needs --tls"))
+    if (Option.isSome(f.count) && f.count.value < 1) return yield* Effect.fail(usage("--count must be at least 1"))
+    // the name goes into the greeting and every reply's text: a line break would end a reply early
+    if (!/^[\x21-\x7e]+$/.test(f.hostname)) {
+      return yield* Effect.fail(usage("--hostname must be printable ASCII without spaces"))
+    }
     let users: Record<string, string> | undefined
     if (Option.isSome(f.user)) {
       const password = process.env[f.passwordEnv]
       if (password === undefined || password === "") {
-        return yield* Effect.fail(usage(`no password for ${f.user.value}: set ${f.passwordEnv}`))
+        return yield* Effect.fail(
+          usage(`no password for ${f.user.value}: set ${envVariable("--password-env", f.passwordEnv, "SMTP_PASSWORD")}`)
+        )
       }
       users = { [f.user.value]: password }
     }

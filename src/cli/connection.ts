@@ -95,6 +95,13 @@ export const connectionFlags = {
   )
 } as const
 
+/**
+ * How a message names the environment variable a flag gives: the default's name, else only the
+ * flag (what was given may be the secret itself, typed in place of a variable's name).
+ */
+export const envVariable = (flag: string, name: string, defaultName?: string): string =>
+  name === defaultName ? name : `the environment variable ${flag} names (a variable's name, not its value)`
+
 const fromEnv = (name: string): string | undefined => {
   const value = process.env[name]
   return value === undefined || value === "" ? undefined : value
@@ -109,7 +116,10 @@ const password = (
   if (value !== undefined) return Effect.succeed(Redacted.make(value))
   if (process.stdin.isTTY !== true) {
     return Effect.fail(
-      usage(`no password for ${user}: set ${flags.passwordEnv} (or name another variable with --password-env)`)
+      usage(
+        `no password for ${user}: set ${envVariable("--password-env", flags.passwordEnv, "SMTP_PASSWORD")}` +
+          (flags.passwordEnv === "SMTP_PASSWORD" ? " (or name another variable with --password-env)" : "")
+      )
     )
   }
   return Prompt.hidden({ message: `Password for ${user}` }).pipe(
@@ -132,7 +142,7 @@ export const credentials = (
       const name = flags.oauth2TokenEnv.value
       const token = fromEnv(name)
       if (token === undefined) {
-        return yield* Effect.fail(usage(`the environment variable ${name} (--oauth2-token-env) is not set`))
+        return yield* Effect.fail(usage(`${envVariable("--oauth2-token-env", name)} is not set`))
       }
       const mechanism = Option.getOrUndefined(flags.mechanism)?.toUpperCase()
       if (mechanism !== undefined && mechanism !== "XOAUTH2" && mechanism !== "OAUTHBEARER") {

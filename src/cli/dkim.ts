@@ -54,6 +54,11 @@ export const signer = (
       domain: f.dkimDomain.value,
       selector: f.dkimSelector.value,
       privateKey: Redacted.make(key.trim())
-    }).pipe(Effect.mapError((e) => usage(`--dkim-key-file ${path}: ${e.reason}`)))
+    }).pipe(
+      // each reason names what it is about: the key (from the file), the domain, the selector
+      Effect.mapError((e) =>
+        usage(e.reason.startsWith("DKIM private key") ? `--dkim-key-file ${path}: ${e.reason}` : e.reason)
+      )
+    )
     return Option.some(made)
   })

@@ -72,6 +72,13 @@ const findAddressKey = (keys: ReadonlyArray<string>): string | undefined =>
   keys.find((k) => addressKeys.includes(k.trim().toLowerCase()))
 
 /** Parses a CSV file's text. */
+/**
+ * A recipient's fields: an object without a prototype, so that a placeholder such as
+ * `{{constructor}}` or `{{toString}}` is a field the file has or none (never Object's method), and a
+ * column named `__proto__` is a field like any other.
+ */
+const noPrototype = (): Record<string, string> => Object.create(null)
+
 export const parseCsv = (text: string): Either.Either<Array<Recipient>, string> =>
   Either.flatMap(csvRows(text.replace(/^\uFEFF/, "")), (rows) => {
     const [head, ...body] = rows
@@ -84,7 +91,7 @@ export const parseCsv = (text: string): Either.Either<Array<Recipient>, string> 
       if (row.cells.length !== names.length) {
         return Either.left(`line ${row.line}: ${row.cells.length} fields, the header has ${names.length}`)
       }
-      const fields: Record<string, string> = {}
+      const fields = noPrototype()
       names.forEach((name, i) => {
         fields[name] = row.cells[i]!
       })
@@ -109,8 +116,15 @@ export const parseJsonl = (text: string): Either.Either<Array<Recipient>, string
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       return Either.left(`line ${i + 1}: not a JSON object`)
     }
-    const fields: Record<string, string> = {}
-    for (const [k, v] of Object.entries(value)) fields[k] = typeof v === "string" ? v : JSON.stringify(v)
+    const fields = noPrototype()
+    // null is no value (an empty field, as in a CSV); numbers, booleans, objects their JSON text
+    for (const [k, v] of Object.entries(value)) {
+      fields[k] = typeof v === "string"
+        ? v
+        : v === null
+        ? ""
+        : JSON.stringify(v)
+    }
     const key = findAddressKey(Object.keys(fields))
     if (key === undefined) return Either.left(`line ${i + 1}: no "email", "to" or "address"`)
     recipients.push({ index: recipients.length, line: i + 1, address: fields[key]!.trim(), fields })

@@ -139,6 +139,9 @@ describe("effect-smtp bulk", () => {
       const resume = /^resume with: effect-smtp (.*)$/m.exec(first.stderr)
       assert.isNotNull(resume, first.stderr)
       assert.match(resume![1]!, /--resume$/)
+      // the message's content is not printed back: the subject and the text are shown as …
+      assert.match(resume![1]!, /--subject … --text … /)
+      assert.match(first.stderr, /give them again/)
 
       const second = yield* run([...args, "--resume"], { cwd: dir })
       assert.strictEqual(second.code, 0, second.stderr)
@@ -152,6 +155,98 @@ describe("effect-smtp bulk", () => {
       assert.strictEqual(readResults(results).length, total)
     }))
 
+  it.scopedLive("SIGINT with no rate limit: the messages in flight finish and are recorded, none sent twice", () =>
+    Effect.gen(function*() {
+      const server = yield* TestSmtpServer.make()
+      const dir = yield* tempDir
+      const csv = Path.join(dir, "fast.csv")
+      const total = 3000
+      Fs.writeFileSync(csv, ["email", ...Array.from({ length: total }, (_, i) => `r${i}@example.net`)].join("\n"))
+      const results = `${csv}.results.jsonl`
+      const args = ["bulk", "-s", `127.0.0.1:${server.port}`, "-r", csv, "-f", "shop@example.com", "--text", "x"]
+      const child = yield* Effect.promise(() => spawn(args, { cwd: dir }))
+      const done = collect(child)
+      yield* Effect.promise(async () => {
+        for (let i = 0; i < 1000; i++) {
+          if (Fs.existsSync(results) && readResults(results).length >= 100) return
+          await new Promise((r) => setTimeout(r, 10))
+        }
+      })
+      child.kill("SIGINT")
+      const first = yield* Effect.promise(() => done)
+      assert.strictEqual(first.code, 130, first.stderr)
+      const recorded = readResults(results)
+      assert.isBelow(recorded.length, total)
+      // before: the sending fiber was a child of the interrupted one and was cut off with it, so
+      // messages the server had taken had no line, and --resume sent them again
+      assert.strictEqual(recorded.length, (yield* server.received).length)
+      assert.isTrue(recorded.every((r) => r.status === "sent"))
+
+      const second = yield* run([...args, "--resume"], { cwd: dir })
+      assert.strictEqual(second.code, 0, second.stderr)
+      const all = (yield* server.received).flatMap((m) => m.envelope.to)
+      assert.strictEqual(new Set(all).size, total)
+      assert.strictEqual(all.length, total) // no recipient twice
+    }))
+
+  it.scopedLive("a results file cut by a crash: the cut recipient is not sent again, the next line is a line of its own", () =>
+    Effect.gen(function*() {
+      const server = yield* TestSmtpServer.make()
+      const dir = yield* tempDir
+      const csv = Path.join(dir, "l.csv")
+      Fs.writeFileSync(csv, "email\na@example.net\nb@example.net\nc@example.net\n")
+      const results = `${csv}.results.jsonl`
+      Fs.writeFileSync(
+        results,
+        "{\"index\":0,\"to\":\"a@example.net\",\"status\":\"sent\",\"at\":\"2026-12-01T00:00:00.000Z\"}\n" +
+          "{\"index\":1,\"to\":\"b@exa"
+      )
+      const args = [
+        "bulk",
+        "-s",
+        `127.0.0.1:${server.port}`,
+        "-r",
+        csv,
+        "-f",
+        "s@example.com",
+        "--text",
+        "x",
+        "--resume"
+      ]
+      const first = yield* run(args)
+      assert.strictEqual(first.code, 0, first.stderr)
+      assert.match(first.stdout, /sent 1, failed 0 of 1 \(2 skipped: done before\)/)
+      // the cut line stays as it was; the new result is the next line, which reads back whole
+      const lines = Fs.readFileSync(results, "utf8").split("\n")
+      assert.strictEqual(lines[1], "{\"index\":1,\"to\":\"b@exa")
+      assert.deepInclude(JSON.parse(lines[2]!), { index: 2, to: "c@example.net", status: "sent" })
+      const second = yield* run(args)
+      assert.strictEqual(second.code, 0, second.stderr)
+      assert.match(second.stdout, /nothing to send/)
+      assert.deepStrictEqual((yield* server.received).flatMap((m) => m.envelope.to), ["c@example.net"])
+    }))
+
+  it.scopedLive("placeholders are the file's fields only; a JSONL null is an empty field", () =>
+    Effect.gen(function*() {
+      const server = yield* TestSmtpServer.make()
+      const dir = yield* tempDir
+      const csv = Path.join(dir, "p.csv")
+      Fs.writeFileSync(csv, "email\na@example.net\n")
+      const base = ["bulk", "-s", `127.0.0.1:${server.port}`, "-f", "s@example.com", "--text", "x"]
+      for (const name of ["constructor", "toString", "__proto__"]) {
+        const result = yield* run([...base, "-r", csv, "--subject", `Hi {{${name}}}`])
+        assert.strictEqual(result.code, 2, result.stderr)
+        assert.match(result.stderr, new RegExp(`no field "${name}"`))
+      }
+      const jsonl = Path.join(dir, "n.jsonl")
+      Fs.writeFileSync(jsonl, "{\"email\":\"z@example.net\",\"name\":null,\"plan\":null}\n")
+      const sent = yield* run([...base, "-r", jsonl, "--subject", "plan [{{plan}}]"])
+      assert.strictEqual(sent.code, 0, sent.stderr)
+      const [message] = yield* server.messages
+      assert.strictEqual(message!.subject, "plan []")
+      assert.deepStrictEqual(message!.to, [{ name: "", address: "z@example.net" }])
+    }))
+
   it.scopedLive("bad input: one line, exit 2, nothing sent", () =>
     Effect.gen(function*() {
       const server = yield* TestSmtpServer.make()
@@ -160,12 +255,19 @@ describe("effect-smtp bulk", () => {
       Fs.writeFileSync(csv, "email,name\na@example.net,A\n")
       const exists = Path.join(dir, "exists.jsonl")
       Fs.writeFileSync(exists, "{\"index\":0,\"to\":\"a@example.net\",\"status\":\"sent\"}\n")
+      const nulls = Path.join(dir, "nulls.jsonl")
+      Fs.writeFileSync(nulls, "{\"index\":0,\"to\":\"a@example.net\",\"status\":\"sent\"}\nnull\n")
       const base = ["bulk", "-s", `127.0.0.1:${server.port}`, "-f", "s@example.com", "--text", "x"]
       const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
         [[...base, "-r", Path.join(dir, "missing.csv")], /missing\.csv/],
         [[...base, "-r", csv, "--subject", "{{nope}}"], /no field "nope"/],
         [[...base, "-r", csv, "--results", exists], /exists: add --resume/],
-        [[...base, "-r", csv, "--rate", "fast"], /--rate fast/]
+        [[...base, "-r", csv, "--rate", "fast"], /--rate fast/],
+        [[...base, "-r", csv, "--rate", "10/0s"], /longer than zero/],
+        [[...base, "-r", csv, "--results", dir], /--results .*: cannot read it: EISDIR/],
+        [[...base, "-r", csv, "--results", nulls, "--resume"], /line 2 is not a line of a results file/],
+        // a file that is not a results file (the recipients themselves) is not appended to
+        [[...base, "-r", csv, "--results", csv, "--resume"], /line 1 is not a line of a results file/]
       ]
       yield* Effect.forEach(cases, ([args, pattern]) =>
         Effect.map(run(args), (result) => {

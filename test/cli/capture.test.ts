@@ -105,4 +105,21 @@ describe("effect-smtp capture", () => {
       assert.strictEqual(result.code, 2)
       assert.match(result.stderr, /^effect-smtp: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*\n$/)
     }))
+
+  it.scopedLive("bad input: a count below 1, a greeting name with a line break", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
+        [["capture", "--port", "0", "-n", "-1"], /--count must be at least 1/],
+        [["capture", "--port", "0", "--hostname", "a\r\nb"], /--hostname must be printable ASCII/]
+      ]
+      yield* Effect.forEach(cases, ([args, pattern]) =>
+        Effect.flatMap(
+          Effect.promise(() => spawn(args)),
+          (child) =>
+            Effect.map(Effect.promise(() => collect(child)), (result) => {
+              assert.strictEqual(result.code, 2, result.stderr)
+              assert.match(result.stderr, pattern)
+            })
+        ))
+    }))
 })

@@ -231,4 +231,21 @@ describe("effect-smtp send", () => {
           assert.match(result.stderr, pattern)
         }), { concurrency: "unbounded" })
     }))
+
+  it.scopedLive("a secret typed in place of a variable's name is not printed back", () =>
+    Effect.gen(function*() {
+      const port = yield* closedPort()
+      const base = ["send", "-f", "a@example.com", "-t", "b@example.net", "-u", "app", "-s", `127.0.0.1:${port}`]
+      const cases: ReadonlyArray<readonly [ReadonlyArray<string>, RegExp]> = [
+        [[...base, "--password-env", "hunter2!secret"], /--password-env names/],
+        [[...base, "--oauth2-token-env", "ya29.secret-token"], /--oauth2-token-env names/]
+      ]
+      yield* Effect.forEach(cases, ([args, pattern]) =>
+        Effect.map(run(args), (result) => {
+          assert.strictEqual(result.code, 2, `${args.join(" ")}: ${result.stderr}`)
+          assert.isTrue(isOneLineError(result), result.stderr)
+          assert.match(result.stderr, pattern)
+          assert.notInclude(result.stderr + result.stdout, "secret", "the value given is not repeated")
+        }), { concurrency: "unbounded" })
+    }))
 })
