@@ -272,6 +272,8 @@ describe("Dkim.signer: typed errors that never show the key", () => {
     ["a header name with a colon", { oversign: ["X:Y"] }, "invalid header field name"],
     ["an identity at another domain", { identity: "ann@example.com" }, "at the domain example.org"],
     ["an identity with a semicolon", { identity: "a;b@example.org" }, "must be an address"],
+    ["tags after an identity's domain", { identity: "u@x; l=0; z=.example.org" }, "must be an address"],
+    ["a space in an identity's domain", { identity: "u@a .example.org" }, "must be an address"],
     ["an unknown canonicalization", { canonicalization: "relaxed" as any }, "expected simple/simple"],
     ["expiresIn without t=", { timestamp: false, expiresIn: "1 hour" }, "needs the timestamp"],
     ["a zero expiresIn", { expiresIn: 0 }, "positive"]

@@ -137,7 +137,12 @@ export const makeSigner = (options: Dkim.SignerOptions): Effect.Effect<Dkim.Sign
     if (options.identity !== undefined) {
       const match = IDENTITY.exec(options.identity)
       const idDomain = match?.[2]?.toLowerCase()
-      if (idDomain === undefined || (idDomain !== domain && !idDomain.endsWith(`.${domain}`))) {
+      // the domain part a domain name too: a tag separator or a space in it would add tags to the
+      // signature (`i=u@x; l=0; z=.example.org`)
+      if (
+        idDomain === undefined || !DOMAIN.test(idDomain) ||
+        (idDomain !== domain && !idDomain.endsWith(`.${domain}`))
+      ) {
         return yield* invalid(
           `DKIM identity ${
             JSON.stringify(options.identity)
