@@ -487,6 +487,27 @@ describe("Message.make: header injection", () => {
       }))
   }
 
+  it.effect("a control character in a value written as it is (Message-ID, Date, In-Reply-To): SmtpInvalidInput", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, Message.MakeOptions]> = [
+        ["messageId", { from: "a@example.com", messageId: "a\u0000b@c" }],
+        ["date", { from: "a@example.com", date: "Mon, 1 Jan 2024\u0000" }],
+        ["inReplyTo", { from: "a@example.com", inReplyTo: "a\u0001@b" }],
+        ["references", { from: "a@example.com", references: ["a\u007f@b"] }]
+      ]
+      for (const [field, options] of cases) {
+        const r = yield* Effect.either(Message.make(options))
+        assert.isTrue(Either.isLeft(r), field)
+        if (Either.isLeft(r)) {
+          assert.include(r.left.reason, field)
+          assert.include(r.left.reason, "control character")
+        }
+      }
+      // a subject or a name is encoded: its control characters do not reach the header raw
+      const { bytes } = yield* compose({ from: { name: "A\u0001", address: "a@example.com" }, subject: "s\u0000" })
+      assert.notInclude(new TextDecoder().decode(bytes), "\u0000")
+    }))
+
   it.effect("CR and LF in text, html and attachment content are content, not injection", () =>
     Effect.gen(function*() {
       const { parsed } = yield* compose({

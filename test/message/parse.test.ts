@@ -152,6 +152,12 @@ describe("Message header updates", () => {
       assert.isTrue(Either.isLeft(r) && r.left.reason.includes("header injection"))
       assert.isTrue(Either.isLeft(Message.appendHeader(m, "Subject", value)))
     }
+    for (const value of ["a\u0000b", "a\u001bb", "a\u007f"]) {
+      const r = Message.setHeader(m, "X-T", value)
+      assert.isTrue(Either.isLeft(r) && r.left.reason.includes("control character"), JSON.stringify(value))
+      assert.isTrue(Either.isLeft(Message.appendHeader(m, "X-T", value)))
+    }
+    assert.isTrue(Either.isRight(Message.setHeader(m, "X-T", "a\tb")), "a tab is white space")
     for (const name of ["Bad Name", "Bad:Name", "", "Bad\r\nName"]) {
       assert.isTrue(Either.isLeft(Message.setHeader(m, name, "v")))
     }

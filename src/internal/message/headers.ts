@@ -92,6 +92,9 @@ export const getAll = (headers: ReadonlyArray<Header>, name: string): Array<stri
 export const remove = (headers: ReadonlyArray<Header>, name: string): Array<Header> =>
   headers.filter((h) => !sameName(h.name, name))
 
+/** Control characters no header field value may hold (RFC 5322 §2.2: printable characters and WSP). */
+const control = /[\x00-\x08\x0b-\x1f\x7f]/
+
 /**
  * Builds a field from a name and an unfolded value given by a caller: the name must be a valid
  * field name, the value must hold no CR or LF (header injection); long values are folded at
@@ -109,6 +112,15 @@ export const makeField = (name: string, value: string, what = `header ${JSON.str
     if (hasLineBreak(value)) {
       return yield* Either.left(
         new SmtpInvalidInput({ reason: `${what}: ${show(value)} holds CR or LF (header injection)` })
+      )
+    }
+    // (the values a caller writes as they are: a Message-ID, a Date, setHeader's; text that is
+    // encoded, a subject or a name, reaches here encoded)
+    if (control.test(value)) {
+      return yield* Either.left(
+        new SmtpInvalidInput({
+          reason: `${what}: ${show(value)} holds a control character (NUL to US but tab, or DEL)`
+        })
       )
     }
     const folded = foldField(name, value)
