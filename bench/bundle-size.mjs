@@ -103,12 +103,15 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * the handshake's timeouts were races of two fibers; the fiber forms stay for a TestClock): +1 KB on
  * each ceiling. Then +0.4 KB (Mailer) for a `sendAll` item read once as it is taken (a getter that
  * threw hung `sendAll` with a rate limit, and made a batch report the item unknown): +1 KB on the
- * Mailer ceiling.
+ * Mailer ceiling. Session 30: +0.85 KB (Message, Mailer) for a control character in a header value
+ * refused (a NUL went out) and a legacy 8-bit header field written back byte for byte (it was
+ * rewritten as UTF-8, breaking its DKIM signature), +0.5 KB (sendmail) for the host-name lookup
+ * started as the connection dials: +1 KB on the Message and Mailer ceilings.
  */
 const budgets = [
   { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 123 * KB },
-  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 166 * KB },
-  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 201 * KB }
+  { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 167 * KB },
+  { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 202 * KB }
 ]
 
 /** `effect-smtp` and `effect-smtp/x` → src/index.ts and src/x.ts (src/x/index.ts for a folder). */

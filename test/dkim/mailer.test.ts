@@ -58,4 +58,40 @@ describe("Mailer with a DKIM signer", () => {
         assert.deepStrictEqual(verdicts.map((v) => v.result), ["pass"])
       }
     }))
+
+  it.effect("a legacy 8-bit header (not UTF-8) is signed and sent byte for byte", () =>
+    Effect.gen(function*() {
+      const signer = yield* Dkim.signer({
+        domain: "example.org",
+        selector: "ed",
+        privateKey: Redacted.make(RFC8463_ED25519_SEED)
+      })
+      const transport = yield* TestTransport.make()
+      // "Subject: café" in Latin-1: the byte E9 alone is not UTF-8
+      const raw = Uint8Array.from([
+        ...new TextEncoder().encode("From: ann@example.org\r\nTo: bob@example.net\r\nSubject: caf"),
+        0xe9,
+        ...new TextEncoder().encode("\r\n\r\nhello\r\n")
+      ])
+      yield* Effect.gen(function*() {
+        const mailer = yield* Mailer.Mailer
+        yield* mailer.sendmail("ann@example.org", "bob@example.net", raw)
+      }).pipe(
+        Effect.provide(Mailer.layer({ host: "mx.test", dkim: Dkim.sign(signer) }).pipe(Layer.provide(transport.layer)))
+      )
+      const [mail] = yield* transport.received
+      // before: written back as UTF-8 (C3 A9, "cafÃ©"), which broke any signature made upstream
+      const at = indexOf(mail!.raw, new TextEncoder().encode("Subject: caf"))
+      assert.deepStrictEqual([...mail!.raw.subarray(at + 12, at + 15)], [0xe9, 0x0d, 0x0a])
+      const verdicts = yield* mailauth(mail!.raw, { [signer.dnsName]: signer.dnsRecord })
+      assert.deepStrictEqual(verdicts.map((v) => v.result), ["pass"])
+    }))
 })
+
+const indexOf = (haystack: Uint8Array, needle: Uint8Array): number => {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer
+    return i
+  }
+  return -1
+}

@@ -296,3 +296,25 @@ describe("Message.parseStream", () => {
       assert.deepStrictEqual(r, Either.left("boom"))
     }))
 })
+
+describe("Message.parse: bytes that are not UTF-8", () => {
+  it.effect("a legacy 8-bit header section is read as Latin-1 and written back byte for byte", () =>
+    Effect.gen(function*() {
+      const enc = new TextEncoder()
+      const raw = Uint8Array.from([
+        ...enc.encode("From: a@example.com\r\nSubject: caf"),
+        0xe9,
+        0x80,
+        ...enc.encode(" x\r\nX-Plain: ascii\r\n\r\nbody\r\n")
+      ])
+      const message = yield* Message.parse(raw)
+      assert.deepStrictEqual(Message.get(message, "Subject"), Option.some(" caf\u00e9\u0080 x".slice(1)))
+      // before: written back as UTF-8 (C3 A9 C2 80)
+      assert.deepStrictEqual([...(yield* Message.toBytes(message))], [...raw])
+      // a field set by the caller is UTF-8, beside the parsed ones
+      const changed = yield* Message.setHeader(message, "X-New", "\u00e9")
+      const out = yield* Message.toBytes(changed)
+      assert.include(new TextDecoder("latin1").decode(out), "Subject: caf\u00e9\u0080 x\r\n")
+      assert.include(new TextDecoder().decode(out), "X-New: \u00e9\r\n")
+    }))
+})

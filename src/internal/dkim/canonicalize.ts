@@ -11,12 +11,11 @@
  */
 import type * as Message from "../../Message.js"
 import { concatBytes } from "../bytes.js"
+import { fieldBytes } from "../message/headers.js"
 import { normaliseCrlfString } from "../message/lineEndings.js"
 
 /** @internal */
 export type Method = "simple" | "relaxed"
-
-const encoder = new TextEncoder()
 
 /** The value as it goes on the wire: line breaks as CRLF. */
 const wireValue = (value: string): string => normaliseCrlfString(value)
@@ -37,9 +36,9 @@ export const header = (method: Method, field: Message.Header, terminate = true):
   return `${field.name.toLowerCase().replace(/[ \t]+$/, "")}:${value}${end}`
 }
 
-/** A header field canonicalised, as UTF-8 bytes. @internal */
+/** A header field canonicalised, as the bytes it goes out as (`fieldBytes`). @internal */
 export const headerBytes = (method: Method, field: Message.Header, terminate = true): Uint8Array =>
-  encoder.encode(header(method, field, terminate))
+  fieldBytes(field, header(method, field, terminate))
 
 /**
  * An incremental body canonicaliser: `push` takes CRLF-normalised chunks, `end` flushes; each

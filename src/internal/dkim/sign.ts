@@ -358,22 +358,23 @@ const headerInput = (
   method: Canon.Method,
   names: ReadonlyArray<string>,
   fields: ReadonlyArray<Message.Header>
-): string => {
+): Array<Uint8Array> => {
   const used = new Map<string, number>()
-  let text = ""
+  const parts: Array<Uint8Array> = []
   for (const name of names) {
     const skip = used.get(name) ?? 0
     let seen = 0
     for (let i = fields.length - 1; i >= 0; i--) {
       if (fields[i]!.name.toLowerCase() !== name) continue
       if (seen++ === skip) {
-        text += Canon.header(method, fields[i]!)
+        // the bytes the field goes out as (a parsed legacy 8-bit field as it came)
+        parts.push(Canon.headerBytes(method, fields[i]!))
         break
       }
     }
     used.set(name, skip + 1)
   }
-  return text
+  return parts
 }
 
 const signOne = (
@@ -399,8 +400,10 @@ const signOne = (
     ["bh", bodyHash]
   ]
   const unsigned: Message.Header = { name: "DKIM-Signature", value: fieldValue(tags, "") }
-  const input = headerInput(headerMethod, names, fields) + Canon.header(headerMethod, unsigned, false)
-  const data = new TextEncoder().encode(input)
+  const data = concatBytes([
+    ...headerInput(headerMethod, names, fields),
+    Canon.headerBytes(headerMethod, unsigned, false)
+  ])
   return Effect.map(
     Keys.signData(importedKey(signer), data, sha256),
     (signature) => ({ name: "DKIM-Signature", value: fieldValue(tags, Encoding.encodeBase64(signature)) })

@@ -19,22 +19,37 @@ export const utf8 = (s: string): Uint8Array => encoder.encode(s)
 /** @internal */
 export const EMPTY = new Uint8Array(0)
 
+/** Decodes bytes as UTF-8; undefined when they are not valid UTF-8. @internal */
+export const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
+  try {
+    return fatalDecoder.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+/** Decodes bytes as Latin-1: one character per byte. @internal */
+export const decodeLatin1 = (bytes: Uint8Array): string => {
+  let out = ""
+  for (let i = 0; i < bytes.length; i += 8192) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 8192))
+  }
+  return out
+}
+
 /**
  * Decodes bytes as UTF-8, or, when they are not valid UTF-8, as Latin-1 (one character per
  * byte), so that no byte is lost or replaced.
  *
  * @internal
  */
-export const decodeLenient = (bytes: Uint8Array): string => {
-  try {
-    return fatalDecoder.decode(bytes)
-  } catch {
-    let out = ""
-    for (let i = 0; i < bytes.length; i += 8192) {
-      out += String.fromCharCode(...bytes.subarray(i, i + 8192))
-    }
-    return out
-  }
+export const decodeLenient = (bytes: Uint8Array): string => decodeUtf8(bytes) ?? decodeLatin1(bytes)
+
+/** Latin-1 bytes of a string whose characters are at most U+00FF (`decodeLatin1` undone). @internal */
+export const latin1Bytes = (s: string): Uint8Array => {
+  const out = new Uint8Array(s.length)
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
+  return out
 }
 
 /** @internal */

@@ -8,7 +8,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
-import { hasLineBreak, show } from "./bytes.js"
+import { decodeLatin1, decodeUtf8, hasLineBreak, isAscii, latin1Bytes, show, utf8 } from "./bytes.js"
 import { foldField } from "./fold.js"
 
 type Header = Message.Header
@@ -24,6 +24,38 @@ export const isFieldName = (name: string): boolean => {
 }
 
 const isWsp = (c: string | undefined) => c === " " || c === "\t"
+
+/**
+ * Marks a field parsed from a header section that was not UTF-8 and holds characters past ASCII:
+ * read as Latin-1, it is written back as Latin-1 (`fieldBytes`), byte for byte. Not enumerable:
+ * a field a caller makes or copies is written as UTF-8.
+ */
+const Latin1: unique symbol = Symbol.for("effect-smtp/internal/message/headers/Latin1")
+
+/**
+ * The header section of a message's bytes: as UTF-8, or, when it is not valid UTF-8 (a legacy
+ * 8-bit header), as Latin-1, its non-ASCII fields marked to be written back as they came.
+ *
+ * @internal
+ */
+export const parseHeaderBytes = (bytes: Uint8Array): Either.Either<Array<Header>, SmtpInvalidInput> => {
+  const text = decodeUtf8(bytes)
+  if (text !== undefined) return parseHeaderSection(text)
+  return Either.map(parseHeaderSection(decodeLatin1(bytes)), (headers) => {
+    for (const h of headers) {
+      if (!isAscii(h.name) || !isAscii(h.value)) Object.defineProperty(h, Latin1, { value: true })
+    }
+    return headers
+  })
+}
+
+/** A field's text as it goes on the wire: UTF-8, or Latin-1 for a field `parseHeaderBytes` marked. @internal */
+export const fieldBytes = (header: Header, text: string): Uint8Array =>
+  (header as { readonly [Latin1]?: true })[Latin1] === true ? latin1Bytes(text) : utf8(text)
+
+/** Whether any of the fields is written as Latin-1 (`fieldBytes`). @internal */
+export const anyLatin1 = (headers: ReadonlyArray<Header>): boolean =>
+  headers.some((h) => (h as { readonly [Latin1]?: true })[Latin1] === true)
 
 /**
  * Splits a header section (the text before the blank line, or up to the first blank line) into

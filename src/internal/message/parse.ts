@@ -13,8 +13,8 @@ import * as Stream from "effect/Stream"
 import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import * as Streams from "../stream.js"
-import { concatBytes, CR, decodeLenient, EMPTY, LF, utf8 } from "./bytes.js"
-import { parseHeaderSection } from "./headers.js"
+import { concatBytes, CR, EMPTY, LF, utf8 } from "./bytes.js"
+import { parseHeaderBytes } from "./headers.js"
 
 /** The default bound on the header section: 1 MiB. @internal */
 export const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024
@@ -81,7 +81,7 @@ export const parse = (
   const headerEnd = at === -1 ? bytes.length : at
   if (headerEnd > max) return Either.left(tooLarge(max))
   return Either.map(
-    parseHeaderSection(decodeLenient(bytes.subarray(0, headerEnd))),
+    parseHeaderBytes(bytes.subarray(0, headerEnd)),
     (headers): Message.Message => ({ headers, body: at === -1 ? EMPTY : bytes.subarray(at) })
   )
 }
@@ -128,7 +128,7 @@ export const parseStream = <E = never, R = never>(
       }
     }
     const headerBytes = concatBytes(head)
-    const headers = yield* parseHeaderSection(decodeLenient(headerBytes))
+    const headers = yield* parseHeaderBytes(headerBytes)
     if (rest === undefined) return { headers, body: EMPTY }
     // the first run goes on from where the header section ended; a later one (a retry) reads the
     // source again and skips the header section, which must come back the same

@@ -13,10 +13,11 @@ import type * as Message from "../../Message.js"
 import type { SmtpInvalidInput } from "../../SmtpError.js"
 import * as Streams from "../stream.js"
 import { concatBytes, isAscii, utf8 } from "./bytes.js"
-import { validateField } from "./headers.js"
+import { anyLatin1, fieldBytes, validateField } from "./headers.js"
 import { normaliseCrlf, normaliseCrlfStream, normaliseCrlfString } from "./lineEndings.js"
 
 const NOT_TRANSMITTED = new Set(["bcc", "resent-bcc"])
+const CRLF = new Uint8Array([13, 10])
 
 /** The fields that go on the wire: all but Bcc and Resent-Bcc. @internal */
 export const transmitted = (headers: ReadonlyArray<Message.Header>): Array<Message.Header> =>
@@ -24,12 +25,16 @@ export const transmitted = (headers: ReadonlyArray<Message.Header>): Array<Messa
 
 /** The header section as bytes, blank line included, after checking every field. @internal */
 export const headerBytes = (headers: ReadonlyArray<Message.Header>): Either.Either<Uint8Array, SmtpInvalidInput> => {
-  let text = ""
-  for (const header of transmitted(headers)) {
+  const fields = transmitted(headers)
+  for (const header of fields) {
     const valid = validateField(header)
     if (Either.isLeft(valid)) return Either.left(valid.left)
-    text += `${header.name}:${normaliseCrlfString(header.value)}\r\n`
   }
+  const line = (header: Message.Header) => `${header.name}:${normaliseCrlfString(header.value)}\r\n`
+  // a field parsed from a legacy 8-bit header section goes back as the bytes it came from
+  if (anyLatin1(fields)) return Either.right(concatBytes([...fields.map((h) => fieldBytes(h, line(h))), CRLF]))
+  let text = ""
+  for (const header of fields) text += line(header)
   return Either.right(utf8(text + "\r\n"))
 }
 
