@@ -446,6 +446,25 @@ describe("Message.make: headers", () => {
     }))
 })
 
+describe("Message.make: long display names", () => {
+  it.effect("a name with a word too long for a line is encoded, with or without utf8Headers", () =>
+    Effect.gen(function*() {
+      const names = ["\u00fc".repeat(600), "x".repeat(1200)]
+      for (const utf8Headers of [false, true]) {
+        for (const name of names) {
+          // before: "word too long to fold" (a quoted string cannot be split across lines)
+          const { parsed, wire } = yield* compose({
+            from: "a@example.com",
+            to: { name, address: "b@example.com" },
+            utf8Headers
+          })
+          assert.deepStrictEqual(parsed.to, [{ name, address: "b@example.com" }])
+          for (const line of wire.split("\r\n")) assert.isAtMost(new TextEncoder().encode(line).length, 998)
+        }
+      }
+    }))
+})
+
 describe("Message.make: header injection", () => {
   const payloads = ["x\r\nBcc: evil@example.com", "x\nBcc: evil@example.com", "x\rBcc: evil@example.com"]
   const fields: ReadonlyArray<readonly [string, (p: string) => Message.MakeOptions]> = [

@@ -11,6 +11,7 @@ import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import { isAscii, show } from "./bytes.js"
 import { decodeWords, encodeWord } from "./encodedWords.js"
+import { longestWord } from "./fold.js"
 
 type Address = Message.Address
 
@@ -107,12 +108,18 @@ const quote = (s: string) => `"${s.replace(/(["\\])/g, "\\$1")}"`
  * @internal
  */
 export const formatPhrase = (name: string, utf8Headers: boolean): string => {
-  if (isPrintableAscii(name) && !name.includes("=?")) {
+  // a word too long for a line is encoded: encoded words can be split across lines, an atom or a
+  // quoted string cannot (as `encodeUnstructured` does for a subject)
+  const long = longestWord(name) > LONG_WORD
+  if (!long && isPrintableAscii(name) && !name.includes("=?")) {
     return ATEXT_PHRASE.test(name) ? name : quote(name)
   }
-  if (utf8Headers && !/[\x00-\x1f\x7f]/.test(name) && !name.includes("=?")) return quote(name)
+  if (!long && utf8Headers && !/[\x00-\x1f\x7f]/.test(name) && !name.includes("=?")) return quote(name)
   return encodeWord(name)
 }
+
+/** A word of a display name longer than this is encoded (see `formatPhrase`). */
+const LONG_WORD = 900
 
 /** `name <address>`, or the bare address when there is no name. @internal */
 export const formatMailbox = (mailbox: Address, utf8Headers: boolean): string =>
