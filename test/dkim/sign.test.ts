@@ -276,7 +276,11 @@ describe("Dkim.signer: typed errors that never show the key", () => {
     ["a space in an identity's domain", { identity: "u@a .example.org" }, "must be an address"],
     ["an unknown canonicalization", { canonicalization: "relaxed" as any }, "expected simple/simple"],
     ["expiresIn without t=", { timestamp: false, expiresIn: "1 hour" }, "needs the timestamp"],
-    ["a zero expiresIn", { expiresIn: 0 }, "positive"]
+    ["a zero expiresIn", { expiresIn: 0 }, "positive"],
+    // from JavaScript: each a typed failure (they were defects)
+    ["a domain that is not a string", { domain: 5 as any }, "DKIM domain: not a string"],
+    ["no selector", { selector: undefined as any }, "DKIM selector: not a string"],
+    ["a private key not Redacted", { privateKey: "-----BEGIN PRIVATE KEY-----" as any }, "not a Redacted value"]
   ]
   for (const [name, options, expected] of optionCases) {
     it.effect(name, () =>

@@ -446,6 +446,16 @@ describe("Message.make: headers", () => {
     }))
 })
 
+describe("Message.make: values of the wrong type (from JavaScript)", () => {
+  it.effect("a text or html body that is not a string is SmtpInvalidInput, not a defect", () =>
+    Effect.gen(function*() {
+      for (const key of ["text", "html"] as const) {
+        const r = yield* Effect.either(Message.make({ from: "a@example.com", [key]: 5 as any }))
+        assert.isTrue(Either.isLeft(r) && r.left.reason === `${key}: not a string`, key)
+      }
+    }))
+})
+
 describe("Message.make: long display names", () => {
   it.effect("a name with a word too long for a line is encoded, with or without utf8Headers", () =>
     Effect.gen(function*() {

@@ -158,6 +158,11 @@ describe("Message header updates", () => {
       assert.isTrue(Either.isLeft(Message.appendHeader(m, "X-T", value)))
     }
     assert.isTrue(Either.isRight(Message.setHeader(m, "X-T", "a\tb")), "a tab is white space")
+    // from JavaScript: a value that is not a string is refused, not thrown
+    const notString = Message.setHeader(m, "X-T", 5 as any)
+    assert.isTrue(Either.isLeft(notString) && notString.left.reason.includes("not a string"))
+    const notInput = Message.parse(123 as any)
+    assert.isTrue(Either.isLeft(notInput) && notInput.left.reason.includes("a string or bytes"))
     for (const name of ["Bad Name", "Bad:Name", "", "Bad\r\nName"]) {
       assert.isTrue(Either.isLeft(Message.setHeader(m, name, "v")))
     }

@@ -110,6 +110,12 @@ const checkNames = (what: string, names: ReadonlyArray<string>): Either.Either<A
 /** @internal */
 export const makeSigner = (options: Dkim.SignerOptions): Effect.Effect<Dkim.Signer, SmtpInvalidInput> =>
   Effect.gen(function*() {
+    // (from JavaScript anything may come: each a typed failure, never a defect)
+    if (typeof options.domain !== "string") return yield* invalid("DKIM domain: not a string")
+    if (typeof options.selector !== "string") return yield* invalid("DKIM selector: not a string")
+    if (!Redacted.isRedacted(options.privateKey)) {
+      return yield* invalid("DKIM privateKey: not a Redacted value (Redacted.make(pem))")
+    }
     const domain = options.domain.replace(/\.$/, "").toLowerCase()
     if (!DOMAIN.test(domain) || domain.length > 253) {
       return yield* invalid(

@@ -557,6 +557,9 @@ const plan = <E, R>(options: Message.MakeOptions<E, R>): Either.Either<Plan<E, R
     if (calendar !== undefined) regular.push(calendar.attachment)
 
     const alternatives: Array<Node<E, R>> = []
+    for (const key of ["text", "html"] as const) {
+      if (options[key] !== undefined && typeof options[key] !== "string") return yield* invalid(`${key}: not a string`)
+    }
     if (options.text !== undefined) alternatives.push(yield* textLeaf<E, R>(options.text, "plain"))
     const more = options.alternatives ?? []
     for (let i = 0; i < more.length; i++) {

@@ -141,6 +141,7 @@ export const makeField = (name: string, value: string, what = `header ${JSON.str
         new SmtpInvalidInput({ reason: `Invalid header field name ${JSON.stringify(name)}` })
       )
     }
+    if (typeof value !== "string") return yield* Either.left(new SmtpInvalidInput({ reason: `${what}: not a string` }))
     if (hasLineBreak(value)) {
       return yield* Either.left(
         new SmtpInvalidInput({ reason: `${what}: ${show(value)} holds CR or LF (header injection)` })

@@ -75,6 +75,9 @@ export const parse = (
   input: string | Uint8Array,
   options?: ParseOptions
 ): Either.Either<Message.Message, SmtpInvalidInput> => {
+  if (typeof input !== "string" && !(input instanceof Uint8Array)) {
+    return Either.left(new SmtpInvalidInput({ reason: "Message.parse takes a string or bytes" }))
+  }
   const max = options?.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES
   const bytes = typeof input === "string" ? utf8(input) : input
   const at = makeHeaderEndFinder().push(bytes)
