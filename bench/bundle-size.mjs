@@ -106,10 +106,12 @@ const neutralEntries = ["index", "Message", "Mailer", "SmtpClient", "testing/ind
  * Mailer ceiling. Session 30: +0.85 KB (Message, Mailer) for a control character in a header value
  * refused (a NUL went out) and a legacy 8-bit header field written back byte for byte (it was
  * rewritten as UTF-8, breaking its DKIM signature), +0.5 KB (sendmail) for the host-name lookup
- * started as the connection dials: +1 KB on the Message and Mailer ceilings.
+ * started as the connection dials: +1 KB on the Message and Mailer ceilings. Then +0.2 to 0.6 KB
+ * (each) for values of the wrong type from JavaScript refused as SmtpInvalidInput (they were
+ * defects): +1 KB on the sendmail ceiling, which it was 26 bytes under.
  */
 const budgets = [
-  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 123 * KB },
+  { program: "sendmail of a string", over: "baseline: Effect + NodeSocket", target: 80 * KB, ceiling: 124 * KB },
   { program: "Message.make + sendMessage", over: "baseline: Effect + NodeSocket", target: 140 * KB, ceiling: 167 * KB },
   { program: "Mailer", over: "baseline: Effect + NodeSocket", target: 160 * KB, ceiling: 202 * KB }
 ]

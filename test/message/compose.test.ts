@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Effect, Either, FastCheck as fc, Option, Random, Stream, TestClock } from "effect"
+import { Cause, Chunk, Effect, Either, Exit, FastCheck as fc, Option, Random, Stream, TestClock } from "effect"
 import { Buffer } from "node:buffer"
 import PostalMime, { type Attachment, decodeWords } from "postal-mime"
 import * as Message from "../../src/Message.js"
@@ -447,6 +447,36 @@ describe("Message.make: headers", () => {
 })
 
 describe("Message.make: values of the wrong type (from JavaScript)", () => {
+  it.effect("every option of the wrong type is SmtpInvalidInput naming it, not a defect", () =>
+    Effect.gen(function*() {
+      const from = "a@example.com"
+      const cases: ReadonlyArray<readonly [any, string]> = [
+        [{ from, attachments: [{ filename: 5, content: "x" }] }, "attachments[0].filename: not a string"],
+        [{ from, attachments: [{ content: "x", contentType: 5 }] }, "attachments[0].contentType: not a string"],
+        [{ from, html: "h", attachments: [{ content: "x", cid: 5 }] }, "attachments[0].cid: not a string"],
+        [{ from, to: { name: 5, address: "b@example.com" } }, "to.name: not a string"],
+        [{ from, to: { group: 5, members: [] } }, "to.group: not a string"],
+        [{ from, messageId: 5 }, "messageId: not a string"],
+        [{ from, list: { id: { name: 5, id: "x.example.com" } } }, "list.id.name: not a string"],
+        [{ from, icalEvent: { method: 5, content: "BEGIN:VCALENDAR" } }, "icalEvent.method: not a string"],
+        [{ from, headers: [null] }, "the name of headers[0]: not a string"],
+        [{ from, attachments: [{ content: null }] }, "attachments[0].content: not a string, bytes or a Stream"],
+        [{ from, text: "t", alternatives: [{ content: 5, contentType: "text/x" }] }, "alternatives[0].content"]
+      ]
+      for (const [options, reason] of cases) {
+        const exit = yield* Effect.exit(Message.make(options))
+        assert.isTrue(Exit.isFailure(exit) && !Cause.isDie(exit.cause), reason)
+        const r = yield* Effect.either(Message.make(options))
+        assert.isTrue(Either.isLeft(r) && r.left.reason.startsWith(reason), `${reason}: ${JSON.stringify(r)}`)
+      }
+      const message = yield* Message.make({ from, to: "b@example.com" })
+      const r = Message.prepareSend(message, { to: [5 as any], smtpUtf8: false })
+      assert.isTrue(
+        Either.isLeft(r) && r.left._tag === "SmtpInvalidInput" &&
+          r.left.reason === "An envelope recipient is not a string"
+      )
+    }))
+
   it.effect("a text or html body that is not a string is SmtpInvalidInput, not a defect", () =>
     Effect.gen(function*() {
       for (const key of ["text", "html"] as const) {

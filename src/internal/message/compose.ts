@@ -49,7 +49,12 @@ type Node<E, R> = Leaf<E, R> | Multipart<E, R>
 const invalid = (reason: string) => Either.left(new SmtpInvalidInput({ reason }))
 
 const checkText = (value: string, at: string): Either.Either<string, SmtpInvalidInput> =>
-  hasLineBreak(value) ? invalid(`${at}: ${show(value)} holds CR or LF (header injection)`) : Either.right(value)
+  // (from JavaScript anything may come: a typed failure, never a defect)
+  typeof value !== "string" ?
+    invalid(`${at}: not a string`) :
+    hasLineBreak(value) ?
+    invalid(`${at}: ${show(value)} holds CR or LF (header injection)`) :
+    Either.right(value)
 
 const asList = <A>(value: A | ReadonlyArray<A> | undefined): ReadonlyArray<A> | undefined =>
   value === undefined ? undefined : Array.isArray(value) ? value : [value as A]
@@ -207,7 +212,7 @@ const contentLeaf = <E, R>(
       const bytes = typeof content === "string" ? utf8(isText ? normaliseCrlfString(content) : content) : content
       encoding = isText ? chooseEncoding(bytes) : "base64"
       encoded = encodeWith(encoding, bytes)
-    } else if (Stream.StreamTypeId in (content as object)) {
+    } else if (content !== null && typeof content === "object" && Stream.StreamTypeId in content) {
       encoding = "base64"
       encoded = base64Stream(content)
     } else {
@@ -450,7 +455,9 @@ const extraHeaders = (
   Either.gen(function*() {
     if (input === undefined) return []
     const entries: ReadonlyArray<readonly [string, string]> = Array.isArray(input)
-      ? (input as ReadonlyArray<Header>).map((h) => [h.name, h.value] as const)
+      ? (input as ReadonlyArray<Header>).map((h): readonly [string, string] =>
+        h !== null && typeof h === "object" ? [h.name, h.value] : [h as unknown as string, ""]
+      )
       : Object.entries(input as Readonly<Record<string, string>>)
     const out: Array<Header> = []
     for (let i = 0; i < entries.length; i++) {

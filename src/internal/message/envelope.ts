@@ -46,6 +46,9 @@ export const envelope = (
 
     let from: string
     if (options?.from !== undefined) {
+      if (typeof options.from !== "string") {
+        return yield* Either.left(new SmtpInvalidInput({ reason: "The envelope sender is not a string" }))
+      }
       if (hasLineBreak(options.from)) {
         return yield* Either.left(new SmtpInvalidInput({ reason: "CR or LF in the envelope sender" }))
       }
@@ -70,6 +73,9 @@ export const envelope = (
     let to: Array<string>
     if (options?.to !== undefined) {
       to = typeof options.to === "string" ? [options.to] : [...options.to]
+      if (to.some((t) => typeof t !== "string")) {
+        return yield* Either.left(new SmtpInvalidInput({ reason: "An envelope recipient is not a string" }))
+      }
       if (to.some(hasLineBreak)) {
         return yield* Either.left(new SmtpInvalidInput({ reason: "CR or LF in an envelope recipient" }))
       }
