@@ -486,6 +486,30 @@ describe("Message.make: values of the wrong type (from JavaScript)", () => {
     }))
 })
 
+describe("Message.make: a message/rfc822 attachment", () => {
+  it.effect("7bit when it can be (RFC 2046 §5.2.1), base64 when it holds =_ or 8-bit bytes", () =>
+    Effect.gen(function*() {
+      const forwarded = `From: x@example.org\nSubject: fwd\n\n${"a".repeat(200)}\n`
+      const { parsed, wire } = yield* compose({
+        from: "a@example.com",
+        attachments: [{ filename: "fwd.eml", content: forwarded }]
+      })
+      assert.include(wire, "Content-Type: message/rfc822; name=fwd.eml\r\nContent-Transfer-Encoding: 7bit\r\n")
+      // line breaks as CRLF, a line longer than 76 octets kept (up to 998)
+      assert.include(wire, `\r\n\r\nFrom: x@example.org\r\nSubject: fwd\r\n\r\n${"a".repeat(200)}\r\n`)
+      assert.strictEqual(parsed.attachments.length, 1)
+      for (
+        const content of [
+          "Subject: s\r\nContent-Type: multipart/mixed; boundary=\"=_x\"\r\n\r\n--=_x--\r\n",
+          "Subject: caf\u00e9\r\n\r\n"
+        ]
+      ) {
+        const { wire } = yield* compose({ from: "a@example.com", attachments: [{ filename: "f.eml", content }] })
+        assert.include(wire, "Content-Type: message/rfc822; name=f.eml\r\nContent-Transfer-Encoding: base64\r\n")
+      }
+    }))
+})
+
 describe("Message.make: long display names", () => {
   it.effect("a name with a word too long for a line is encoded, with or without utf8Headers", () =>
     Effect.gen(function*() {

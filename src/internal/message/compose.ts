@@ -204,13 +204,19 @@ const contentLeaf = <E, R>(
       return yield* invalid(`${at}.disposition: ${show(String(disposition))} must be "attachment" or "inline"`)
     }
     const isText = mimeType.startsWith("text/")
+    const isMessage = mimeType === "message/rfc822"
     let encoded: Content<E, R>
     let encoding: TransferEncoding
     if (typeof content === "string" || content instanceof Uint8Array) {
       // text/* may be 7bit or quoted-printable (its line breaks are CRLF in canonical form);
       // anything else is base64, so that its bytes, CR and LF included, arrive unchanged
-      const bytes = typeof content === "string" ? utf8(isText ? normaliseCrlfString(content) : content) : content
-      encoding = isText ? chooseEncoding(bytes) : "base64"
+      const bytes = typeof content === "string" ?
+        utf8(isText || isMessage ? normaliseCrlfString(content) : content) :
+        content
+      // message/rfc822 may be 7bit, 8bit or binary only (RFC 2046 §5.2.1): 7bit when it is (lines
+      // up to 998 octets, no `=_`: no boundary can occur in it); else base64 as any other part, which
+      // most readers take (8bit would need 8BITMIME of the server, binary BINARYMIME)
+      encoding = isText ? chooseEncoding(bytes) : isMessage && chooseEncoding(bytes, 998) === "7bit" ? "7bit" : "base64"
       encoded = encodeWith(encoding, bytes)
     } else if (content !== null && typeof content === "object" && Stream.StreamTypeId in content) {
       encoding = "base64"

@@ -179,11 +179,12 @@ export type TransferEncoding = "7bit" | "quoted-printable" | "base64"
  * Chooses the encoding for content known in full: 7bit when it is printable US-ASCII with CRLF
  * line breaks only, lines of at most 76 octets and no `=_` (the prefix of every boundary, so no
  * boundary can occur in the content); otherwise quoted-printable when at most a quarter of the
- * bytes would need escaping; otherwise base64.
+ * bytes would need escaping; otherwise base64. (`maxLine`: a longer line limit for 7bit, up to
+ * RFC 5322's 998 octets, for a part that may not be encoded otherwise.)
  *
  * @internal
  */
-export const chooseEncoding = (bytes: Uint8Array): TransferEncoding => {
+export const chooseEncoding = (bytes: Uint8Array, maxLine = SEVEN_BIT_LINE): TransferEncoding => {
   let escaped = 0
   let sevenBit = true
   let lineLength = 0
@@ -196,7 +197,7 @@ export const chooseEncoding = (bytes: Uint8Array): TransferEncoding => {
       continue
     }
     lineLength++
-    if (lineLength > SEVEN_BIT_LINE) sevenBit = false
+    if (lineLength > maxLine) sevenBit = false
     if ((b < 32 && b !== 9) || b > 126) {
       escaped++
       sevenBit = false
