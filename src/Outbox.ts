@@ -49,7 +49,8 @@ import { SmtpInvalidInput } from "./SmtpError.js"
  *   sending it died): it may have been delivered, so it is not retried unless the worker's
  *   `onUnknown` policy says so or {@link Service.requeue} is called;
  * - `expired`: retries ended (its expiry, or the retry schedule) with recipients still deferred;
- * - `cancelled`: {@link Service.cancel} before it was sent.
+ * - `cancelled`: {@link Service.cancel} before it was sent (a cancel after some recipients were
+ *   accepted, during a retry wait, ends it `partial`; after some may have been, `unknown`).
  *
  * @since 0.2.0
  * @category models
@@ -252,13 +253,19 @@ export interface Service {
   readonly statusByKey: (idempotencyKey: string) => Effect.Effect<Option.Option<Status>, SqlError>
   /**
    * Cancels a message not yet sent (`queued`, including one waiting for a retry): it will not be
-   * sent. A message being sent right now cannot be cancelled (`OutboxError` `InvalidState`).
+   * sent. A message being sent right now cannot be cancelled (`OutboxError` `InvalidState`, also
+   * when an attempt claims it while the cancel runs). Its recipients still pending become
+   * `cancelled` and its state follows from all of them: `cancelled`, or `partial` when an earlier
+   * attempt had some accepted (`unknown` when some may have been).
    */
   readonly cancel: (id: string) => Effect.Effect<void, OutboxError | SqlError>
   /**
    * Sends a finished message again for its recipients not accepted (`unknown`, `failed`,
-   * `partial`, `expired`, `cancelled` ones), as a new workflow. For an `unknown` message this is
-   * the application saying that a duplicate is acceptable.
+   * `partial`, `expired`, `cancelled` ones), as a new workflow, now and with a fresh expiry (the
+   * Outbox's `expireAfter` from now, as a new enqueue gets: the one it had may have passed). For
+   * an `unknown` message this is the application saying that a duplicate is acceptable; its
+   * `unknown` recipients stay `unknown` while sent again, so that a resend deferred until the
+   * expiry (or the end of the retry schedule) leaves them `unknown`, not `expired`.
    */
   readonly requeue: (id: string) => Effect.Effect<void, OutboxError | SqlError>
   readonly metrics: Effect.Effect<Metrics, SqlError>
@@ -413,26 +420,44 @@ export const make = (options: Options = {}): Effect.Effect<Service, SqlError, Sq
         })
       )
 
+    const invalidState = (id: string) =>
+      Effect.flatMap(
+        mustFind(id),
+        (row) => Effect.fail(new OutboxError({ reason: "InvalidState", id, state: row.state }))
+      )
+
     const cancel = (id: string) =>
       sql.withTransaction(Effect.gen(function*() {
+        // the row's write lock first (PostgreSQL: the row; SQLite: the database): a claim committed
+        // meanwhile is seen here, never overwritten
+        yield* Store.lock(sql, id)
         const row = yield* mustFind(id)
         if (row.state !== "queued") {
           return yield* new OutboxError({ reason: "InvalidState", id, state: row.state })
         }
         const now = yield* Clock.currentTimeMillis
+        // the recipients still pending are cancelled; the message's state follows from all of them
+        // (`partial` when some were accepted by an earlier attempt, `unknown` when some may have been)
+        const recipients = yield* Store.recipients(sql, id)
+        const state = Policy.finalState(recipients.map((r) => r.state === "pending" ? "cancelled" : r.state))
+        // written only if still `queued`: the state checked above is the state changed
+        if (!(yield* Store.transition(sql, id, ["queued"], state, now))) return yield* invalidState(id)
         yield* Store.moveRecipients(sql, id, ["pending"], "cancelled")
-        yield* Store.setState(sql, id, "cancelled", now)
       })).pipe(Effect.withSpan("Outbox.cancel"))
 
     const requeue = (id: string) =>
       sql.withTransaction(Effect.gen(function*() {
+        yield* Store.lock(sql, id)
         const row = yield* mustFind(id)
         if (!Policy.finalStates.has(row.state) || row.state === "sent") {
           return yield* new OutboxError({ reason: "InvalidState", id, state: row.state })
         }
         const now = yield* Clock.currentTimeMillis
-        yield* Store.moveRecipients(sql, id, ["unknown", "refused", "expired", "cancelled", "pending"], "pending")
-        yield* Store.requeue(sql, id, now)
+        // a fresh expiry, as a new enqueue gets: the one it had may have passed (an expired message)
+        if (!(yield* Store.requeue(sql, id, row.state, now, now + expireAfter))) return yield* invalidState(id)
+        // the `unknown` recipients stay `unknown` while they are sent again (the next attempt sends to
+        // them too): possibly delivered, they end accepted, refused or still unknown, never `expired`
+        yield* Store.moveRecipients(sql, id, ["refused", "expired", "cancelled", "pending"], "pending")
       })).pipe(Effect.withSpan("Outbox.requeue"))
 
     const metrics = Effect.gen(function*() {

@@ -35,6 +35,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -69,7 +70,9 @@ export interface Options {
   /**
    * A message whose attempt was in flight when its worker died (or its connection was lost after
    * the end of data): `"hold"` (default) records it `unknown` and stops, since it may have been
-   * delivered; `"retry"` sends it again (a duplicate is possible).
+   * delivered; `"retry"` sends it again (a duplicate is possible). Either way, its recipients
+   * stay `unknown` until a later attempt has them accepted or refused: a message whose expiry (or
+   * retry schedule) ends first ends `unknown`, not `expired`.
    */
   readonly onUnknown?: "hold" | "retry" | undefined
   /**
@@ -190,28 +193,14 @@ const resultOf = (
 
 const textDecoder = new TextDecoder()
 
-/**
- * Ends a message with no recipient left pending (those still pending first become `expired`
- * when `expire`): its state follows from its recipients'.
- */
-const settle = (
-  sql: SqlClient.SqlClient,
-  id: string,
-  now: number,
-  options: {
-    readonly expire?: boolean
-    readonly lastReply?: Policy.Reply | undefined
-    readonly queueId?: string | undefined
-  } = {}
-) =>
-  Effect.gen(function*() {
-    if (options.expire) yield* Store.moveRecipients(sql, id, ["pending"], "expired")
-    const state = Policy.finalState((yield* Store.recipients(sql, id)).map((r) => r.state))
-    yield* Store.setState(sql, id, state, now, { lastReply: options.lastReply, queueId: options.queueId })
-    return state
-  })
-
 const recordRetry = Schedule.exponential("50 millis").pipe(Schedule.intersect(Schedule.recurs(6)))
+
+/** An attempt in flight in a destination's entity, for the calls with its key made meanwhile. */
+interface Running {
+  readonly deferred: Deferred.Deferred<AttemptReply, SqlError>
+  /** Whether it got past the wait for a permit (it may have claimed the message). */
+  claimed: boolean
+}
 
 const makeDestinationHandlers = (options: Options) =>
   Effect.gen(function*() {
@@ -223,7 +212,7 @@ const makeDestinationHandlers = (options: Options) =>
     const mailer = yield* Mailer.make({ ...mailerOptions, retry: false })
     const permits = yield* Effect.makeSemaphore(options.concurrency ?? 2 * (mailerOptions.maxConnections ?? 4))
     const onUnknown = options.onUnknown ?? "hold"
-    const inflight = new Map<string, Deferred.Deferred<AttemptReply, SqlError>>()
+    const inflight = new Map<string, Running>()
 
     type Claim =
       | { readonly _tag: "Reply"; readonly reply: AttemptReply }
@@ -232,11 +221,13 @@ const makeDestinationHandlers = (options: Options) =>
         readonly attempt: number
         readonly row: Store.MessageRow
         readonly pending: ReadonlyArray<string>
+        /** Those of `pending` that an earlier attempt may have delivered (`onUnknown: "retry"`, a requeue). */
+        readonly unknown: ReadonlySet<string>
         readonly payload: Store.Payload
       }
 
     const finish = (id: string, now: number, expire: boolean) =>
-      Effect.map(settle(sql, id, now, { expire }), (state) => ({ _tag: "Done", state }) as const)
+      Effect.map(Store.settle(sql, id, now, { expire }), (state) => ({ _tag: "Done", state }) as const)
 
     const claim = (id: string, generation: number): Effect.Effect<Claim, SqlError> =>
       sql.withTransaction(Effect.gen(function*() {
@@ -253,25 +244,32 @@ const makeDestinationHandlers = (options: Options) =>
           // the attempt in flight when its worker died (or whose reply was lost): it may have been delivered
           yield* Store.finishAttempt(sql, id, row.attempts, now, { outcome: "unknown", error: "WorkerLost" })
           yield* Metric.increment(Metric.tagged(attemptsCounter, "outcome", "unknown"))
+          // its recipients may have been delivered, whatever the policy: `unknown` they stay (sent
+          // again with "retry"), so that an expiry cannot report them as not sent
+          yield* Store.moveRecipients(sql, id, ["pending"], "unknown")
           if (onUnknown === "hold") {
-            yield* Store.moveRecipients(sql, id, ["pending"], "unknown")
             yield* Store.setState(sql, id, "unknown", now)
             return { _tag: "Reply", reply: { _tag: "Done", state: "unknown" } } as const
           }
         }
+        // expiry: the pending recipients become `expired`, the `unknown` ones stay unknown
         if (now >= row.expiresAt) return { _tag: "Reply", reply: yield* finish(id, now, true) } as const
         if (now < row.notBefore) return { _tag: "Reply", reply: { _tag: "Wait", until: row.notBefore } } as const
-        const pending = (yield* Store.recipients(sql, id)).filter((r) => r.state === "pending").map((r) => r.address)
+        const recipients = yield* Store.recipients(sql, id)
+        // `unknown` recipients of a waiting message are to be sent again: with "retry", or after a
+        // requeue (with "hold", a message with some is never left waiting otherwise)
+        const unknown = new Set(recipients.filter((r) => r.state === "unknown").map((r) => r.address))
+        const pending = recipients.filter((r) => r.state === "pending" || unknown.has(r.address)).map((r) => r.address)
         if (pending.length === 0) return { _tag: "Reply", reply: yield* finish(id, now, false) } as const
         const attempt = row.attempts + 1
         yield* Store.startAttempt(sql, id, attempt, runner, now)
         const payload = yield* Store.payload(sql, id)
-        return { _tag: "Send", attempt, row, pending, payload } as const
+        return { _tag: "Send", attempt, row, pending, unknown, payload } as const
       }))
 
     const send = (claimed: Extract<Claim, { _tag: "Send" }>) =>
       Effect.gen(function*() {
-        const { attempt, payload, pending, row } = claimed
+        const { attempt, payload, pending, row, unknown } = claimed
         const sendOptions = JSON.parse(payload.options) as SmtpConnection.SendmailOptions
         const either = yield* Effect.either(mailer.send({
           from: row.from,
@@ -280,10 +278,18 @@ const makeDestinationHandlers = (options: Options) =>
           options: sendOptions
         }))
         const result = resultOf(either)
-        const decision = Policy.decide(pending, result)
-        yield* Metric.increment(Metric.tagged(attemptsCounter, "outcome", decision.outcome))
+        const decided = Policy.decide(pending, result)
+        yield* Metric.increment(Metric.tagged(attemptsCounter, "outcome", decided.outcome))
+        // a recipient an earlier attempt may have delivered and this one deferred is still possibly
+        // delivered: it stays `unknown` (and is tried again), never `pending`, which expiry would end as `expired`
+        const recipients = decided.recipients.map((r) =>
+          r.state === "pending" && unknown.has(r.address) ? { ...r, state: "unknown" as const } : r
+        )
+        const decision = { ...decided, recipients }
         return yield* sql.withTransaction(Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
+          // the row's lock first, as every writer of a message and its recipients: one lock order
+          yield* Store.lock(sql, row.id)
           yield* Store.updateRecipients(sql, row.id, decision.recipients)
           const queueId = result._tag === "Sent" ? result.queueId : undefined
           yield* Store.finishAttempt(sql, row.id, attempt, now, {
@@ -292,7 +298,18 @@ const makeDestinationHandlers = (options: Options) =>
             reply: result.reply,
             queueId
           })
-          if (decision.recipients.some((r) => r.state === "pending")) {
+          // lost after the end of data, and the policy says send again: no reason to wait (the
+          // recipients stay `unknown`: the next claim sends to them, an expiry leaves them unknown)
+          if (decision.outcome === "unknown" && onUnknown === "retry") {
+            yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply })
+            return { _tag: "Retry", expiresAt: row.expiresAt, soon: true } as const
+          }
+          // deferred recipients (those an earlier attempt may have delivered included, still
+          // `unknown`) wait for the retry schedule; a lost reply under "hold" ends the message `unknown`
+          if (
+            decision.outcome !== "unknown" &&
+            decision.recipients.some((r) => r.state === "pending" || (r.state === "unknown" && unknown.has(r.address)))
+          ) {
             yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply, queueId })
             return {
               _tag: "Retry",
@@ -301,13 +318,7 @@ const makeDestinationHandlers = (options: Options) =>
               soon: false
             } as const
           }
-          // lost after the end of data, and the policy says send again: no reason to wait
-          if (decision.outcome === "unknown" && onUnknown === "retry") {
-            yield* Store.moveRecipients(sql, row.id, ["unknown"], "pending")
-            yield* Store.setState(sql, row.id, "queued", now, { lastReply: result.reply })
-            return { _tag: "Retry", expiresAt: row.expiresAt, soon: true } as const
-          }
-          const state = yield* settle(sql, row.id, now, { lastReply: result.reply, queueId })
+          const state = yield* Store.settle(sql, row.id, now, { lastReply: result.reply, queueId })
           return { _tag: "Done", state } as const
         })).pipe(
           // the message went out (or not) and this is what happened: a database hiccup here would
@@ -316,30 +327,68 @@ const makeDestinationHandlers = (options: Options) =>
         )
       })
 
-    const attemptOnce = (id: string, generation: number) =>
-      permits.withPermits(1)(
-        Effect.flatMap(claim(id, generation), (c) => c._tag === "Reply" ? Effect.succeed(c.reply) : send(c))
+    // run uninterruptibly but for the wait for a permit (`restore`): an interruption while waiting
+    // (the worker shutting down) ends it before anything was claimed; `claiming` is told when the
+    // permit is taken, before the claim
+    const attemptOnce = (
+      id: string,
+      generation: number,
+      restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+      claiming: () => void
+    ) =>
+      Effect.zipRight(
+        restore(permits.take(1)),
+        Effect.ensuring(
+          Effect.suspend(() => {
+            claiming()
+            return Effect.flatMap(claim(id, generation), (c) => c._tag === "Reply" ? Effect.succeed(c.reply) : send(c))
+          }),
+          permits.release(1)
+        )
+      )
+
+    // the lookup, the registration and the start of the attempt in one uninterruptible region, when
+    // the handler runs (the RPC server makes the Effect first and starts it later: two made before
+    // either ran would both have found nothing, and both claimed; an interruption acted on between
+    // the registration and the attempt would leave the key to hang every later call). Once claimed,
+    // an attempt runs to its recorded end: an interruption in the middle would leave it `sending`
+    // (read later as unknown); its registration is undone and its result given to those waiting for
+    // it in the same region
+    const attempt = (id: string, generation: number): Effect.Effect<AttemptReply> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.fiberIdWith((fiberId) => {
+          const key = `${id}/${generation}`
+          const running = inflight.get(key)
+          if (running !== undefined) {
+            return Effect.gen(function*() {
+              const exit = yield* Effect.exit(restore(Deferred.await(running.deferred)))
+              // the other one was interrupted while waiting for a permit, never claimed: make the
+              // attempt here (unless this call itself was interrupted, the other one still running)
+              if (
+                Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) && !running.claimed &&
+                (yield* Deferred.isDone(running.deferred))
+              ) {
+                return yield* restore(attempt(id, generation))
+              }
+              return yield* Effect.orDie(exit)
+            })
+          }
+          const entry: Running = { deferred: Deferred.unsafeMake<AttemptReply, SqlError>(fiberId), claimed: false }
+          inflight.set(key, entry)
+          return Effect.flatMap(
+            Effect.exit(attemptOnce(id, generation, restore, () => {
+              entry.claimed = true
+            })),
+            (exit) => {
+              inflight.delete(key)
+              return Effect.zipRight(Deferred.done(entry.deferred, exit), Effect.orDie(exit))
+            }
+          )
+        })
       )
 
     return Destination.of({
-      Attempt: ({ payload }) =>
-        Effect.gen(function*() {
-          const key = `${payload.id}/${payload.generation}`
-          const fiberId = yield* Effect.fiberId
-          // the lookup and the registration in one synchronous step, when the handler runs (the
-          // RPC server makes the Effect first and starts it later: two made before either ran
-          // would both have found nothing, and both claimed)
-          const running = inflight.get(key)
-          if (running) return yield* Effect.orDie(Deferred.await(running))
-          const deferred = Deferred.unsafeMake<AttemptReply, SqlError>(fiberId)
-          inflight.set(key, deferred)
-          // once claimed, an attempt runs to its recorded end: an interruption in the middle
-          // would leave it `sending` (read later as unknown)
-          const exit = yield* Effect.exit(Effect.uninterruptible(attemptOnce(payload.id, payload.generation)))
-          inflight.delete(key)
-          yield* Deferred.done(deferred, exit)
-          return yield* Effect.orDie(exit)
-        })
+      Attempt: ({ payload }) => attempt(payload.id, payload.generation)
     })
   })
 
@@ -383,8 +432,11 @@ const makeDeliveryLayer = (options: Options) =>
             return yield* Activity.make({
               name: `give-up-${n}`,
               success: Schema.String,
-              execute: sql.withTransaction(
-                Effect.flatMap(Clock.currentTimeMillis, (now) => settle(sql, payload.id, now, { expire: true }))
+              // (only if the message is still this workflow's and waiting: a requeue or a cancel may
+              // have come first; under the row's lock, taken first as by every other writer)
+              execute: Effect.flatMap(
+                Clock.currentTimeMillis,
+                (now) => Store.giveUp(sql, payload.id, payload.generation, now)
               ).pipe(Effect.orDie)
             })
           }
@@ -403,15 +455,21 @@ const makeDispatcher = (options: Options) =>
       const poll = Duration.decode(options.pollInterval ?? "200 millis")
       const sweepAfter = Duration.toMillis(Duration.decode(options.sweepAfter ?? "1 minute"))
       let lastSweep = 0
-      // a message waiting with no live workflow: start a new one
+      // a message waiting with no live workflow: start a new one. 500 rows a sweep, each sweep
+      // going on from where the last one stopped, in laps that end and start again from the oldest
+      const nextStale = Store.staleSweep(500)
       const sweep = Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         if (now - lastSweep < sweepAfter / 2) return
         lastSweep = now
-        const rows = yield* Store.stale(sql, now - sweepAfter, 500)
+        const rows = yield* nextStale(sql, now, sweepAfter)
         yield* Effect.forEach(rows, (r) =>
           Effect.gen(function*() {
-            const executionId = yield* Delivery.executionId(r)
+            const executionId = yield* Delivery.executionId({
+              id: r.id,
+              generation: r.generation,
+              destination: r.destination
+            })
             const result = yield* Delivery.poll(executionId)
             if (result !== undefined && result._tag === "Complete") {
               yield* Store.redispatch(sql, r.id, r.generation, now)

@@ -9,6 +9,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { MessageState, RecipientState, RecipientUpdate, Reply } from "./policy.js"
+import * as Policy from "./policy.js"
 
 /** @internal */
 export const tables = {
@@ -272,23 +273,72 @@ export const toDispatch = (
     (rows) => rows.map((r) => ({ id: r.id, generation: num(r.generation), destination: r.destination }))
   )
 
+/** Where the sweeper stopped: the last row it looked at. @internal */
+export interface StaleCursor {
+  readonly updatedAt: number
+  readonly id: string
+}
+
 /**
  * Messages still waiting (`queued` / `sending`) whose workflow was started and which nothing has
- * touched for a while: candidates for the sweeper (a workflow that died leaves one behind).
+ * touched for a while: candidates for the sweeper (a workflow that died leaves one behind). Not
+ * those waiting for a `notBefore` still to come (their workflow sleeps until then, and they could be
+ * any number); the others page by (updated_at, id) after `after`, so that however many wait
+ * legitimately (for a retry), every one is looked at in turn.
  *
  * @internal
  */
 export const stale = (
   sql: SqlClient.SqlClient,
   before: number,
+  now: number,
+  after: StaleCursor | undefined,
   limit: number
-): Effect.Effect<Array<{ readonly id: string; readonly generation: number; readonly destination: string }>, SqlError> =>
+): Effect.Effect<
+  Array<{ readonly id: string; readonly generation: number; readonly destination: string; readonly updatedAt: number }>,
+  SqlError
+> =>
   Effect.map(
-    sql<any>`SELECT id, generation, destination FROM ${sql(tables.messages)} WHERE ${
+    sql<any>`SELECT id, generation, destination, updated_at FROM ${sql(tables.messages)} WHERE ${
       sql.in("state", ["queued", "sending"])
-    } AND dispatch_pending = 0 AND updated_at < ${before} ORDER BY updated_at LIMIT ${limit}`,
-    (rows) => rows.map((r) => ({ id: r.id, generation: num(r.generation), destination: r.destination }))
+    } AND dispatch_pending = 0 AND updated_at < ${before} AND not_before <= ${now}${
+      after === undefined
+        ? sql.literal("")
+        : sql` AND (updated_at > ${after.updatedAt} OR (updated_at = ${after.updatedAt} AND id > ${after.id}))`
+    } ORDER BY updated_at, id LIMIT ${limit}`,
+    (rows) =>
+      rows.map((r) => ({
+        id: r.id,
+        generation: num(r.generation),
+        destination: r.destination,
+        updatedAt: num(r.updated_at)
+      }))
   )
+
+/**
+ * The sweeper's walk through {@link stale}: `limit` rows a call, each call going on from where the
+ * last one stopped, in laps. A lap covers the rows untouched since its first call (its `before` is
+ * fixed then), so it ends, with a short page, after a bounded number of calls however many rows are
+ * touched meanwhile (a large backlog of retries keeps moving rows ahead of the cursor); the next lap
+ * starts from the oldest again, where a row behind the cursor may have become a candidate without
+ * its `updated_at` changing (its `notBefore` passed, or it was dispatched).
+ *
+ * @internal
+ */
+export const staleSweep = (limit: number) => {
+  let lap: { readonly before: number; readonly after: StaleCursor | undefined } | undefined
+  return (sql: SqlClient.SqlClient, now: number, sweepAfter: number) =>
+    Effect.suspend(() => {
+      const current = lap ?? { before: now - sweepAfter, after: undefined }
+      return Effect.map(stale(sql, current.before, now, current.after, limit), (rows) => {
+        const last = rows.at(-1)
+        lap = rows.length < limit || last === undefined
+          ? undefined
+          : { before: current.before, after: { updatedAt: last.updatedAt, id: last.id } }
+        return rows
+      })
+    })
+}
 
 /** A message whose workflow ended without finishing it gets a new one (same recipients). @internal */
 export const redispatch = (
@@ -359,6 +409,26 @@ export const setState = (
     })
   } WHERE id = ${id}`.pipe(Effect.asVoid)
 
+/**
+ * Moves the message to state `to` only if it is still in one of `from` (what the caller read and
+ * checked); returns whether it was.
+ *
+ * @internal
+ */
+export const transition = (
+  sql: SqlClient.SqlClient,
+  id: string,
+  from: ReadonlyArray<MessageState>,
+  to: MessageState,
+  now: number
+): Effect.Effect<boolean, SqlError> =>
+  Effect.map(
+    sql<{ id: string }>`UPDATE ${sql(tables.messages)} SET state = ${to}, updated_at = ${now} WHERE id = ${id} AND ${
+      sql.in("state", from)
+    } RETURNING id`,
+    (rows) => rows.length > 0
+  )
+
 /** Claims the message for an attempt: state `sending`, the attempt counted and recorded. @internal */
 export const startAttempt = (
   sql: SqlClient.SqlClient,
@@ -425,12 +495,74 @@ export const moveRecipients = (
     Effect.asVoid
   )
 
-/** A message goes back to the queue under a new generation (a new workflow). @internal */
-export const requeue = (sql: SqlClient.SqlClient, id: string, now: number): Effect.Effect<void, SqlError> =>
-  sql`UPDATE ${
-    sql(tables.messages)
-  } SET state = 'queued', generation = generation + 1, dispatch_pending = 1, not_before = ${now}, updated_at = ${now} WHERE id = ${id}`
-    .pipe(Effect.asVoid)
+/**
+ * A message goes back to the queue under a new generation (a new workflow), due now and expiring
+ * at `expiresAt`, only if it is still in state `from`; returns whether it was.
+ *
+ * @internal
+ */
+export const requeue = (
+  sql: SqlClient.SqlClient,
+  id: string,
+  from: MessageState,
+  now: number,
+  expiresAt: number
+): Effect.Effect<boolean, SqlError> =>
+  Effect.map(
+    sql<{ id: string }>`UPDATE ${
+      sql(tables.messages)
+    } SET state = 'queued', generation = generation + 1, dispatch_pending = 1, not_before = ${now}, expires_at = ${expiresAt}, updated_at = ${now} WHERE id = ${id} AND state = ${from} RETURNING id`,
+    (rows) => rows.length > 0
+  )
+
+/**
+ * Ends a message with no recipient left to try (those still pending first become `expired` when
+ * `expire`; `unknown` ones stay unknown): its state follows from its recipients'. The caller holds
+ * the message's row lock ({@link lock}) and has checked its state.
+ *
+ * @internal
+ */
+export const settle = (
+  sql: SqlClient.SqlClient,
+  id: string,
+  now: number,
+  options: {
+    readonly expire?: boolean
+    readonly lastReply?: Reply | undefined
+    readonly queueId?: string | undefined
+  } = {}
+): Effect.Effect<MessageState, SqlError> =>
+  Effect.gen(function*() {
+    if (options.expire) yield* moveRecipients(sql, id, ["pending"], "expired")
+    const state = Policy.finalState((yield* recipients(sql, id)).map((r) => r.state))
+    yield* setState(sql, id, state, now, { lastReply: options.lastReply, queueId: options.queueId })
+    return state
+  })
+
+/**
+ * The retry schedule of a message's workflow ended: its deferred recipients are given up on
+ * (`expired`), if the message is still that workflow's (`generation`) and waiting for a retry
+ * (`queued`); otherwise nothing is written (a requeue or a cancel came first). Returns the message's
+ * state. The row's lock first, as every writer of a message and its recipients takes it (claim,
+ * attempt record, cancel, requeue): on PostgreSQL, a writer taking the recipients' rows first could
+ * deadlock with them.
+ *
+ * @internal
+ */
+export const giveUp = (
+  sql: SqlClient.SqlClient,
+  id: string,
+  generation: number,
+  now: number
+): Effect.Effect<string, SqlError> =>
+  sql.withTransaction(Effect.gen(function*() {
+    yield* lock(sql, id)
+    const found = yield* find(sql, { id })
+    if (Option.isNone(found)) return "missing"
+    const row = found.value
+    if (row.generation !== generation || row.state !== "queued") return row.state
+    return yield* settle(sql, id, now, { expire: true })
+  }))
 
 /** @internal */
 export interface Counts {
