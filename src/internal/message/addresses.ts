@@ -11,7 +11,7 @@ import type * as Message from "../../Message.js"
 import { SmtpInvalidInput } from "../../SmtpError.js"
 import { isAscii, show } from "./bytes.js"
 import { decodeWords, encodeWord } from "./encodedWords.js"
-import { longestWord } from "./fold.js"
+import { LONG_WORD, longestWord } from "./fold.js"
 
 type Address = Message.Address
 
@@ -117,9 +117,6 @@ export const formatPhrase = (name: string, utf8Headers: boolean): string => {
   if (!long && utf8Headers && !/[\x00-\x1f\x7f]/.test(name) && !name.includes("=?")) return quote(name)
   return encodeWord(name)
 }
-
-/** A word of a display name longer than this is encoded (see `formatPhrase`). */
-const LONG_WORD = 900
 
 /** `name <address>`, or the bare address when there is no name. @internal */
 export const formatMailbox = (mailbox: Address, utf8Headers: boolean): string =>

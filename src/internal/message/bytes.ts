@@ -37,14 +37,6 @@ export const decodeLatin1 = (bytes: Uint8Array): string => {
   return out
 }
 
-/**
- * Decodes bytes as UTF-8, or, when they are not valid UTF-8, as Latin-1 (one character per
- * byte), so that no byte is lost or replaced.
- *
- * @internal
- */
-export const decodeLenient = (bytes: Uint8Array): string => decodeUtf8(bytes) ?? decodeLatin1(bytes)
-
 /** Latin-1 bytes of a string whose characters are at most U+00FF (`decodeLatin1` undone). @internal */
 export const latin1Bytes = (s: string): Uint8Array => {
   const out = new Uint8Array(s.length)

@@ -39,6 +39,9 @@ export const foldField = (name: string, value: string): string | undefined => {
   return out
 }
 
+/** A word longer than this (octets) is encoded, so that it can be split across lines. @internal */
+export const LONG_WORD = 900
+
 /** The longest run of non-white characters, in UTF-8 octets. @internal */
 export const longestWord = (value: string): number => {
   let longest = 0

@@ -8,11 +8,8 @@
 import { isPrintableAscii } from "./addresses.js"
 import { isAscii } from "./bytes.js"
 import { encodeWord, encodeWords } from "./encodedWords.js"
-import { longestWord } from "./fold.js"
+import { LONG_WORD, longestWord } from "./fold.js"
 import { formatParameter } from "./parameters.js"
-
-/** A word longer than this is encoded, so that it can be split across lines. */
-const LONG_WORD = 900
 
 const hasControl = (s: string) => /[\x00-\x08\x0a-\x1f\x7f]/.test(s)
 
